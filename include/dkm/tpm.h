@@ -27,6 +27,8 @@ enum dkm_ek_type {
 
 #define DKM_EK_HANDLE_RSA 0x81010001u
 #define DKM_EK_HANDLE_ECC 0x81010016u
+/* Where provisioning tools put the storage root key. */
+#define DKM_SRK_HANDLE 0x81000001u
 
 /*
  * Open a TPM through a TCTI configuration string such as
@@ -51,8 +53,24 @@ ESYS_CONTEXT *dkm_tpm_esys(struct dkm_tpm *tpm);
  * Turn a TSS2 return code into a dkm code: 0 for TSS2_RC_SUCCESS, else
  * DKM_E_TPM (DKM_E_TPM_POLICY for policy failures) with a detail naming
  * the operation and the decoded code (Tss2_RC_Decode).
+ *
+ * Mapping (on the code's base, see dkm_tpm_rc_base): TPM_RC_POLICY_FAIL
+ * and TPM_RC_PCR_CHANGED are DKM_E_TPM_POLICY; TPM_RC_VALUE is
+ * DKM_E_TPM_POLICY only when what contains "PolicyPCR" (PolicyPCR's
+ * answer to a PCR digest that is not the current one), else DKM_E_TPM;
+ * TPM_RC_INTEGRITY and TPM_RC_BINDING (a private or duplication blob
+ * whose HMAC does not verify: altered, or made for another TPM or
+ * parent) are DKM_E_INTEGRITY; everything else is DKM_E_TPM.
  */
 int dkm_tpm_rc(TSS2_RC rc, const char *what);
+
+/*
+ * The TPM error number of a TPM-layer return code, without the handle,
+ * session or parameter number that format-1 codes carry: compare it with
+ * TPM2_RC_* constants (e.g. dkm_tpm_rc_base(rc) == TPM2_RC_POLICY_FAIL).
+ * Codes of other layers (TCTI, ESAPI, ...) are returned unchanged.
+ */
+uint32_t dkm_tpm_rc_base(TSS2_RC rc);
 
 /* Check a TSS2 return code; on failure set r and jump to the label. */
 #define DKM_TPM_CHECK(rc, what, r, label)                                                \
@@ -65,25 +83,83 @@ int dkm_tpm_rc(TSS2_RC rc, const char *what);
     } while (0)
 
 /* Flush a transient object or session if it is not ESYS_TR_NONE, and
- * set it to ESYS_TR_NONE. Lock must be held. */
+ * set it to ESYS_TR_NONE. A persistent object or NV index stays in the
+ * TPM: only ESAPI's record of it is released (Esys_TR_Close), so callers
+ * may flush whatever dkm_tpm_ek_load or dkm_tpm_srk_load gave them
+ * without looking at *ret_transient. Takes the (recursive) lock. */
 void dkm_tpm_flush(struct dkm_tpm *tpm, ESYS_TR *handle);
 
 /*
  * Get a handle to the EK of the given type: the persistent one when
- * present, else a transient one created from the TCG default template
- * (*ret_transient then true: the caller flushes it with dkm_tpm_flush).
- * ret_public, if not NULL, receives the EK's public area. Lock must be
- * held.
+ * present and exactly of the TCG default template (L-1 RSA-2048, L-2
+ * ECC P-256), else a transient one created from that template
+ * (*ret_transient then true). Either way the caller releases the handle
+ * with dkm_tpm_flush. ret_transient and ret_public may be NULL;
+ * ret_public receives the EK's public area. Lock must be held (the lock
+ * is recursive; the function also takes it).
  */
-DKM_MUSTCHECK int dkm_tpm_ek_load(struct dkm_tpm *tpm, enum dkm_ek_type type, ESYS_TR *ret,
-                                  bool *ret_transient, TPM2B_PUBLIC *ret_public);
+DKM_MUSTCHECK int dkm_tpm_ek_load(struct dkm_tpm *tpm, enum dkm_ek_type type,
+                                  ESYS_TR *ret, bool *ret_transient,
+                                  TPM2B_PUBLIC *ret_public);
 
 /*
  * Start a policy session that satisfies the TCG default EK policy
- * (PolicySecret on the endorsement hierarchy), to authorize use of the EK
- * as a parent. The caller flushes the session. Lock must be held.
+ * (PolicySecret on the endorsement hierarchy, empty endorsement auth),
+ * to authorize use of the EK as a parent. A policy session authorizes
+ * one command: start a new one for each Import or Load. The caller
+ * flushes the session. Lock must be held.
  */
 DKM_MUSTCHECK int dkm_tpm_ek_policy_session(struct dkm_tpm *tpm, ESYS_TR *ret);
+
+/* "rsa" or "ecc". */
+const char *dkm_ek_type_name(enum dkm_ek_type type);
+
+/* The TCG default EK template of the given type (L-1 or L-2). */
+DKM_MUSTCHECK int dkm_tpm_ek_template(enum dkm_ek_type type, TPM2B_PUBLIC *ret);
+
+/*
+ * Check that a public area is an EK of one of the TCG default templates:
+ * RSA-2048 or ECC P-256, SHA-256 name, the EK object attributes
+ * (restricted decryption, adminWithPolicy, no userWithAuth), the default
+ * EK policy, AES-128-CFB, no scheme, right-sized unique field. Sets
+ * *ret_type (may be NULL). DKM_E_FORMAT with a detail naming the field
+ * otherwise. Pure software; does not check that an ECC point is on the
+ * curve (see dkm_node_ek_pkey in node.h).
+ */
+DKM_MUSTCHECK int dkm_tpm_ek_public_check(const TPM2B_PUBLIC *pub,
+                                          enum dkm_ek_type *ret_type);
+
+/*
+ * Compute the TPM name of a public area in software: nameAlg (2 bytes
+ * big-endian) || H_nameAlg(marshaled TPMT_PUBLIC). SHA-256, -384 and
+ * -512 name algorithms are supported.
+ */
+DKM_MUSTCHECK int dkm_tpm_public_name(const TPM2B_PUBLIC *pub, TPM2B_NAME *ret);
+
+/* The template used when no persistent SRK exists: ECC P-256, SHA-256,
+ * AES-128-CFB, restricted decrypt, userWithAuth, noDA, empty unique. */
+DKM_MUSTCHECK int dkm_tpm_srk_template(TPM2B_PUBLIC *ret);
+
+/*
+ * Get a handle to the storage root key: the persistent one at
+ * DKM_SRK_HANDLE when it is a usable storage key, else a transient
+ * primary created in the owner hierarchy from dkm_tpm_srk_template().
+ * ret_transient and ret_name (the SRK's name, to detect blobs made under
+ * another SRK) may be NULL. Release with dkm_tpm_flush. Takes the lock.
+ */
+DKM_MUSTCHECK int dkm_tpm_srk_load(struct dkm_tpm *tpm, ESYS_TR *ret, bool *ret_transient,
+                                   TPM2B_NAME *ret_name);
+
+/*
+ * Start an HMAC session salted with salt_key (a loaded decryption key,
+ * e.g. the SRK) with AES-128-CFB parameter encryption both ways, so that
+ * secrets passed to (Create) or returned by (Unseal) the TPM are not in
+ * clear on the bus. Use it as the authorization session of an object
+ * with userWithAuth and an empty auth value. The caller flushes it.
+ * Takes the lock.
+ */
+DKM_MUSTCHECK int dkm_tpm_encrypted_session(struct dkm_tpm *tpm, ESYS_TR salt_key,
+                                            ESYS_TR *ret);
 
 /*
  * Number of free transient object slots reported by the TPM
