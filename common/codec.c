@@ -86,8 +86,8 @@ bool dkm_get_u64be(struct dkm_cursor *c, uint64_t *ret)
 }
 
 /* A length of lbytes bytes, then that many bytes; all or nothing. */
-static bool get_len_ref(struct dkm_cursor *c, size_t lbytes, size_t max, const uint8_t **ret,
-                        size_t *ret_len)
+static bool get_len_ref(struct dkm_cursor *c, size_t lbytes, size_t max,
+                        const uint8_t **ret, size_t *ret_len)
 {
     struct dkm_cursor save = *c;
     uint64_t n;
@@ -100,12 +100,14 @@ static bool get_len_ref(struct dkm_cursor *c, size_t lbytes, size_t max, const u
     return true;
 }
 
-bool dkm_get_len16_ref(struct dkm_cursor *c, size_t max, const uint8_t **ret, size_t *ret_len)
+bool dkm_get_len16_ref(struct dkm_cursor *c, size_t max, const uint8_t **ret,
+                       size_t *ret_len)
 {
     return get_len_ref(c, 2, max, ret, ret_len);
 }
 
-bool dkm_get_len32_ref(struct dkm_cursor *c, size_t max, const uint8_t **ret, size_t *ret_len)
+bool dkm_get_len32_ref(struct dkm_cursor *c, size_t max, const uint8_t **ret,
+                       size_t *ret_len)
 {
     return get_len_ref(c, 4, max, ret, ret_len);
 }
@@ -202,7 +204,8 @@ int dkm_hex_decode(const char *s, size_t len, void *out, size_t out_size, size_t
     if (len % 2 != 0)
         return dkm_error_set(-EINVAL, "hex string has odd length %zu", len);
     if (len / 2 > out_size)
-        return dkm_error_set(-EINVAL, "hex string decodes to %zu bytes, at most %zu allowed",
+        return dkm_error_set(-EINVAL,
+                             "hex string decodes to %zu bytes, at most %zu allowed",
                              len / 2, out_size);
     for (size_t i = 0; i < len; i += 2) {
         int hi = hex_value(s[i]), lo = hex_value(s[i + 1]);
@@ -268,7 +271,8 @@ static int b64url_value(char c)
     return -1;
 }
 
-int dkm_b64url_decode(const char *s, size_t len, void *out, size_t out_size, size_t *ret_len)
+int dkm_b64url_decode(const char *s, size_t len, void *out, size_t out_size,
+                      size_t *ret_len)
 {
     uint8_t *o = out;
     size_t need = len / 4 * 3, n = 0;
@@ -280,7 +284,8 @@ int dkm_b64url_decode(const char *s, size_t len, void *out, size_t out_size, siz
     if (len % 4 != 0)
         need += len % 4 - 1;
     if (need > out_size)
-        return dkm_error_set(-EINVAL, "base64url text decodes to %zu bytes, at most %zu allowed",
+        return dkm_error_set(-EINVAL,
+                             "base64url text decodes to %zu bytes, at most %zu allowed",
                              need, out_size);
     for (size_t i = 0; i < len; i++) {
         int v = b64url_value(s[i]);

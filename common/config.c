@@ -141,8 +141,8 @@ static int lookup(const struct dkm_config *cfg, const char *section, const char 
 
 static int missing(const struct dkm_config *cfg, const char *section, const char *key)
 {
-    return dkm_error_set(DKM_E_CONFIG, "%s: [%s] %s: required setting is missing", cfg->name,
-                         section, key);
+    return dkm_error_set(DKM_E_CONFIG, "%s: [%s] %s: required setting is missing",
+                         cfg->name, section, key);
 }
 
 int dkm_config_string(const struct dkm_config *cfg, const char *section, const char *key,
@@ -195,11 +195,10 @@ int dkm_config_uint(const struct dkm_config *cfg, const char *section, const cha
         return 0;
     }
     if (parse_u64(v, &n, &end) < 0 || *end != '\0' || n < min || n > max)
-        return dkm_error_set(DKM_E_CONFIG,
-                             "%s: [%s] %s: expected an integer from %llu to %llu, got \"" SHOWN
-                             "\"",
-                             cfg->name, section, key, (unsigned long long)min,
-                             (unsigned long long)max, v);
+        return dkm_error_set(
+            DKM_E_CONFIG,
+            "%s: [%s] %s: expected an integer from %llu to %llu, got \"" SHOWN "\"",
+            cfg->name, section, key, (unsigned long long)min, (unsigned long long)max, v);
     *ret = n;
     return 0;
 }
@@ -227,12 +226,14 @@ int dkm_config_bool(const struct dkm_config *cfg, const char *section, const cha
             return 0;
         }
     }
-    return dkm_error_set(DKM_E_CONFIG, "%s: [%s] %s: expected yes or no, got \"" SHOWN "\"",
-                         cfg->name, section, key, v);
+    return dkm_error_set(DKM_E_CONFIG,
+                         "%s: [%s] %s: expected yes or no, got \"" SHOWN "\"", cfg->name,
+                         section, key, v);
 }
 
-int dkm_config_duration(const struct dkm_config *cfg, const char *section, const char *key,
-                        const uint64_t *def, uint64_t min, uint64_t max, uint64_t *ret)
+int dkm_config_duration(const struct dkm_config *cfg, const char *section,
+                        const char *key, const uint64_t *def, uint64_t min, uint64_t max,
+                        uint64_t *ret)
 {
     const char *v, *end;
     uint64_t n, unit = 1;

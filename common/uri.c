@@ -53,8 +53,9 @@ static int parse_version(const char *s, size_t len, uint32_t *ret, const char **
     }
     for (size_t i = 0; i < len; i++) {
         if (s[i] < '0' || s[i] > '9') {
-            *reason = s[i] == '/' ? "too many '/' separators"
-                                  : "version is not a positive decimal number or \"current\"";
+            *reason = s[i] == '/'
+                          ? "too many '/' separators"
+                          : "version is not a positive decimal number or \"current\"";
             return -EINVAL;
         }
         v = v * 10 + (uint64_t)(s[i] - '0');
@@ -90,7 +91,8 @@ int dkm_uri_parse(const char *s, size_t len, unsigned flags, struct dkm_uri *ret
         if (len == 0)
             return fail("empty group after \"dkm://\"", ret_reason);
     } else if (len >= 1 && s[0] == '/') {
-        return fail("a single '/' after \"dkm:\" (use dkm:GROUP or dkm://GROUP)", ret_reason);
+        return fail("a single '/' after \"dkm:\" (use dkm:GROUP or dkm://GROUP)",
+                    ret_reason);
     }
     if (len == 0) {
         if (!(flags & DKM_URI_ALLOW_LIST))
@@ -151,8 +153,8 @@ int dkm_uri_to_key(const struct dkm_uri *uri, uint8_t out[DKM_URI_KEY_LEN])
     n = strlen(text);
     if (n > DKM_URI_KEY_LEN)
         return dkm_error_set(DKM_E_URI,
-                             "URI %s is %zu bytes long; at most %d fit in a cipher key", text,
-                             n, DKM_URI_KEY_LEN);
+                             "URI %s is %zu bytes long; at most %d fit in a cipher key",
+                             text, n, DKM_URI_KEY_LEN);
     memset(out, 0, DKM_URI_KEY_LEN);
     memcpy(out, text, n);
     return 0;

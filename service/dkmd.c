@@ -13,22 +13,23 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "Usage: dkmd [--config FILE]\n"
-                 "       dkmd init --config FILE\n"
-                 "\n"
-                 "The dkm key service: keeps groups of TPM-sealed keys in PostgreSQL and\n"
-                 "answers fetches with keys sealed to the requesting node's TPM.\n"
-                 "\n"
-                 "Commands:\n"
-                 "  init            first-server bootstrap: node identity, TPM signing key,\n"
-                 "                  server list v1, TLS key, schema; prints the trust\n"
-                 "                  fingerprint that clients pin\n"
-                 "  (none)          run the service\n"
-                 "\n"
-                 "Options:\n"
-                 "  -c, --config FILE  configuration file (default /etc/dkm/dkmd.conf)\n"
-                 "  -h, --help         show this help\n"
-                 "  -V, --version      show the version\n");
+    fprintf(out,
+            "Usage: dkmd [--config FILE]\n"
+            "       dkmd init --config FILE\n"
+            "\n"
+            "The dkm key service: keeps groups of TPM-sealed keys in PostgreSQL and\n"
+            "answers fetches with keys sealed to the requesting node's TPM.\n"
+            "\n"
+            "Commands:\n"
+            "  init            first-server bootstrap: node identity, TPM signing key,\n"
+            "                  server list v1, TLS key, schema; prints the trust\n"
+            "                  fingerprint that clients pin\n"
+            "  (none)          run the service\n"
+            "\n"
+            "Options:\n"
+            "  -c, --config FILE  configuration file (default /etc/dkm/dkmd.conf)\n"
+            "  -h, --help         show this help\n"
+            "  -V, --version      show the version\n");
 }
 
 int main(int argc, char **argv)

@@ -197,17 +197,19 @@ static void test_hex_invalid(void)
 static void test_b64url_rfc4648_vectors(void)
 {
     static const char *const in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-    static const char *const out[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
+    static const char *const out[] = {"",       "Zg",      "Zm8",     "Zm9v",
+                                      "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
     char enc[16];
     uint8_t dec[16];
     size_t n;
 
     for (size_t i = 0; i < 7; i++) {
         CU_ASSERT_EQUAL(dkm_b64url_encoded_len(strlen(in[i])), strlen(out[i]));
-        CU_ASSERT_EQUAL_FATAL(dkm_b64url_encode(in[i], strlen(in[i]), enc, sizeof(enc)), 0);
-        CU_ASSERT_STRING_EQUAL(enc, out[i]);
-        CU_ASSERT_EQUAL_FATAL(dkm_b64url_decode(out[i], strlen(out[i]), dec, sizeof(dec), &n),
+        CU_ASSERT_EQUAL_FATAL(dkm_b64url_encode(in[i], strlen(in[i]), enc, sizeof(enc)),
                               0);
+        CU_ASSERT_STRING_EQUAL(enc, out[i]);
+        CU_ASSERT_EQUAL_FATAL(
+            dkm_b64url_decode(out[i], strlen(out[i]), dec, sizeof(dec), &n), 0);
         CU_ASSERT_EQUAL(n, strlen(in[i]));
         CU_ASSERT_EQUAL(memcmp(dec, in[i], n), 0);
     }

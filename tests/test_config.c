@@ -65,7 +65,8 @@ static void test_config_typed_values(void)
     CU_ASSERT_EQUAL(u, 2);
     CU_ASSERT_EQUAL(dkm_config_bool(cfg, "service", "debug", NULL, &b), 0);
     CU_ASSERT_TRUE(b);
-    CU_ASSERT_EQUAL(dkm_config_duration(cfg, "service", "rotate", NULL, 0, UINT64_MAX, &u), 0);
+    CU_ASSERT_EQUAL(
+        dkm_config_duration(cfg, "service", "rotate", NULL, 0, UINT64_MAX, &u), 0);
     CU_ASSERT_EQUAL(u, 7 * 86400);
     CU_ASSERT_EQUAL(dkm_config_duration(cfg, "service", "timeout", NULL, 1, 60, &u), 0);
     CU_ASSERT_EQUAL(u, 30);
@@ -147,7 +148,8 @@ static void test_config_missing_key(void)
     uint64_t u;
     bool b;
 
-    CU_ASSERT_EQUAL(dkm_config_string(cfg, "service", "tls_cert", NULL, &s), DKM_E_CONFIG);
+    CU_ASSERT_EQUAL(dkm_config_string(cfg, "service", "tls_cert", NULL, &s),
+                    DKM_E_CONFIG);
     assert_detail_has("dkmd.conf", "[service] tls_cert", "missing");
     CU_ASSERT_EQUAL(dkm_config_uint(cfg, "db", "pool", NULL, 1, 9, &u), DKM_E_CONFIG);
     assert_detail_has("dkmd.conf", "[db] pool", "missing");
@@ -169,25 +171,30 @@ static void test_config_wrong_type(void)
     uint64_t u = 77;
     bool b;
 
-    CU_ASSERT_EQUAL(dkm_config_uint(cfg, "service", "bad_int", &d, 0, 100, &u), DKM_E_CONFIG);
+    CU_ASSERT_EQUAL(dkm_config_uint(cfg, "service", "bad_int", &d, 0, 100, &u),
+                    DKM_E_CONFIG);
     assert_detail_has("[service] bad_int", "integer", "12x");
     CU_ASSERT_EQUAL(u, 77); /* untouched on failure */
-    CU_ASSERT_EQUAL(dkm_config_uint(cfg, "service", "neg", NULL, 0, 100, &u), DKM_E_CONFIG);
+    CU_ASSERT_EQUAL(dkm_config_uint(cfg, "service", "neg", NULL, 0, 100, &u),
+                    DKM_E_CONFIG);
     assert_detail_has("[service] neg", "integer", NULL);
     CU_ASSERT_EQUAL(dkm_config_uint(cfg, "service", "huge", NULL, 0, UINT64_MAX, &u),
                     DKM_E_CONFIG);
     assert_detail_has("[service] huge", "integer", NULL);
     /* In range is part of the type. */
-    CU_ASSERT_EQUAL(dkm_config_uint(cfg, "service", "workers", NULL, 3, 64, &u), DKM_E_CONFIG);
+    CU_ASSERT_EQUAL(dkm_config_uint(cfg, "service", "workers", NULL, 3, 64, &u),
+                    DKM_E_CONFIG);
     assert_detail_has("[service] workers", "from 3 to 64", NULL);
     CU_ASSERT_EQUAL(dkm_config_bool(cfg, "service", "bad_bool", &db, &b), DKM_E_CONFIG);
     assert_detail_has("[service] bad_bool", "yes or no", "maybe");
     CU_ASSERT_EQUAL(dkm_config_bool(cfg, "service", "workers", NULL, &b), DKM_E_CONFIG);
-    CU_ASSERT_EQUAL(dkm_config_duration(cfg, "service", "bad_dur", NULL, 0, UINT64_MAX, &u),
-                    DKM_E_CONFIG);
+    CU_ASSERT_EQUAL(
+        dkm_config_duration(cfg, "service", "bad_dur", NULL, 0, UINT64_MAX, &u),
+        DKM_E_CONFIG);
     assert_detail_has("[service] bad_dur", "duration", "5w");
-    CU_ASSERT_EQUAL(dkm_config_duration(cfg, "service", "bad_dur2", NULL, 0, UINT64_MAX, &u),
-                    DKM_E_CONFIG);
+    CU_ASSERT_EQUAL(
+        dkm_config_duration(cfg, "service", "bad_dur2", NULL, 0, UINT64_MAX, &u),
+        DKM_E_CONFIG);
     CU_ASSERT_EQUAL(dkm_config_duration(cfg, "service", "rotate", NULL, 0, 3600, &u),
                     DKM_E_CONFIG);
     assert_detail_has("[service] rotate", "to 3600s", NULL);

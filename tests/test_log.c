@@ -119,13 +119,14 @@ static void test_safe_format_walks_all_conversions(void)
     CU_ASSERT_EQUAL_FATAL(dkm_secmem_alloc(16, (void **)&secret), 0);
     memcpy(secret, "HIDDEN", 7);
     /* The secret comes after arguments of every width: all are skipped right. */
-    CU_ASSERT_EQUAL(safe_format(buf, sizeof(buf), "%d %ld %lld %zu %hhx %c %f %Lf %.*s %5.2g %s",
-                                1, 2L, 3LL, (size_t)4, 5, 'x', 6.0, (long double)7.0, 2,
-                                "abc", 8.0, secret),
+    CU_ASSERT_EQUAL(safe_format(buf, sizeof(buf),
+                                "%d %ld %lld %zu %hhx %c %f %Lf %.*s %5.2g %s", 1, 2L,
+                                3LL, (size_t)4, 5, 'x', 6.0, (long double)7.0, 2, "abc",
+                                8.0, secret),
                     -EPERM);
     CU_ASSERT_PTR_NULL(strstr(buf, "HIDDEN"));
-    CU_ASSERT_EQUAL(safe_format(buf, sizeof(buf), "%d %ld %lld %zu %hhx %c %.*s %s %%", 1, 2L,
-                                3LL, (size_t)4, 5, 'x', 2, "abc", "ok"),
+    CU_ASSERT_EQUAL(safe_format(buf, sizeof(buf), "%d %ld %lld %zu %hhx %c %.*s %s %%", 1,
+                                2L, 3LL, (size_t)4, 5, 'x', 2, "abc", "ok"),
                     0);
     CU_ASSERT_STRING_EQUAL(buf, "1 2 3 4 5 x ab ok %");
     /* %n is refused outright. */
@@ -154,7 +155,8 @@ static void test_strerror_codes(void)
 static CU_TestInfo log_tests[] = {
     {"test_log_levels", test_log_levels},
     {"test_log_secret_never_formatted", test_log_secret_never_formatted},
-    {"test_error_detail_secret_never_formatted", test_error_detail_secret_never_formatted},
+    {"test_error_detail_secret_never_formatted",
+     test_error_detail_secret_never_formatted},
     {"test_safe_format_walks_all_conversions", test_safe_format_walks_all_conversions},
     {"test_strerror_codes", test_strerror_codes},
     CU_TEST_INFO_NULL,

@@ -110,9 +110,10 @@ static void test_uri_invalid_inputs(void)
 
         dkm_error_clear();
         r = dkm_uri_parse(cases[i].text, len, 0, &u, &reason);
-        if (r != DKM_E_URI || reason == NULL || strstr(reason, cases[i].reason_part) == NULL)
-            fprintf(stderr, "case %zu (%.*s): r=%d reason=%s\n", i, (int)len, cases[i].text,
-                    r, reason ? reason : "(null)");
+        if (r != DKM_E_URI || reason == NULL ||
+            strstr(reason, cases[i].reason_part) == NULL)
+            fprintf(stderr, "case %zu (%.*s): r=%d reason=%s\n", i, (int)len,
+                    cases[i].text, r, reason ? reason : "(null)");
         CU_ASSERT_EQUAL(r, DKM_E_URI);
         CU_ASSERT_PTR_NOT_NULL_FATAL(reason);
         CU_ASSERT_PTR_NOT_NULL(strstr(reason, cases[i].reason_part));

@@ -13,14 +13,15 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "Usage: dkmctl uri-hex URI\n"
-                 "\n"
-                 "Print the 128 hex digits that stand for URI where openssl enc wants a key:\n"
-                 "  openssl enc -provider dkm -provider default -DKM-AES-256-GCM \\\n"
-                 "      -K $(dkmctl uri-hex dkm:GROUP) -in FILE -out FILE.dkm\n"
-                 "The value is the URI's canonical text (dkm:GROUP or dkm:GROUP/VERSION),\n"
-                 "NUL-padded to 64 bytes; it is a name, not a secret. URIs longer than\n"
-                 "64 bytes in canonical form do not fit and are refused.\n");
+    fprintf(out,
+            "Usage: dkmctl uri-hex URI\n"
+            "\n"
+            "Print the 128 hex digits that stand for URI where openssl enc wants a key:\n"
+            "  openssl enc -provider dkm -provider default -DKM-AES-256-GCM \\\n"
+            "      -K $(dkmctl uri-hex dkm:GROUP) -in FILE -out FILE.dkm\n"
+            "The value is the URI's canonical text (dkm:GROUP or dkm:GROUP/VERSION),\n"
+            "NUL-padded to 64 bytes; it is a name, not a secret. URIs longer than\n"
+            "64 bytes in canonical form do not fit and are refused.\n");
 }
 
 int dkmctl_cmd_uri_hex(const struct dkmctl_globals *g, int argc, char **argv)

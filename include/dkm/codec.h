@@ -42,11 +42,11 @@ DKM_MUSTCHECK bool dkm_skip(struct dkm_cursor *c, size_t n);
  * A 16-bit big-endian length followed by that many bytes, as TPM2B_*
  * structures are: fails when the length exceeds max or the bytes left.
  */
-DKM_MUSTCHECK bool dkm_get_len16_ref(struct dkm_cursor *c, size_t max, const uint8_t **ret,
-                                     size_t *ret_len);
+DKM_MUSTCHECK bool dkm_get_len16_ref(struct dkm_cursor *c, size_t max,
+                                     const uint8_t **ret, size_t *ret_len);
 /* The same with a 32-bit length. */
-DKM_MUSTCHECK bool dkm_get_len32_ref(struct dkm_cursor *c, size_t max, const uint8_t **ret,
-                                     size_t *ret_len);
+DKM_MUSTCHECK bool dkm_get_len32_ref(struct dkm_cursor *c, size_t max,
+                                     const uint8_t **ret, size_t *ret_len);
 /* True when nothing is left: formats call this to refuse trailing bytes. */
 static inline bool dkm_cursor_empty(const struct dkm_cursor *c)
 {

@@ -18,21 +18,21 @@
 
 enum dkm_error {
     DKM_E_BASE = 4096,
-    DKM_E_FORMAT = -(DKM_E_BASE + 1),      /* malformed input (blob, wire data) */
-    DKM_E_URI = -(DKM_E_BASE + 2),         /* not a valid dkm: URI */
-    DKM_E_CONFIG = -(DKM_E_BASE + 3),      /* missing or invalid configuration */
-    DKM_E_TPM = -(DKM_E_BASE + 4),         /* a TPM command failed */
-    DKM_E_TPM_POLICY = -(DKM_E_BASE + 5),  /* platform state (PCRs) does not match */
-    DKM_E_TPM_NOT_MINE = -(DKM_E_BASE + 6),/* blob was made for another TPM */
-    DKM_E_CRYPTO = -(DKM_E_BASE + 7),      /* a cryptographic library call failed */
-    DKM_E_INTEGRITY = -(DKM_E_BASE + 8),   /* authentication tag or HMAC mismatch */
-    DKM_E_SIGNATURE = -(DKM_E_BASE + 9),   /* signature or trust chain invalid */
-    DKM_E_EXPIRED = -(DKM_E_BASE + 10),    /* key version or delegation expired */
-    DKM_E_DENIED = -(DKM_E_BASE + 11),     /* not authorized */
-    DKM_E_UNAVAILABLE = -(DKM_E_BASE + 12),/* service or database unreachable */
-    DKM_E_MEMLOCK = -(DKM_E_BASE + 13),    /* secure memory could not be locked */
-    DKM_E_PROTOCOL = -(DKM_E_BASE + 14),   /* peer spoke the protocol wrongly */
-    DKM_E_DB = -(DKM_E_BASE + 15),         /* database error */
+    DKM_E_FORMAT = -(DKM_E_BASE + 1),       /* malformed input (blob, wire data) */
+    DKM_E_URI = -(DKM_E_BASE + 2),          /* not a valid dkm: URI */
+    DKM_E_CONFIG = -(DKM_E_BASE + 3),       /* missing or invalid configuration */
+    DKM_E_TPM = -(DKM_E_BASE + 4),          /* a TPM command failed */
+    DKM_E_TPM_POLICY = -(DKM_E_BASE + 5),   /* platform state (PCRs) does not match */
+    DKM_E_TPM_NOT_MINE = -(DKM_E_BASE + 6), /* blob was made for another TPM */
+    DKM_E_CRYPTO = -(DKM_E_BASE + 7),       /* a cryptographic library call failed */
+    DKM_E_INTEGRITY = -(DKM_E_BASE + 8),    /* authentication tag or HMAC mismatch */
+    DKM_E_SIGNATURE = -(DKM_E_BASE + 9),    /* signature or trust chain invalid */
+    DKM_E_EXPIRED = -(DKM_E_BASE + 10),     /* key version or delegation expired */
+    DKM_E_DENIED = -(DKM_E_BASE + 11),      /* not authorized */
+    DKM_E_UNAVAILABLE = -(DKM_E_BASE + 12), /* service or database unreachable */
+    DKM_E_MEMLOCK = -(DKM_E_BASE + 13),     /* secure memory could not be locked */
+    DKM_E_PROTOCOL = -(DKM_E_BASE + 14),    /* peer spoke the protocol wrongly */
+    DKM_E_DB = -(DKM_E_BASE + 15),          /* database error */
     DKM_E_LAST = -(DKM_E_BASE + 16),
 };
 

@@ -46,7 +46,8 @@ bool dkm_log_enabled(int level);
 void dkm_log_full(int level, const char *file, int line, const char *func,
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-#define dkm_log(level, ...) dkm_log_full((level), __FILE__, __LINE__, __func__, __VA_ARGS__)
+#define dkm_log(level, ...)                                                              \
+    dkm_log_full((level), __FILE__, __LINE__, __func__, __VA_ARGS__)
 #define log_error(...) dkm_log(DKM_LOG_ERR, __VA_ARGS__)
 #define log_warning(...) dkm_log(DKM_LOG_WARNING, __VA_ARGS__)
 #define log_notice(...) dkm_log(DKM_LOG_NOTICE, __VA_ARGS__)

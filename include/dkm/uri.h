@@ -22,9 +22,9 @@
 #include "dkm/error.h"
 
 #define DKM_GROUP_MAX 64
-#define DKM_URI_MAX 128          /* longest accepted URI text */
-#define DKM_VERSION_CURRENT 0u   /* version field value meaning "current" */
-#define DKM_URI_KEY_LEN 64       /* DKM-AES-256-GCM "key": the URI, NUL-padded */
+#define DKM_URI_MAX 128        /* longest accepted URI text */
+#define DKM_VERSION_CURRENT 0u /* version field value meaning "current" */
+#define DKM_URI_KEY_LEN 64     /* DKM-AES-256-GCM "key": the URI, NUL-padded */
 
 struct dkm_uri {
     char group[DKM_GROUP_MAX + 1]; /* NUL-terminated; empty for a listing URI */
@@ -41,8 +41,8 @@ struct dkm_uri {
  * DKM_E_URI, sets *ret_reason (if not NULL) to a static string saying
  * what is wrong, and records the same reason as the error detail.
  */
-DKM_MUSTCHECK int dkm_uri_parse(const char *s, size_t len, unsigned flags, struct dkm_uri *ret,
-                                const char **ret_reason);
+DKM_MUSTCHECK int dkm_uri_parse(const char *s, size_t len, unsigned flags,
+                                struct dkm_uri *ret, const char **ret_reason);
 
 /* Whether a group name is valid (1-64 of [A-Za-z0-9._-]). */
 bool dkm_group_valid(const char *group, size_t len);
@@ -64,6 +64,7 @@ DKM_MUSTCHECK int dkm_uri_to_key(const struct dkm_uri *uri, uint8_t out[DKM_URI_
  * The reverse: the key must be a valid URI followed only by NUL bytes
  * (at least one, or exactly 64 bytes of text).
  */
-DKM_MUSTCHECK int dkm_uri_from_key(const uint8_t *key, size_t key_len, struct dkm_uri *ret);
+DKM_MUSTCHECK int dkm_uri_from_key(const uint8_t *key, size_t key_len,
+                                   struct dkm_uri *ret);
 
 #endif
