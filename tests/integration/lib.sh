@@ -1,0 +1,239 @@
+# SPDX-License-Identifier: Apache-2.0
+#
+# Helpers for the integration tests in tests/integration/*.sh. A test sources
+# this file, calls it_init, starts what it needs with the it_* starters,
+# checks behaviour with it_check*, and ends with it_finish. Whatever happens
+# in between (a failed check, a fatal error, an unexpected exit, SIGINT or
+# SIGTERM), everything the test started is stopped by its PID, the temporary
+# directory is removed, and the last line printed is
+#     NAME: P passed, F failed
+# with a non-zero exit status unless every check passed.
+#
+#   it_init NAME              temp dir in $IT_TMP (under $TMPDIR or /tmp)
+#   it_swtpm_start NAME       new TPM in $IT_TMP/NAME; sets SWTPM_PORT,
+#                             SWTPM_CTRL_PORT, SWTPM_PID, SWTPM_TCTI
+#   it_swtpm_stop NAME        stop it (state kept: a later start is a reboot)
+#   it_pg_start NAME          PostgreSQL in $IT_TMP/NAME; sets PGPORT, PGHOST,
+#                             PGUSER, PGPID, PGSOCKDIR, PGDATA (not exported)
+#   it_pg_stop NAME
+#   it_daemon NAME CMD...     runs CMD in the background, output in
+#                             $IT_TMP/NAME.log; sets IT_PID
+#   it_stop_pid PID           SIGTERM (SIGKILL after 10 s) a process started
+#                             with it_daemon; returns its exit status
+#   it_check DESC CMD...      passes if CMD succeeds (its output is shown
+#                             only on failure)
+#   it_check_fails DESC CMD...  passes if CMD fails
+#   it_check_eq DESC WANT GOT / it_check_ne DESC A B
+#   it_check_gone DESC PID    passes once kill -0 PID fails (waits up to 10 s:
+#                             an exited daemon may stay a zombie until init
+#                             reaps it)
+#   it_fatal MESSAGE          counts a failure and ends the test
+#   it_finish                 prints the summary and exits
+#
+# Set DKM_KEEP_TMP=1 to keep the temporary directory for debugging.
+
+IT_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$IT_SRC/scripts/lib.sh"
+
+IT_NAME=
+IT_TMP=
+IT_PASSED=0
+IT_FAILED=0
+IT_PID=
+IT_SWTPMS=()
+IT_PGS=()
+IT_DAEMONS=()
+_it_done=0
+
+_it_note() {
+    echo "$IT_NAME: $*" >&2
+}
+
+it_pass() {
+    IT_PASSED=$((IT_PASSED + 1))
+    echo "ok - $1"
+}
+
+# it_fail DESC [DETAIL]: counts a failed check and shows why.
+it_fail() {
+    IT_FAILED=$((IT_FAILED + 1))
+    echo "FAIL - $1"
+    if [ -n "${2:-}" ]; then
+        sed 's/^/    /' <<<"$2"
+    fi
+}
+
+it_fatal() {
+    it_fail "$*"
+    exit 1
+}
+
+it_check() {
+    local desc=$1 out
+    shift
+    if out=$("$@" 2>&1); then
+        it_pass "$desc"
+    else
+        it_fail "$desc" "command failed (status $?): $*"$'\n'"$out"
+    fi
+}
+
+it_check_fails() {
+    local desc=$1 out
+    shift
+    if out=$("$@" 2>&1); then
+        it_fail "$desc" "command succeeded but should have failed: $*"$'\n'"$out"
+    else
+        it_pass "$desc"
+    fi
+}
+
+it_check_eq() {
+    if [ "$2" = "$3" ]; then
+        it_pass "$1"
+    else
+        it_fail "$1" "want: $2"$'\n'"got:  $3"
+    fi
+}
+
+it_check_ne() {
+    if [ "$2" != "$3" ]; then
+        it_pass "$1"
+    else
+        it_fail "$1" "both are: $2"
+    fi
+}
+
+it_check_gone() {
+    local desc=$1 pid=$2 ticks=200
+    if [ -z "$pid" ]; then
+        it_fail "$desc" "no PID given"
+        return
+    fi
+    while kill -0 "$pid" 2>/dev/null; do
+        if [ "$ticks" -le 0 ]; then
+            it_fail "$desc" "PID $pid is still there: $(ps -o stat=,args= -p "$pid")"
+            return
+        fi
+        ticks=$((ticks - 1))
+        sleep 0.05
+    done
+    it_pass "$desc"
+}
+
+_it_remove() {
+    local -n arr=$1
+    local kept=() x
+    for x in "${arr[@]}"; do
+        [ "$x" = "$2" ] || kept+=("$x")
+    done
+    arr=("${kept[@]}")
+}
+
+it_swtpm_start() {
+    local dir=$IT_TMP/$1 out
+    # Recorded first so that a start interrupted half-way is still stopped.
+    IT_SWTPMS+=("$dir")
+    out=$("$IT_SRC/scripts/swtpm.sh" start "$dir") ||
+        it_fatal "swtpm '$1' could not be started"
+    eval "$out"
+}
+
+it_swtpm_stop() {
+    local dir=$IT_TMP/$1
+    "$IT_SRC/scripts/swtpm.sh" stop "$dir" || it_fatal "swtpm '$1' could not be stopped"
+    _it_remove IT_SWTPMS "$dir"
+}
+
+it_pg_start() {
+    local dir=$IT_TMP/$1 out
+    IT_PGS+=("$dir")
+    out=$("$IT_SRC/scripts/pg.sh" start "$dir") ||
+        it_fatal "PostgreSQL '$1' could not be started"
+    eval "$out"
+}
+
+it_pg_stop() {
+    local dir=$IT_TMP/$1
+    "$IT_SRC/scripts/pg.sh" stop "$dir" || it_fatal "PostgreSQL '$1' could not be stopped"
+    _it_remove IT_PGS "$dir"
+}
+
+it_daemon() {
+    local name=$1
+    shift
+    "$@" >"$IT_TMP/$name.log" 2>&1 </dev/null &
+    IT_PID=$!
+    IT_DAEMONS+=("$IT_PID")
+}
+
+# A child of this shell keeps its PID until it is waited for, so signalling
+# it by PID cannot hit an unrelated process.
+it_stop_pid() {
+    local pid=$1 status=0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null
+        if ! dkm_wait_gone "$pid" 10; then
+            _it_note "PID $pid ignored SIGTERM; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null
+        fi
+    fi
+    wait "$pid" 2>/dev/null || status=$?
+    _it_remove IT_DAEMONS "$pid"
+    return "$status"
+}
+
+_it_cleanup() {
+    local status=$1 i
+    [ "$_it_done" = 1 ] && return
+    _it_done=1
+    for ((i = ${#IT_DAEMONS[@]} - 1; i >= 0; i--)); do
+        it_stop_pid "${IT_DAEMONS[i]}" || true
+    done
+    for ((i = ${#IT_PGS[@]} - 1; i >= 0; i--)); do
+        "$IT_SRC/scripts/pg.sh" stop "${IT_PGS[i]}" ||
+            it_fail "cleanup: stop PostgreSQL in ${IT_PGS[i]}"
+    done
+    for ((i = ${#IT_SWTPMS[@]} - 1; i >= 0; i--)); do
+        "$IT_SRC/scripts/swtpm.sh" stop "${IT_SWTPMS[i]}" ||
+            it_fail "cleanup: stop swtpm in ${IT_SWTPMS[i]}"
+    done
+    if [ -n "$IT_TMP" ]; then
+        if [ "${DKM_KEEP_TMP:-0}" = 1 ]; then
+            _it_note "kept $IT_TMP"
+        else
+            rm -rf "$IT_TMP"
+        fi
+    fi
+    # An exit that no check accounts for (a crash in the test itself) must
+    # still show up as a failure.
+    if [ "$status" != 0 ] && [ "$IT_FAILED" = 0 ]; then
+        it_fail "test ended early with status $status"
+    fi
+    echo "$IT_NAME: $IT_PASSED passed, $IT_FAILED failed"
+    if [ "$IT_FAILED" != 0 ]; then
+        exit 1
+    fi
+    if [ "$IT_PASSED" = 0 ]; then
+        # A test that checked nothing has not shown anything.
+        exit 1
+    fi
+    exit 0
+}
+
+it_init() {
+    IT_NAME=$1
+    set -u -o pipefail
+    trap '_it_cleanup $?' EXIT
+    trap 'it_fail "interrupted by SIGINT"; exit 130' INT
+    trap 'it_fail "interrupted by SIGTERM"; exit 143' TERM
+    IT_TMP=$(mktemp -d "${TMPDIR:-/tmp}/dkm-it-$IT_NAME.XXXXXXXX") ||
+        it_fatal "cannot create a temporary directory"
+    # PostgreSQL runs as another user when the test runs as root.
+    chmod 755 "$IT_TMP"
+}
+
+it_finish() {
+    exit 0
+}
