@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <tss2/tss2_esys.h>
 
 #include "dkm/error.h"
@@ -166,5 +167,74 @@ DKM_MUSTCHECK int dkm_tpm_encrypted_session(struct dkm_tpm *tpm, ESYS_TR salt_ke
  * (TPM_PT_HR_TRANSIENT_AVAIL), for leak checks in tests.
  */
 DKM_MUSTCHECK int dkm_tpm_transient_avail(struct dkm_tpm *tpm, uint32_t *ret);
+
+/*
+ * TPM object files. An object created under the SRK lives on disk as
+ *   magic (u32, chosen by the module) | version (u16, 1) |
+ *   TPM2B_NAME of the SRK | TPM2B_PUBLIC | TPM2B_PRIVATE
+ * all TPM-marshaled (big-endian); see docs/formats.md. The module that
+ * owns the file checks the public area's shape itself.
+ */
+struct dkm_tpm_object {
+    TPM2B_NAME parent; /* name of the SRK it was created under */
+    TPM2B_PUBLIC pub;
+    TPM2B_PRIVATE priv;
+};
+
+/* Upper bound of an object file, in bytes. */
+#define DKM_TPM_OBJECT_FILE_MAX 4096u
+
+/* Encode an object file; *ret is malloc'd (the private blob is TPM-
+ * encrypted, so it needs no wiping). */
+DKM_MUSTCHECK int dkm_tpm_object_encode(uint32_t magic, const struct dkm_tpm_object *obj,
+                                        uint8_t **ret, size_t *ret_len);
+
+/*
+ * Decode an object file strictly: magic, version, every length bounded,
+ * a canonical public area, no trailing bytes. what names the file kind
+ * in error details. DKM_E_FORMAT otherwise.
+ */
+DKM_MUSTCHECK int dkm_tpm_object_decode(uint32_t magic, const char *what,
+                                        const uint8_t *buf, size_t len,
+                                        struct dkm_tpm_object *ret);
+
+/* Encode and write atomically with mode 0600 (see dkm_file_write). */
+DKM_MUSTCHECK int dkm_tpm_object_write(const char *path, uint32_t magic,
+                                       const struct dkm_tpm_object *obj, bool overwrite);
+
+/* Read and decode; -ENOENT when the file does not exist. */
+DKM_MUSTCHECK int dkm_tpm_object_read(const char *path, uint32_t magic, const char *what,
+                                      struct dkm_tpm_object *ret);
+
+/*
+ * Create an object from a template under the SRK (dkm_tpm_srk_load),
+ * through a salted session with parameter encryption so that data (the
+ * sealed secret, or NULL) is not in clear on the bus. Takes the lock.
+ */
+DKM_MUSTCHECK int dkm_tpm_object_create(struct dkm_tpm *tpm, const TPM2B_PUBLIC *tmpl,
+                                        const TPM2B_SENSITIVE_DATA *data,
+                                        struct dkm_tpm_object *ret);
+
+/*
+ * Load an object under the SRK. DKM_E_TPM_NOT_MINE when the SRK's name
+ * is not the one recorded in the object (another TPM, or a cleared
+ * one). The caller flushes *ret. Takes the lock.
+ */
+DKM_MUSTCHECK int dkm_tpm_object_load(struct dkm_tpm *tpm,
+                                      const struct dkm_tpm_object *obj, ESYS_TR *ret);
+
+/*
+ * Small file helpers for the state files above and for node cards.
+ * dkm_file_read reads a regular file of at most max bytes into a malloc'd
+ * buffer (-ENOENT when missing, DKM_E_FORMAT when larger).
+ * dkm_file_write writes through a temporary file in the same directory,
+ * fsync, then rename (overwrite) or link (no overwrite: -EEXIST if path
+ * exists, atomically, also against a concurrent writer), then fsyncs the
+ * directory: the file appears complete or not at all.
+ */
+DKM_MUSTCHECK int dkm_file_read(const char *path, size_t max, uint8_t **ret,
+                                size_t *ret_len);
+DKM_MUSTCHECK int dkm_file_write(const char *path, const void *data, size_t len,
+                                 mode_t mode, bool overwrite);
 
 #endif
