@@ -68,7 +68,8 @@ int dkm_node_id_parse(const char *s, struct dkm_node_id *ret)
                              2u * DKM_NODE_ID_SIZE);
     r = dkm_hex_decode(s, len, id.bytes, sizeof(id.bytes), &n);
     if (r < 0)
-        return dkm_error_set(-EINVAL, "node id is not hex: %s", dkm_error_detail());
+        return dkm_error_set(-EINVAL, "node id is not %u hex characters",
+                             2u * DKM_NODE_ID_SIZE);
     if (n != DKM_NODE_ID_SIZE || id.bytes[0] != 0x00 || id.bytes[1] != 0x0b)
         return dkm_error_set(-EINVAL, "node id does not start with 000b (SHA-256 name)");
     *ret = id;

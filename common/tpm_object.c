@@ -153,8 +153,13 @@ int dkm_tpm_object_read(const char *path, uint32_t magic, const char *what,
         return r;
     r = dkm_tpm_object_decode(magic, what, buf, len, ret);
     free(buf);
-    if (r < 0)
-        return dkm_error_set(r, "%s: %s", path, dkm_error_detail());
+    if (r < 0) {
+        char d[512];
+
+        /* Copied first: the detail buffer is the one being written. */
+        snprintf(d, sizeof(d), "%s", dkm_error_detail());
+        return dkm_error_set(r, "%s: %s", path, d);
+    }
     return 0;
 }
 

@@ -1,0 +1,472 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Node cards: building one from the TPM, the strict binary encoding, and
+ * the text armor that card files use. Every field is validated the same
+ * way whether a card is built or decoded, so a card that encodes always
+ * decodes and a card that decodes names a usable EK.
+ */
+#include "dkm/nodecard.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <tss2/tss2_mu.h>
+
+#include "dkm/codec.h"
+#include "dkm/log.h"
+
+/* A marshaled RSA-2048 EK public area is about 310 bytes. */
+#define DKM_NODECARD_EK_MAX 512u
+#define ARMOR_LINE 64
+
+/* Put a prefix before the current error detail (which must be copied
+ * first: it is the buffer being written). */
+static int prefix_detail(int r, const char *prefix)
+{
+    char d[512];
+
+    snprintf(d, sizeof(d), "%s", dkm_error_detail());
+    return dkm_error_set(r, "%s: %s", prefix, d);
+}
+
+int dkm_hostname_check(const char *name)
+{
+    size_t len, label = 0;
+
+    if (name == NULL)
+        return dkm_error_set(-EINVAL, "no hostname");
+    len = strnlen(name, DKM_HOSTNAME_MAX + 1);
+    if (len == 0)
+        return dkm_error_set(-EINVAL, "hostname is empty");
+    if (len > DKM_HOSTNAME_MAX)
+        return dkm_error_set(-EINVAL, "hostname is longer than %d characters",
+                             DKM_HOSTNAME_MAX);
+    for (size_t i = 0; i <= len; i++) {
+        char c = name[i];
+
+        if (c == '.' || c == '\0') {
+            if (label == 0)
+                return dkm_error_set(-EINVAL, "hostname has an empty label at offset %zu",
+                                     i);
+            if (name[i - 1] == '-')
+                return dkm_error_set(-EINVAL,
+                                     "hostname label ends with '-' at offset %zu", i - 1);
+            label = 0;
+            continue;
+        }
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '-' || c == '_'))
+            return dkm_error_set(-EINVAL, "hostname has character 0x%02x at offset %zu",
+                                 (unsigned)(unsigned char)c, i);
+        if (label == 0 && c == '-')
+            return dkm_error_set(-EINVAL, "hostname label starts with '-' at offset %zu",
+                                 i);
+        if (++label > 63)
+            return dkm_error_set(-EINVAL, "hostname label longer than 63 characters");
+    }
+    return 0;
+}
+
+void dkm_nodecard_free(struct dkm_nodecard *card)
+{
+    if (card == NULL)
+        return;
+    free(card->ek_cert);
+    free(card);
+}
+
+int dkm_nodecard_new(const TPM2B_PUBLIC *ek, const uint8_t *cert, size_t cert_len,
+                     const char *hostname, uint64_t created, struct dkm_nodecard **ret)
+{
+    struct dkm_nodecard *card = NULL;
+    EVP_PKEY *pkey = NULL;
+    int r = -ENOMEM;
+
+    if (ek == NULL || ret == NULL || (cert == NULL && cert_len != 0))
+        return dkm_error_set(-EINVAL, "dkm_nodecard_new: missing argument");
+    card = calloc(1, sizeof(*card));
+    if (card == NULL) {
+        r = dkm_error_set(-ENOMEM, "out of memory for a node card");
+        goto done;
+    }
+    r = dkm_tpm_ek_public_check(ek, &card->ek_type);
+    if (r < 0)
+        goto done;
+    /* The key itself must be usable: a point on the curve, an odd
+     * 2048-bit modulus. */
+    r = dkm_node_ek_pkey(ek, &pkey);
+    if (r < 0)
+        goto done;
+    card->ek_public = *ek;
+    r = dkm_node_id_from_public(ek, &card->id);
+    if (r < 0)
+        goto done;
+    if (cert_len > 0) {
+        r = dkm_node_ek_cert_check(cert, cert_len);
+        if (r < 0)
+            goto done;
+        card->ek_cert = malloc(cert_len);
+        if (card->ek_cert == NULL) {
+            r = dkm_error_set(-ENOMEM, "out of memory for the EK certificate");
+            goto done;
+        }
+        memcpy(card->ek_cert, cert, cert_len);
+        card->ek_cert_len = cert_len;
+    }
+    r = dkm_hostname_check(hostname);
+    if (r < 0) {
+        r = DKM_E_FORMAT; /* the detail stays */
+        goto done;
+    }
+    memcpy(card->hostname, hostname, strlen(hostname) + 1);
+    if (created == 0 || created > DKM_NODECARD_CREATED_MAX) {
+        r = dkm_error_set(DKM_E_FORMAT, "node card creation time %llu is out of range",
+                          (unsigned long long)created);
+        goto done;
+    }
+    card->created = created;
+    *ret = card;
+    card = NULL;
+    r = 0;
+done:
+    EVP_PKEY_free(pkey);
+    dkm_nodecard_free(card);
+    return r;
+}
+
+int dkm_nodecard_from_tpm(struct dkm_tpm *tpm, enum dkm_ek_type type,
+                          const char *hostname, uint64_t created,
+                          struct dkm_nodecard **ret)
+{
+    char host[DKM_HOSTNAME_MAX + 2];
+    TPM2B_PUBLIC ek;
+    uint8_t *cert = NULL;
+    size_t cert_len = 0;
+    int r;
+
+    if (tpm == NULL || ret == NULL)
+        return dkm_error_set(-EINVAL, "dkm_nodecard_from_tpm: missing argument");
+    if (hostname == NULL) {
+        memset(host, 0, sizeof(host));
+        if (gethostname(host, sizeof(host) - 1) < 0)
+            return dkm_error_set(-errno, "cannot get the hostname");
+        hostname = host;
+    }
+    if (created == 0)
+        created = (uint64_t)time(NULL);
+    r = dkm_node_read_ek(tpm, type, &ek, NULL);
+    if (r < 0)
+        return r;
+    r = dkm_node_read_ek_cert(tpm, type, &cert, &cert_len);
+    if (r < 0)
+        return r;
+    r = dkm_nodecard_new(&ek, cert, cert_len, hostname, created, ret);
+    free(cert);
+    return r;
+}
+
+int dkm_nodecard_encode(const struct dkm_nodecard *card, uint8_t **ret, size_t *ret_len)
+{
+    uint8_t pub[sizeof(TPMT_PUBLIC)];
+    size_t pub_len = 0, host_len;
+    struct dkm_writer w;
+    uint8_t *buf = NULL;
+    int r = -ENOMEM;
+
+    if (card == NULL || ret == NULL || ret_len == NULL)
+        return dkm_error_set(-EINVAL, "dkm_nodecard_encode: missing argument");
+    if (Tss2_MU_TPMT_PUBLIC_Marshal(&card->ek_public.publicArea, pub, sizeof(pub),
+                                    &pub_len) != TSS2_RC_SUCCESS ||
+        pub_len > DKM_NODECARD_EK_MAX)
+        return dkm_error_set(DKM_E_FORMAT, "node card: EK public area cannot be encoded");
+    host_len = strnlen(card->hostname, sizeof(card->hostname));
+    if (host_len == 0 || host_len > DKM_HOSTNAME_MAX ||
+        card->ek_cert_len > DKM_EK_CERT_MAX)
+        return dkm_error_set(DKM_E_FORMAT, "node card: a field is out of range");
+    buf = malloc(DKM_NODECARD_MAX);
+    if (buf == NULL)
+        return dkm_error_set(-ENOMEM, "out of memory encoding a node card");
+    w = dkm_writer_init(buf, DKM_NODECARD_MAX);
+    dkm_put_u32be(&w, DKM_NODECARD_MAGIC);
+    dkm_put_u16be(&w, DKM_NODECARD_VERSION);
+    dkm_put_len16(&w, pub, pub_len);
+    dkm_put_len16(&w, card->ek_cert, card->ek_cert_len);
+    dkm_put_u8(&w, (uint8_t)host_len);
+    dkm_put_bytes(&w, card->hostname, host_len);
+    dkm_put_u64be(&w, card->created);
+    if (!dkm_writer_ok(&w)) {
+        r = dkm_error_set(DKM_E_FORMAT, "node card does not fit in %u bytes",
+                          DKM_NODECARD_MAX);
+        goto done;
+    }
+    *ret = buf;
+    *ret_len = w.len;
+    buf = NULL;
+    r = 0;
+done:
+    free(buf);
+    return r;
+}
+
+int dkm_nodecard_decode(const uint8_t *buf, size_t len, struct dkm_nodecard **ret)
+{
+    struct dkm_cursor c = dkm_cursor_init(buf, len);
+    const uint8_t *pub_ref, *cert, *host_ref;
+    size_t pub_len, cert_len, off = 0, again_len = 0;
+    uint8_t again[sizeof(TPMT_PUBLIC)];
+    char host[DKM_HOSTNAME_MAX + 1];
+    TPM2B_PUBLIC ek;
+    uint32_t magic;
+    uint16_t version;
+    uint8_t host_len;
+    uint64_t created;
+    int r;
+
+    if (buf == NULL || ret == NULL)
+        return dkm_error_set(-EINVAL, "dkm_nodecard_decode: missing argument");
+    if (len > DKM_NODECARD_MAX)
+        return dkm_error_set(DKM_E_FORMAT, "node card is %zu bytes, more than %u", len,
+                             DKM_NODECARD_MAX);
+    if (!dkm_get_u32be(&c, &magic) || magic != DKM_NODECARD_MAGIC)
+        return dkm_error_set(DKM_E_FORMAT, "not a node card (bad magic)");
+    if (!dkm_get_u16be(&c, &version))
+        return dkm_error_set(DKM_E_FORMAT, "node card: truncated before the version");
+    if (version != DKM_NODECARD_VERSION)
+        return dkm_error_set(DKM_E_FORMAT, "node card: unknown version %u",
+                             (unsigned)version);
+
+    if (!dkm_get_len16_ref(&c, DKM_NODECARD_EK_MAX, &pub_ref, &pub_len) || pub_len == 0)
+        return dkm_error_set(DKM_E_FORMAT,
+                             "node card: EK public area length is wrong "
+                             "(empty, over %u, or past the end)",
+                             DKM_NODECARD_EK_MAX);
+    memset(&ek, 0, sizeof(ek));
+    if (Tss2_MU_TPMT_PUBLIC_Unmarshal(pub_ref, pub_len, &off, &ek.publicArea) !=
+            TSS2_RC_SUCCESS ||
+        off != pub_len)
+        return dkm_error_set(DKM_E_FORMAT, "node card: EK public area does not parse");
+    if (Tss2_MU_TPMT_PUBLIC_Marshal(&ek.publicArea, again, sizeof(again), &again_len) !=
+            TSS2_RC_SUCCESS ||
+        again_len != pub_len || memcmp(again, pub_ref, pub_len) != 0)
+        return dkm_error_set(DKM_E_FORMAT, "node card: EK public area is not canonically "
+                                           "encoded");
+    ek.size = (UINT16)pub_len;
+
+    if (!dkm_get_len16_ref(&c, DKM_EK_CERT_MAX, &cert, &cert_len))
+        return dkm_error_set(DKM_E_FORMAT,
+                             "node card: EK certificate length is over %u or "
+                             "past the end",
+                             DKM_EK_CERT_MAX);
+
+    if (!dkm_get_u8(&c, &host_len))
+        return dkm_error_set(DKM_E_FORMAT, "node card: truncated before the hostname");
+    if (host_len == 0 || host_len > DKM_HOSTNAME_MAX ||
+        !dkm_get_ref(&c, host_len, &host_ref))
+        return dkm_error_set(DKM_E_FORMAT,
+                             "node card: hostname length %u is zero, over %d, "
+                             "or past the end",
+                             (unsigned)host_len, DKM_HOSTNAME_MAX);
+    if (memchr(host_ref, '\0', host_len) != NULL)
+        return dkm_error_set(DKM_E_FORMAT, "node card: hostname contains a NUL byte");
+    memcpy(host, host_ref, host_len);
+    host[host_len] = '\0';
+
+    if (!dkm_get_u64be(&c, &created))
+        return dkm_error_set(DKM_E_FORMAT, "node card: truncated in the creation time");
+    if (!dkm_cursor_empty(&c))
+        return dkm_error_set(DKM_E_FORMAT, "node card: %zu trailing bytes", c.left);
+
+    r = dkm_nodecard_new(&ek, cert_len > 0 ? cert : NULL, cert_len, host, created, ret);
+    if (r < 0 && r != -ENOMEM)
+        return prefix_detail(DKM_E_FORMAT, "node card");
+    return r;
+}
+
+int dkm_nodecard_armor(const uint8_t *buf, size_t len, char **ret)
+{
+    size_t b64_len, lines, cap, o = 0;
+    char *b64 = NULL, *out = NULL;
+    int r = -ENOMEM;
+
+    if (buf == NULL || ret == NULL || len == 0 || len > DKM_NODECARD_MAX)
+        return dkm_error_set(-EINVAL, "dkm_nodecard_armor: bad argument");
+    b64_len = dkm_b64url_encoded_len(len);
+    b64 = malloc(b64_len + 1);
+    lines = (b64_len + ARMOR_LINE - 1) / ARMOR_LINE;
+    cap = sizeof(DKM_NODECARD_BEGIN) + b64_len + lines + sizeof(DKM_NODECARD_END) + 1;
+    out = malloc(cap);
+    if (b64 == NULL || out == NULL) {
+        r = dkm_error_set(-ENOMEM, "out of memory armoring a node card");
+        goto done;
+    }
+    r = dkm_b64url_encode(buf, len, b64, b64_len + 1);
+    if (r < 0)
+        goto done;
+    memcpy(out, DKM_NODECARD_BEGIN "\n", sizeof(DKM_NODECARD_BEGIN));
+    o = sizeof(DKM_NODECARD_BEGIN);
+    for (size_t i = 0; i < b64_len; i += ARMOR_LINE) {
+        size_t n = b64_len - i < ARMOR_LINE ? b64_len - i : ARMOR_LINE;
+
+        memcpy(out + o, b64 + i, n);
+        o += n;
+        out[o++] = '\n';
+    }
+    memcpy(out + o, DKM_NODECARD_END "\n", sizeof(DKM_NODECARD_END) + 1);
+    *ret = out;
+    out = NULL;
+    r = 0;
+done:
+    free(b64);
+    free(out);
+    return r;
+}
+
+/* Next line of text without its "\n" or "\r\n"; false at the end. */
+static bool next_line(const char **p, const char *end, const char **ret, size_t *ret_len)
+{
+    const char *s = *p, *nl;
+
+    if (s >= end)
+        return false;
+    nl = memchr(s, '\n', (size_t)(end - s));
+    if (nl == NULL) {
+        *ret = s;
+        *ret_len = (size_t)(end - s);
+        *p = end;
+    } else {
+        *ret = s;
+        *ret_len = (size_t)(nl - s);
+        *p = nl + 1;
+    }
+    if (*ret_len > 0 && (*ret)[*ret_len - 1] == '\r')
+        (*ret_len)--;
+    return true;
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+int dkm_nodecard_dearmor(const char *text, size_t len, uint8_t **ret, size_t *ret_len)
+{
+    const char *p, *end, *line;
+    size_t line_len, b64_len = 0, n = 0;
+    char *b64 = NULL;
+    uint8_t *out = NULL;
+    bool ended = false;
+    int r = DKM_E_FORMAT;
+
+    if (text == NULL || ret == NULL || ret_len == NULL)
+        return dkm_error_set(-EINVAL, "dkm_nodecard_dearmor: missing argument");
+    if (len > DKM_NODECARD_ARMOR_MAX)
+        return dkm_error_set(DKM_E_FORMAT, "node card file is more than %u bytes",
+                             DKM_NODECARD_ARMOR_MAX);
+    p = text;
+    end = text + len;
+    while (p < end && is_space(*p))
+        p++;
+    while (end > p && is_space(end[-1]))
+        end--;
+    if (!next_line(&p, end, &line, &line_len) || line_len != strlen(DKM_NODECARD_BEGIN) ||
+        memcmp(line, DKM_NODECARD_BEGIN, line_len) != 0)
+        return dkm_error_set(DKM_E_FORMAT, "node card file does not start with %s",
+                             DKM_NODECARD_BEGIN);
+    b64 = malloc(len + 1);
+    if (b64 == NULL)
+        return dkm_error_set(-ENOMEM, "out of memory reading a node card");
+    while (next_line(&p, end, &line, &line_len)) {
+        if (line_len == strlen(DKM_NODECARD_END) &&
+            memcmp(line, DKM_NODECARD_END, line_len) == 0) {
+            ended = true;
+            break;
+        }
+        if (line_len == 0 || line_len > ARMOR_LINE) {
+            r = dkm_error_set(DKM_E_FORMAT,
+                              "node card file: a line of %zu characters "
+                              "inside the armor",
+                              line_len);
+            goto done;
+        }
+        memcpy(b64 + b64_len, line, line_len);
+        b64_len += line_len;
+    }
+    if (!ended || p != end) {
+        r = dkm_error_set(DKM_E_FORMAT,
+                          ended ? "node card file: text after %s"
+                                : "node card file: no %s line",
+                          DKM_NODECARD_END);
+        goto done;
+    }
+    if (b64_len == 0) {
+        r = dkm_error_set(DKM_E_FORMAT, "node card file: the armor is empty");
+        goto done;
+    }
+    out = malloc(b64_len);
+    if (out == NULL) {
+        r = dkm_error_set(-ENOMEM, "out of memory reading a node card");
+        goto done;
+    }
+    r = dkm_b64url_decode(b64, b64_len, out, b64_len, &n);
+    if (r < 0) {
+        r = prefix_detail(DKM_E_FORMAT, "node card file");
+        goto done;
+    }
+    *ret = out;
+    *ret_len = n;
+    out = NULL;
+    r = 0;
+done:
+    free(out);
+    free(b64);
+    return r;
+}
+
+int dkm_nodecard_write_file(const struct dkm_nodecard *card, const char *path,
+                            bool overwrite)
+{
+    uint8_t *bin = NULL;
+    size_t bin_len = 0;
+    char *text = NULL;
+    int r;
+
+    if (card == NULL || path == NULL)
+        return dkm_error_set(-EINVAL, "dkm_nodecard_write_file: missing argument");
+    r = dkm_nodecard_encode(card, &bin, &bin_len);
+    if (r < 0)
+        goto done;
+    r = dkm_nodecard_armor(bin, bin_len, &text);
+    if (r < 0)
+        goto done;
+    r = dkm_file_write(path, text, strlen(text), 0644, overwrite);
+done:
+    free(bin);
+    free(text);
+    return r;
+}
+
+int dkm_nodecard_read_file(const char *path, struct dkm_nodecard **ret)
+{
+    uint8_t *text = NULL, *bin = NULL;
+    size_t text_len = 0, bin_len = 0;
+    int r;
+
+    if (path == NULL || ret == NULL)
+        return dkm_error_set(-EINVAL, "dkm_nodecard_read_file: missing argument");
+    r = dkm_file_read(path, DKM_NODECARD_ARMOR_MAX, &text, &text_len);
+    if (r < 0)
+        goto done;
+    r = dkm_nodecard_dearmor((const char *)text, text_len, &bin, &bin_len);
+    if (r == 0)
+        r = dkm_nodecard_decode(bin, bin_len, ret);
+    if (r < 0)
+        r = prefix_detail(r, path);
+done:
+    free(text);
+    free(bin);
+    return r;
+}
