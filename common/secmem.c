@@ -41,7 +41,7 @@
 #endif
 
 #define SECMEM_ALIGN 16
-#define SECMEM_DETAIL_MAX 256
+#define SECMEM_DETAIL_MAX 384
 
 struct region {
     uintptr_t user;  /* what dkm_secmem_alloc returned */
@@ -384,7 +384,7 @@ int dkm_secmem_alloc(size_t size, void **ret)
                -1, 0);
     if (map == MAP_FAILED) {
         r = sys_failure(detail, "reserving address space", errno);
-        goto unlock;
+        goto done;
     }
     reg.map = (uintptr_t)map;
     data = (char *)map + page;
@@ -393,13 +393,13 @@ int dkm_secmem_alloc(size_t size, void **ret)
     else
         r = map_anon(data, reg.data_len, detail);
     if (r < 0)
-        goto unlock;
+        goto done;
     /* Fresh pages are zero: from the kernel, or from the /dev/zero read. */
     reg.user = (uintptr_t)(data + reg.data_len - rounded);
     r = registry_insert(&reg);
     if (r < 0)
         snprintf(detail, sizeof(detail), "secure memory: registry is out of memory");
-unlock:
+done:
     if (r < 0 && map != MAP_FAILED)
         (void)munmap(map, reg.map_len);
     pthread_mutex_unlock(&arena.lock);
