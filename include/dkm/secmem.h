@@ -39,13 +39,19 @@ enum dkm_secmem_backend {
  */
 DKM_MUSTCHECK int dkm_secmem_alloc(size_t size, void **ret);
 
-/* Zeroise and release an allocation. NULL is accepted and ignored. */
+/*
+ * Zeroise and release an allocation. p must be the pointer that
+ * dkm_secmem_alloc returned; NULL is accepted and ignored. Anything else (a
+ * stray, interior or already-freed pointer) is a bug: it is logged and the
+ * process aborts, as glibc does for its heap.
+ */
 void dkm_secmem_free(void *p);
 
 /* Whether p points into a live secure allocation (any byte of it). */
 bool dkm_secmem_contains(const void *p);
 
-/* The usable size that was asked for at allocation, or 0 if p is not one. */
+/* The size asked for at allocation, when p is the pointer dkm_secmem_alloc
+ * returned; 0 for any other pointer, interior ones included. */
 size_t dkm_secmem_size(const void *p);
 
 /*
