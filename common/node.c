@@ -248,6 +248,7 @@ int dkm_node_read_ek_cert(struct dkm_tpm *tpm, enum dkm_ek_type type, uint8_t **
     uint8_t *buf = NULL;
     uint32_t size, chunk = 0, off = 0;
     size_t len;
+    bool exists = false;
     TSS2_RC rc;
     int r = DKM_E_TPM;
 
@@ -255,18 +256,21 @@ int dkm_node_read_ek_cert(struct dkm_tpm *tpm, enum dkm_ek_type type, uint8_t **
         return dkm_error_set(-EINVAL, "dkm_node_read_ek_cert: missing argument");
     dkm_tpm_lock(tpm);
     esys = dkm_tpm_esys(tpm);
+    r = dkm_tpm_handle_exists(tpm, index, &exists);
+    if (r < 0)
+        goto done;
+    if (!exists) {
+        log_debug("no %s EK certificate at NV index 0x%08x", dkm_ek_type_name(type),
+                  (unsigned)index);
+        *ret = NULL;
+        *ret_len = 0;
+        r = 0;
+        goto done;
+    }
     rc =
         Esys_TR_FromTPMPublic(esys, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv);
     if (rc != TSS2_RC_SUCCESS) {
         nv = ESYS_TR_NONE;
-        if (dkm_tpm_rc_base(rc) == TPM2_RC_HANDLE) {
-            log_debug("no %s EK certificate at NV index 0x%08x", dkm_ek_type_name(type),
-                      (unsigned)index);
-            *ret = NULL;
-            *ret_len = 0;
-            r = 0;
-            goto done;
-        }
         r = dkm_tpm_rc(rc, "reading the EK certificate NV index");
         goto done;
     }

@@ -227,22 +227,48 @@ void dkm_tpm_flush(struct dkm_tpm *tpm, ESYS_TR *handle)
     rc = Esys_TR_GetTpmHandle(tpm->esys, *handle, &tpm_handle);
     if (rc == TSS2_RC_SUCCESS && ((tpm_handle >> TPM2_HR_SHIFT) == TPM2_HT_PERSISTENT ||
                                   (tpm_handle >> TPM2_HR_SHIFT) == TPM2_HT_NV_INDEX)) {
-        /* Persistent objects and NV indices must stay in the TPM: only
-         * ESAPI's record of them goes. */
-        rc = Esys_TR_Close(tpm->esys, handle);
-    } else {
-        rc = Esys_FlushContext(tpm->esys, *handle);
-        if (rc != TSS2_RC_SUCCESS) {
-            log_warning("flushing TPM handle 0x%08x failed: %s", (unsigned)tpm_handle,
-                        Tss2_RC_Decode(rc));
-            rc = Esys_TR_Close(tpm->esys, handle);
-        }
+        /* Persistent objects and NV indices stay in the TPM. ESAPI keeps
+         * one record per such handle and gives the same ESYS_TR to every
+         * Esys_TR_FromTPMPublic caller, so closing it here would pull it
+         * from under another holder; it is freed with the context. */
+        *handle = ESYS_TR_NONE;
+        dkm_tpm_unlock(tpm);
+        return;
     }
-    if (rc != TSS2_RC_SUCCESS)
-        log_warning("releasing TPM handle 0x%08x failed: %s", (unsigned)tpm_handle,
+    rc = Esys_FlushContext(tpm->esys, *handle);
+    if (rc != TSS2_RC_SUCCESS) {
+        log_warning("flushing TPM handle 0x%08x failed: %s", (unsigned)tpm_handle,
                     Tss2_RC_Decode(rc));
+        rc = Esys_TR_Close(tpm->esys, handle);
+        if (rc != TSS2_RC_SUCCESS)
+            log_warning("releasing TPM handle 0x%08x failed: %s", (unsigned)tpm_handle,
+                        Tss2_RC_Decode(rc));
+    }
     *handle = ESYS_TR_NONE;
     dkm_tpm_unlock(tpm);
+}
+
+int dkm_tpm_handle_exists(struct dkm_tpm *tpm, TPM2_HANDLE handle, bool *ret)
+{
+    TPMS_CAPABILITY_DATA *cap = NULL;
+    TPMI_YES_NO more;
+    TSS2_RC rc;
+    int r = DKM_E_TPM;
+
+    if (tpm == NULL || ret == NULL)
+        return dkm_error_set(-EINVAL, "dkm_tpm_handle_exists: missing argument");
+    dkm_tpm_lock(tpm);
+    /* The TPM lists handles from the one asked for upwards. */
+    rc = Esys_GetCapability(tpm->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                            TPM2_CAP_HANDLES, handle, 1, &more, &cap);
+    DKM_TPM_CHECK(rc, "GetCapability(handles)", r, done);
+    *ret = cap->capability == TPM2_CAP_HANDLES && cap->data.handles.count >= 1 &&
+           cap->data.handles.handle[0] == handle;
+    r = 0;
+done:
+    Esys_Free(cap);
+    dkm_tpm_unlock(tpm);
+    return r;
 }
 
 const char *dkm_ek_type_name(enum dkm_ek_type type)
@@ -406,21 +432,29 @@ int dkm_tpm_public_name(const TPM2B_PUBLIC *pub, TPM2B_NAME *ret)
 
 /* Look for a persistent object: 0 with *ret set, -ENOENT when the handle
  * is empty, or another error. */
+/* Look for a persistent object: 0 with *ret set, -ENOENT when the handle
+ * is empty, or another error. The capability is asked first so that an
+ * absent handle does not make ESAPI log an error. */
 static int persistent_open(struct dkm_tpm *tpm, TPM2_HANDLE handle, ESYS_TR *ret,
                            TPM2B_PUBLIC *ret_public)
 {
     ESYS_TR tr = ESYS_TR_NONE;
     TPM2B_PUBLIC *pub = NULL;
+    bool exists = false;
     TSS2_RC rc;
     int r = DKM_E_TPM;
 
+    r = dkm_tpm_handle_exists(tpm, handle, &exists);
+    if (r < 0)
+        goto done;
+    if (!exists) {
+        r = -ENOENT;
+        goto done;
+    }
     rc = Esys_TR_FromTPMPublic(tpm->esys, handle, ESYS_TR_NONE, ESYS_TR_NONE,
                                ESYS_TR_NONE, &tr);
     if (rc != TSS2_RC_SUCCESS) {
-        if (dkm_tpm_rc_base(rc) == TPM2_RC_HANDLE) {
-            r = -ENOENT;
-            goto done;
-        }
+        tr = ESYS_TR_NONE;
         r = dkm_tpm_rc(rc, "reading the persistent object");
         goto done;
     }
@@ -432,8 +466,7 @@ static int persistent_open(struct dkm_tpm *tpm, TPM2_HANDLE handle, ESYS_TR *ret
     tr = ESYS_TR_NONE;
     r = 0;
 done:
-    if (tr != ESYS_TR_NONE)
-        Esys_TR_Close(tpm->esys, &tr);
+    dkm_tpm_flush(tpm, &tr);
     Esys_Free(pub);
     return r;
 }

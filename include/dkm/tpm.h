@@ -85,9 +85,11 @@ uint32_t dkm_tpm_rc_base(TSS2_RC rc);
 
 /* Flush a transient object or session if it is not ESYS_TR_NONE, and
  * set it to ESYS_TR_NONE. A persistent object or NV index stays in the
- * TPM: only ESAPI's record of it is released (Esys_TR_Close), so callers
- * may flush whatever dkm_tpm_ek_load or dkm_tpm_srk_load gave them
- * without looking at *ret_transient. Takes the (recursive) lock. */
+ * TPM and its ESAPI record stays in the context (ESAPI hands the same
+ * ESYS_TR to every caller of Esys_TR_FromTPMPublic for one handle, so
+ * closing it would break other holders); only *handle is reset. Callers
+ * may therefore flush whatever dkm_tpm_ek_load or dkm_tpm_srk_load gave
+ * them without looking at *ret_transient. Takes the (recursive) lock. */
 void dkm_tpm_flush(struct dkm_tpm *tpm, ESYS_TR *handle);
 
 /*
@@ -111,6 +113,14 @@ DKM_MUSTCHECK int dkm_tpm_ek_load(struct dkm_tpm *tpm, enum dkm_ek_type type,
  * flushes the session. Lock must be held.
  */
 DKM_MUSTCHECK int dkm_tpm_ek_policy_session(struct dkm_tpm *tpm, ESYS_TR *ret);
+
+/*
+ * Whether a persistent object or NV index exists at handle, asked with
+ * GetCapability(TPM_CAP_HANDLES) so that an absent handle is not an
+ * error (ESAPI would log one). Takes the lock.
+ */
+DKM_MUSTCHECK int dkm_tpm_handle_exists(struct dkm_tpm *tpm, TPM2_HANDLE handle,
+                                        bool *ret);
 
 /* "rsa" or "ecc". */
 const char *dkm_ek_type_name(enum dkm_ek_type type);
