@@ -1,15 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * dkmd, the key service: command line, configuration and start-up. The
- * HTTP server, database access and key handling live in their own files
- * beside this one.
+ * dkmd, the key service: command line, configuration and start-up. Start
+ * applies the schema migrations over a blocking connection (no event loop
+ * runs yet), then hands over to the HTTP server (http.c). `dkmd init`
+ * bootstraps a first server.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 
 #include "dkm/log.h"
+#include "dkmd.h"
 
 static void usage(FILE *out)
 {
@@ -27,9 +32,61 @@ static void usage(FILE *out)
             "  (none)          run the service\n"
             "\n"
             "Options:\n"
-            "  -c, --config FILE  configuration file (default /etc/dkm/dkmd.conf)\n"
+            "  -c, --config FILE  configuration file (default " SVC_DEFAULT_CONFIG ")\n"
             "  -h, --help         show this help\n"
-            "  -V, --version      show the version\n");
+            "  -V, --version      show the version\n"
+            "\n"
+            "Signals: SIGTERM or SIGINT finish requests in flight and stop; SIGHUP\n"
+            "reloads the TLS certificate and key and the log level.\n");
+}
+
+/* Apply the migrations found in the configured directory. */
+static int migrate(const struct svc_config *cfg, unsigned *ret_version)
+{
+    struct svc_migrations m = {0};
+    PGconn *conn = NULL;
+    int r;
+
+    r = svc_migrations_load(cfg->sql_dir, &m);
+    if (r < 0)
+        goto done;
+    r = svc_db_connect_blocking(cfg->db_conninfo, &conn);
+    if (r < 0)
+        goto done;
+    r = svc_migrate(conn, &m, ret_version);
+done:
+    PQfinish(conn);
+    svc_migrations_clear(&m);
+    return r;
+}
+
+static int cmd_init(const struct svc_config *cfg)
+{
+    char fpr[128];
+    unsigned version = 0;
+    int r;
+
+    if (mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) {
+        r = dkm_error_set(-errno, "cannot create the state directory %s: %s",
+                          cfg->state_dir, strerror(errno));
+        goto done;
+    }
+    r = migrate(cfg, &version);
+    if (r < 0)
+        goto done;
+    r = svc_tls_create_identity(cfg->tls_cert, cfg->tls_key, fpr, sizeof(fpr));
+    if (r < 0)
+        goto done;
+    /*
+     * Bootstrap point for the TPM layer: node identity (EK), the server's
+     * TPM signing key and the self-signed authorized server list v1 go
+     * here, and the trust fingerprint printed below becomes the list's.
+     */
+    printf("schema version %u\n", version);
+    printf("TLS certificate %s\n", cfg->tls_cert);
+    printf("TLS fingerprint SHA256 %s\n", fpr);
+done:
+    return r;
 }
 
 int main(int argc, char **argv)
@@ -40,12 +97,22 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    int c;
+    const char *config_path = SVC_DEFAULT_CONFIG;
+    struct svc_config *cfg = NULL;
+    bool init = false;
+    unsigned version = 0;
+    int c, r;
 
+    /* No core dumps and no ptrace by other users: this process will hold keys. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+        fprintf(stderr, "dkmd: cannot set PR_SET_DUMPABLE: %s\n", strerror(errno));
+        return 1;
+    }
     dkm_log_setup("dkmd", DKM_LOG_STDERR, DKM_LOG_INFO);
-    while ((c = getopt_long(argc, argv, "+c:hV", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
         switch (c) {
         case 'c':
+            config_path = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -58,6 +125,29 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    log_error("the key service is not built yet in this version");
-    return 1;
+    if (optind < argc) {
+        if (strcmp(argv[optind], "init") != 0 || optind + 1 != argc) {
+            usage(stderr);
+            return 2;
+        }
+        init = true;
+    }
+    r = svc_config_load(config_path, &cfg);
+    if (r < 0) {
+        log_error("%s", dkm_error_detail()[0] ? dkm_error_detail() : dkm_strerror(r));
+        return 1;
+    }
+    if (getenv("DKM_DEBUG") == NULL || strcmp(getenv("DKM_DEBUG"), "0") == 0)
+        dkm_log_set_level(cfg->log_level);
+    if (init) {
+        r = cmd_init(cfg);
+    } else {
+        r = migrate(cfg, &version);
+        if (r == 0)
+            r = svc_run(cfg, config_path, version);
+    }
+    if (r < 0)
+        log_error("%s", dkm_error_detail()[0] ? dkm_error_detail() : dkm_strerror(r));
+    svc_config_free(cfg);
+    return r < 0 ? 1 : 0;
 }

@@ -1,0 +1,629 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The database pool of one worker thread: a few non-blocking libpq
+ * connections driven by the worker's event loop, a bounded queue of
+ * prepared-statement queries, and optionally one LISTEN connection that
+ * reports NOTIFY on the changes channel.
+ *
+ * Nothing here ever blocks the loop: connections are made with
+ * PQconnectStart/PQconnectPoll, queries sent with PQsendQueryPrepared and
+ * read with PQconsumeInput/PQisBusy/PQgetResult when PQsocket is readable.
+ * When the database goes away, queries in flight fail, new queries fail
+ * at once (the caller answers 503 without waiting), and each connection
+ * reconnects on its own with exponential backoff and jitter. A query in
+ * flight is never retried: it may have run, and only the caller knows
+ * whether running it twice is harmless.
+ *
+ * Failure callbacks are delivered from a deferred event, never from inside
+ * svc_db_query(), so a handler never sees its callback before the call
+ * that queued it has returned.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "dkm/log.h"
+#include "dkm/secmem.h"
+#include "dkmd.h"
+
+#define BACKOFF_MIN_MS 100
+
+struct stmt_def {
+    const char *name;
+    const char *sql;
+    int nparams;
+};
+
+/* In the order of enum svc_stmt. */
+static const struct stmt_def stmts[SVC_STMT_COUNT] = {
+    [SVC_STMT_SCHEMA_VERSION] =
+        {"schema_version", "SELECT coalesce(max(version), 0) FROM schema_migrations", 0},
+    [SVC_STMT_PING] = {"ping", "SELECT 1", 0},
+};
+
+enum conn_state {
+    CONN_DOWN,       /* waiting for the reconnect timer */
+    CONN_CONNECTING, /* PQconnectPoll in progress */
+    CONN_PREPARING,  /* sending PQsendPrepare for each statement */
+    CONN_LISTENING,  /* LISTEN sent, waiting for its result */
+    CONN_IDLE,
+    CONN_BUSY,
+};
+
+struct pending {
+    enum svc_stmt stmt;
+    int nparams;
+    char **values;
+    int *lengths;
+    int *formats;
+    svc_db_result_fn *cb;
+    void *arg;
+    struct timespec sent;
+    struct pending *next;
+};
+
+struct db_conn {
+    struct svc_db *db;
+    unsigned index;
+    bool listen;
+    enum conn_state state;
+    PGconn *pg;
+    int fd;
+    struct event *io;
+    struct event *timer;
+    unsigned backoff_ms;
+    int prep_next;
+    struct pending *cur;
+    PGresult *result;
+    bool ever_up;
+};
+
+struct svc_db {
+    struct event_base *base;
+    struct svc_db_options opt;
+    char *conninfo;
+    struct db_conn *conns;
+    unsigned nconns;
+    struct pending *head, *tail;
+    unsigned queued;
+    struct pending *failed; /* callbacks to run from kick_cb */
+    struct event *kick;
+};
+
+static void io_cb(evutil_socket_t fd, short what, void *arg);
+static void timer_cb(evutil_socket_t fd, short what, void *arg);
+static void kick_cb(evutil_socket_t fd, short what, void *arg);
+
+static void pending_free(struct pending *p)
+{
+    if (p == NULL)
+        return;
+    for (int i = 0; p->values != NULL && i < p->nparams; i++)
+        free(p->values[i]);
+    free(p->values);
+    free(p->lengths);
+    free(p->formats);
+    free(p);
+}
+
+static double elapsed_s(const struct timespec *since)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - since->tv_sec) +
+           (double)(now.tv_nsec - since->tv_nsec) / 1e9;
+}
+
+static void arm_timer(struct db_conn *c, unsigned ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+    evtimer_add(c->timer, &tv);
+}
+
+/* (Re)point the io event at the connection's socket for these events. */
+static int watch(struct db_conn *c, short what)
+{
+    int fd = PQsocket(c->pg);
+
+    if (fd < 0)
+        return -EBADF;
+    event_del(c->io);
+    if (event_assign(c->io, c->db->base, fd, what | EV_PERSIST, io_cb, c) < 0)
+        return -ENOMEM;
+    c->fd = fd;
+    return event_add(c->io, NULL) < 0 ? -ENOMEM : 0;
+}
+
+static void fail_later(struct svc_db *db, struct pending *p)
+{
+    p->next = db->failed;
+    db->failed = p;
+    event_active(db->kick, EV_TIMEOUT, 0);
+}
+
+bool svc_db_up(const struct svc_db *db)
+{
+    for (unsigned i = 0; i < db->nconns; i++)
+        if (!db->conns[i].listen &&
+            (db->conns[i].state == CONN_IDLE || db->conns[i].state == CONN_BUSY))
+            return true;
+    return false;
+}
+
+static void conn_close(struct db_conn *c)
+{
+    event_del(c->io);
+    evtimer_del(c->timer);
+    PQclear(c->result);
+    c->result = NULL;
+    PQfinish(c->pg);
+    c->pg = NULL;
+    c->fd = -1;
+}
+
+static void schedule_reconnect(struct db_conn *c)
+{
+    unsigned ms = c->backoff_ms, jitter;
+
+    c->state = CONN_DOWN;
+    /* Jitter keeps several dkmd from reconnecting in lockstep after an outage. */
+    jitter = ms / 4 ? (unsigned)random() % (ms / 4) : 0;
+    arm_timer(c, ms + jitter);
+    c->backoff_ms =
+        ms * 2 > c->db->opt.reconnect_max_ms ? c->db->opt.reconnect_max_ms : ms * 2;
+}
+
+/* The connection is unusable: close it, fail what depended on it, retry later. */
+static void conn_fail(struct db_conn *c, const char *why)
+{
+    struct svc_db *db = c->db;
+    bool was_up = c->state == CONN_IDLE || c->state == CONN_BUSY;
+
+    if (was_up || c->ever_up)
+        log_warning("database connection %u%s: %s", c->index,
+                    c->listen ? " (listen)" : "", why);
+    else
+        log_debug("database connection %u: %s", c->index, why);
+    conn_close(c);
+    if (c->cur != NULL) {
+        fail_later(db, c->cur);
+        c->cur = NULL;
+    }
+    schedule_reconnect(c);
+    if (!svc_db_up(db)) {
+        /* Nobody left to run the queue: fail it now rather than let it wait. */
+        while (db->head != NULL) {
+            struct pending *p = db->head;
+            db->head = p->next;
+            fail_later(db, p);
+        }
+        db->tail = NULL;
+        db->queued = 0;
+    }
+}
+
+static void conn_start(struct db_conn *c)
+{
+    c->pg = PQconnectStart(c->db->conninfo);
+    if (c->pg == NULL) {
+        conn_fail(c, "out of memory");
+        return;
+    }
+    if (PQstatus(c->pg) == CONNECTION_BAD) {
+        conn_fail(c, PQerrorMessage(c->pg));
+        return;
+    }
+    c->state = CONN_CONNECTING;
+    if (watch(c, EV_WRITE) < 0) {
+        conn_fail(c, "cannot watch the connection's socket");
+        return;
+    }
+    arm_timer(c, c->db->opt.connect_timeout * 1000);
+}
+
+/* Send what libpq has buffered; watch for writability while some is left. */
+static int flush(struct db_conn *c)
+{
+    int r = PQflush(c->pg);
+
+    if (r < 0)
+        return -EIO;
+    return watch(c, r == 1 ? EV_READ | EV_WRITE : EV_READ);
+}
+
+static void send_next_prepare(struct db_conn *c)
+{
+    const struct stmt_def *s = &stmts[c->prep_next];
+
+    if (!PQsendPrepare(c->pg, s->name, s->sql, s->nparams, NULL) || flush(c) < 0)
+        conn_fail(c, PQerrorMessage(c->pg));
+}
+
+static void dispatch(struct svc_db *db);
+
+static void connected(struct db_conn *c)
+{
+    evtimer_del(c->timer);
+    if (PQsetnonblocking(c->pg, 1) != 0) {
+        conn_fail(c, "cannot make the connection non-blocking");
+        return;
+    }
+    c->backoff_ms = BACKOFF_MIN_MS;
+    if (c->listen) {
+        c->state = CONN_LISTENING;
+        if (!PQsendQuery(c->pg, "LISTEN " SVC_CHANGES_CHANNEL) || flush(c) < 0)
+            conn_fail(c, PQerrorMessage(c->pg));
+        return;
+    }
+    c->state = CONN_PREPARING;
+    c->prep_next = 0;
+    send_next_prepare(c);
+}
+
+static void deliver(struct db_conn *c)
+{
+    struct svc_db *db = c->db;
+    struct pending *p = c->cur;
+    PGresult *res = c->result;
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    double secs = elapsed_s(&p->sent);
+
+    c->cur = NULL;
+    c->result = NULL;
+    c->state = CONN_IDLE;
+    evtimer_del(c->timer);
+    svc_metric_observe(db->opt.query_latency, stmts[p->stmt].name, secs);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+        p->cb(p->arg, res, 0);
+    } else {
+        int r = dkm_error_set(DKM_E_DB, "statement %s failed: %s", stmts[p->stmt].name,
+                              res ? PQresultErrorMessage(res) : "no result");
+        log_warning("%s", dkm_error_detail());
+        p->cb(p->arg, NULL, r);
+    }
+    PQclear(res);
+    pending_free(p);
+}
+
+/* A command finished (its results were all read). */
+static void complete(struct db_conn *c)
+{
+    ExecStatusType st = c->result ? PQresultStatus(c->result) : PGRES_FATAL_ERROR;
+
+    switch (c->state) {
+    case CONN_PREPARING:
+        if (st != PGRES_COMMAND_OK) {
+            char why[512];
+            snprintf(why, sizeof(why), "preparing statement %s failed: %s",
+                     stmts[c->prep_next].name,
+                     c->result ? PQresultErrorMessage(c->result) : "no result");
+            conn_fail(c, why);
+            return;
+        }
+        PQclear(c->result);
+        c->result = NULL;
+        if (++c->prep_next < SVC_STMT_COUNT) {
+            send_next_prepare(c);
+            return;
+        }
+        c->state = CONN_IDLE;
+        if (!c->ever_up)
+            log_debug("database connection %u ready", c->index);
+        else
+            log_notice("database connection %u is back", c->index);
+        c->ever_up = true;
+        dispatch(c->db);
+        return;
+    case CONN_LISTENING:
+        PQclear(c->result);
+        c->result = NULL;
+        if (st != PGRES_COMMAND_OK) {
+            conn_fail(c, "LISTEN failed");
+            return;
+        }
+        c->state = CONN_IDLE;
+        c->ever_up = true;
+        /* Whatever was announced while we were away is lost: resync. */
+        c->db->opt.notify(c->db->opt.notify_arg, SVC_CHANGES_CHANNEL, NULL);
+        return;
+    case CONN_BUSY:
+        deliver(c);
+        dispatch(c->db);
+        return;
+    default:
+        PQclear(c->result);
+        c->result = NULL;
+        return;
+    }
+}
+
+static void read_results(struct db_conn *c)
+{
+    for (;;) {
+        PGresult *res;
+
+        if (PQisBusy(c->pg))
+            return;
+        res = PQgetResult(c->pg);
+        if (res == NULL) {
+            complete(c);
+            return;
+        }
+        /* One statement, one result: keep the first, drop any other. */
+        if (c->result == NULL)
+            c->result = res;
+        else
+            PQclear(res);
+    }
+}
+
+static void drain_notifies(struct db_conn *c)
+{
+    PGnotify *n;
+
+    while ((n = PQnotifies(c->pg)) != NULL) {
+        if (c->listen && c->db->opt.notify != NULL)
+            c->db->opt.notify(c->db->opt.notify_arg, n->relname, n->extra);
+        PQfreemem(n);
+    }
+}
+
+static void io_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct db_conn *c = arg;
+    (void)fd;
+
+    if (c->state == CONN_CONNECTING) {
+        switch (PQconnectPoll(c->pg)) {
+        case PGRES_POLLING_OK:
+            connected(c);
+            return;
+        case PGRES_POLLING_READING:
+            if (watch(c, EV_READ) < 0)
+                conn_fail(c, "cannot watch the connection's socket");
+            return;
+        case PGRES_POLLING_WRITING:
+            if (watch(c, EV_WRITE) < 0)
+                conn_fail(c, "cannot watch the connection's socket");
+            return;
+        default:
+            conn_fail(c, PQerrorMessage(c->pg));
+            return;
+        }
+    }
+    if (c->pg == NULL)
+        return;
+    if ((what & EV_WRITE) && flush(c) < 0) {
+        conn_fail(c, PQerrorMessage(c->pg));
+        return;
+    }
+    if (!(what & EV_READ))
+        return;
+    if (!PQconsumeInput(c->pg)) {
+        conn_fail(c, PQerrorMessage(c->pg));
+        return;
+    }
+    drain_notifies(c);
+    if (c->state == CONN_IDLE) {
+        /* Nothing is expected: input here is the server saying goodbye. */
+        if (PQstatus(c->pg) == CONNECTION_BAD)
+            conn_fail(c, PQerrorMessage(c->pg));
+        return;
+    }
+    read_results(c);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct db_conn *c = arg;
+    (void)fd;
+    (void)what;
+
+    switch (c->state) {
+    case CONN_DOWN:
+        conn_start(c);
+        return;
+    case CONN_BUSY:
+        conn_fail(c, "query timed out");
+        return;
+    default:
+        conn_fail(c, "connecting timed out");
+        return;
+    }
+}
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct svc_db *db = arg;
+    struct pending *list = db->failed, *next;
+    (void)fd;
+    (void)what;
+
+    db->failed = NULL;
+    for (struct pending *p = list; p != NULL; p = next) {
+        next = p->next;
+        dkm_error_set(DKM_E_UNAVAILABLE, "the database is unavailable");
+        p->cb(p->arg, NULL, DKM_E_UNAVAILABLE);
+        pending_free(p);
+    }
+    dispatch(db);
+}
+
+static struct db_conn *idle_conn(struct svc_db *db)
+{
+    for (unsigned i = 0; i < db->nconns; i++)
+        if (!db->conns[i].listen && db->conns[i].state == CONN_IDLE)
+            return &db->conns[i];
+    return NULL;
+}
+
+static void dispatch(struct svc_db *db)
+{
+    struct db_conn *c;
+
+    while (db->head != NULL && (c = idle_conn(db)) != NULL) {
+        struct pending *p = db->head;
+        const struct stmt_def *s = &stmts[p->stmt];
+
+        db->head = p->next;
+        if (db->head == NULL)
+            db->tail = NULL;
+        db->queued--;
+        p->next = NULL;
+        c->cur = p;
+        c->state = CONN_BUSY;
+        clock_gettime(CLOCK_MONOTONIC, &p->sent);
+        if (!PQsendQueryPrepared(c->pg, s->name, p->nparams,
+                                 (const char *const *)p->values, p->lengths, p->formats,
+                                 /* resultFormat= */ 0) ||
+            flush(c) < 0) {
+            conn_fail(c, PQerrorMessage(c->pg));
+            continue;
+        }
+        arm_timer(c, db->opt.query_timeout * 1000);
+    }
+}
+
+int svc_db_query(struct svc_db *db, enum svc_stmt stmt, int nparams,
+                 const char *const *values, const int *lengths, const int *formats,
+                 svc_db_result_fn *cb, void *arg)
+{
+    struct pending *p = NULL;
+    int r = -ENOMEM;
+
+    if ((unsigned)stmt >= SVC_STMT_COUNT || nparams != stmts[stmt].nparams || cb == NULL)
+        return dkm_error_set(-EINVAL, "bad query parameters");
+    if (!svc_db_up(db))
+        return dkm_error_set(DKM_E_UNAVAILABLE, "the database is unavailable");
+    if (db->queued >= db->opt.queue_max)
+        return dkm_error_set(DKM_E_UNAVAILABLE, "the database queue is full");
+    p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        goto done;
+    p->stmt = stmt;
+    p->nparams = nparams;
+    p->cb = cb;
+    p->arg = arg;
+    if (nparams > 0) {
+        p->values = calloc((size_t)nparams, sizeof(char *));
+        p->lengths = calloc((size_t)nparams, sizeof(int));
+        p->formats = calloc((size_t)nparams, sizeof(int));
+        if (p->values == NULL || p->lengths == NULL || p->formats == NULL)
+            goto done;
+        for (int i = 0; i < nparams; i++) {
+            bool binary = formats != NULL && formats[i] == 1;
+            size_t len;
+            if (values[i] == NULL)
+                continue;
+            len = binary ? (size_t)lengths[i] : strlen(values[i]);
+            p->values[i] = malloc(len + 1);
+            if (p->values[i] == NULL)
+                goto done;
+            memcpy(p->values[i], values[i], len);
+            p->values[i][len] = '\0';
+            p->lengths[i] = (int)len;
+            p->formats[i] = binary ? 1 : 0;
+        }
+    }
+    if (db->tail != NULL)
+        db->tail->next = p;
+    else
+        db->head = p;
+    db->tail = p;
+    db->queued++;
+    p = NULL;
+    dispatch(db);
+    r = 0;
+done:
+    pending_free(p);
+    return r;
+}
+
+int svc_db_new(struct event_base *base, const struct svc_db_options *opt,
+               struct svc_db **ret)
+{
+    struct svc_db *db;
+    int r = -ENOMEM;
+
+    db = calloc(1, sizeof(*db));
+    if (db == NULL)
+        return -ENOMEM;
+    db->base = base;
+    db->opt = *opt;
+    db->opt.conninfo = NULL;
+    if (db->opt.reconnect_max_ms < BACKOFF_MIN_MS)
+        db->opt.reconnect_max_ms = BACKOFF_MIN_MS;
+    db->conninfo = strdup(opt->conninfo);
+    db->nconns = opt->pool_size + (opt->notify != NULL ? 1 : 0);
+    db->conns = calloc(db->nconns, sizeof(*db->conns));
+    db->kick = event_new(base, -1, 0, kick_cb, db);
+    if (db->conninfo == NULL || db->conns == NULL || db->kick == NULL)
+        goto done;
+    for (unsigned i = 0; i < db->nconns; i++) {
+        struct db_conn *c = &db->conns[i];
+        c->db = db;
+        c->index = i;
+        c->fd = -1;
+        c->listen = opt->notify != NULL && i == db->nconns - 1;
+        c->backoff_ms = BACKOFF_MIN_MS;
+        c->io = event_new(base, -1, 0, io_cb, c);
+        c->timer = evtimer_new(base, timer_cb, c);
+        if (c->io == NULL || c->timer == NULL)
+            goto done;
+    }
+    for (unsigned i = 0; i < db->nconns; i++)
+        conn_start(&db->conns[i]);
+    *ret = db;
+    db = NULL;
+    r = 0;
+done:
+    svc_db_free(db);
+    return r;
+}
+
+void svc_db_free(struct svc_db *db)
+{
+    struct pending *p, *next;
+
+    if (db == NULL)
+        return;
+    for (unsigned i = 0; db->conns != NULL && i < db->nconns; i++) {
+        struct db_conn *c = &db->conns[i];
+        if (c->cur != NULL) {
+            c->cur->next = db->failed;
+            db->failed = c->cur;
+            c->cur = NULL;
+        }
+        if (c->io != NULL)
+            conn_close(c);
+        if (c->io != NULL)
+            event_free(c->io);
+        if (c->timer != NULL)
+            event_free(c->timer);
+    }
+    /* Whoever waits is told, so that nothing it holds leaks. */
+    for (p = db->head; p != NULL; p = next) {
+        next = p->next;
+        p->next = db->failed;
+        db->failed = p;
+    }
+    for (p = db->failed; p != NULL; p = next) {
+        next = p->next;
+        p->cb(p->arg, NULL, DKM_E_UNAVAILABLE);
+        pending_free(p);
+    }
+    if (db->kick != NULL)
+        event_free(db->kick);
+    free(db->conns);
+    if (db->conninfo != NULL) {
+        dkm_memzero(db->conninfo, strlen(db->conninfo));
+        free(db->conninfo);
+    }
+    free(db);
+}
