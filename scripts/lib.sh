@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
+# shellcheck shell=bash
 #
 # Shared bash helpers for the scripts that run throw-away test services
 # (scripts/swtpm.sh, scripts/pg.sh) and for the test wrappers. Source it;
@@ -90,8 +91,10 @@ dkm_pid_alive() {
 # dkm_pid_matches PID MARKER: succeeds if PID is alive and its command line
 # contains MARKER (a fixed string, e.g. the service's state directory).
 dkm_pid_matches() {
+    local cmdline
     dkm_pid_alive "$1" || return 1
-    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2"
+    cmdline=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+    [[ "$cmdline" == *"$2"* ]]
 }
 
 # dkm_wait_gone PID SECONDS: waits until PID is gone; fails on timeout.
@@ -162,4 +165,68 @@ dkm_env_get() {
     local line
     line=$(grep -m1 "^$2=" "$1" 2>/dev/null) || return 1
     eval "printf '%s\n' ${line#*=}"
+}
+
+# Where swtpm.sh and pg.sh live, for the helpers below.
+DKM_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# dkm_cleanup_dir DIR: stops every swtpm and PostgreSQL that swtpm.sh or
+# pg.sh started in a direct subdirectory of DIR (found by their env files),
+# then removes DIR. Fails if something could not be stopped.
+dkm_cleanup_dir() {
+    local dir=$1 env r=0
+    for env in "$dir"/*/env; do
+        [ -f "$env" ] || continue
+        if grep -q '^SWTPM_PID=' "$env"; then
+            "$DKM_SCRIPTS/swtpm.sh" stop "${env%/env}" || r=1
+        elif grep -q '^PGPID=' "$env"; then
+            "$DKM_SCRIPTS/pg.sh" stop "${env%/env}" || r=1
+        fi
+    done
+    rm -rf "$dir"
+    return "$r"
+}
+
+# dkm_watchdog OWNER_PID DIR: starts a detached process that, once OWNER_PID
+# has ended, runs dkm_cleanup_dir DIR. It covers the one way out that no
+# trap can: SIGKILL, e.g. from ctest when a test times out, after which the
+# daemons (reparented to init, so outside the killed process tree) would run
+# on. Sets DKM_WATCHDOG_PID; end it with dkm_watchdog_stop after a normal
+# cleanup.
+dkm_watchdog() {
+    local owner=$1 dir=$2 pidfile=$2/.watchdog.pid
+    DKM_WATCHDOG_PID=
+    DKM_WATCHDOG_MARKER="dkm-watchdog $owner $dir "
+    # setsid and the extra subshell put the watchdog in its own session,
+    # outside the owner's process tree. It polls with a read timeout on a
+    # FIFO that never delivers data, so it has no child to leave behind.
+    # shellcheck disable=SC2016 # expanded by the watchdog's own shell
+    (
+        setsid bash -c '
+            echo $$ >"$3"
+            if mkfifo "$3.fifo" && command exec 3<>"$3.fifo"; then
+                tick() { read -r -t 1 -u 3 || true; }
+            else
+                tick() { sleep 1; }
+            fi
+            rm -f "$3.fifo"
+            while kill -0 "$1" 2>/dev/null; do
+                tick
+            done
+            . "$4/lib.sh"
+            dkm_cleanup_dir "$2"' dkm-watchdog "$owner" "$dir" "$pidfile" "$DKM_SCRIPTS" \
+            </dev/null >/dev/null 2>&1 &
+    )
+    dkm_wait_for 5 test -s "$pidfile" || {
+        dkm_warn "the cleanup watchdog for $dir did not start"
+        return 1
+    }
+    DKM_WATCHDOG_PID=$(cat "$pidfile")
+}
+
+# dkm_watchdog_stop: ends the watchdog that dkm_watchdog started, by its PID.
+dkm_watchdog_stop() {
+    [ -n "${DKM_WATCHDOG_PID:-}" ] || return 0
+    dkm_kill_pid "$DKM_WATCHDOG_PID" "$DKM_WATCHDOG_MARKER" || return 1
+    DKM_WATCHDOG_PID=
 }

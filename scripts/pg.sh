@@ -153,12 +153,10 @@ cmd_start() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
 
-    PGPORT=$port
-    PGHOST=127.0.0.1
-    PGUSER=postgres
-    PGPID=$started_pid
-    PGSOCKDIR=$dir/sock
-    PGDATA=$dir/data
+    # Read by name in dkm_env_write.
+    # shellcheck disable=SC2034
+    PGPORT=$port PGHOST=127.0.0.1 PGUSER=postgres PGPID=$started_pid \
+        PGSOCKDIR=$dir/sock PGDATA=$dir/data
     dkm_env_write "$dir/env" PGPORT PGHOST PGUSER PGPID PGSOCKDIR PGDATA ||
         dkm_die "cannot write $dir/env"
     trap - EXIT INT TERM

@@ -154,11 +154,10 @@ cmd_start() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
 
-    SWTPM_PORT=$port
-    SWTPM_CTRL_PORT=$((port + 1))
-    SWTPM_PID=$started_pid
-    SWTPM_TCTI="swtpm:host=127.0.0.1,port=$port"
-    SWTPM_STATE_DIR=$dir
+    # Read by name in dkm_env_write.
+    # shellcheck disable=SC2034
+    SWTPM_PORT=$port SWTPM_CTRL_PORT=$((port + 1)) SWTPM_PID=$started_pid \
+        SWTPM_TCTI="swtpm:host=127.0.0.1,port=$port" SWTPM_STATE_DIR=$dir
     check_instance "$SWTPM_TCTI" "$SWTPM_CTRL_PORT" ||
         dkm_die "swtpm on $dir started but is not usable"
     dkm_env_write "$dir/env" SWTPM_PORT SWTPM_CTRL_PORT SWTPM_PID SWTPM_TCTI \

@@ -12,11 +12,14 @@
 #   DKM_TEST_SWTPM_STATE_i   the instance's state directory
 # and DKM_TEST_SWTPM_COUNT=N. The TPMs live in a temporary directory under
 # $TMPDIR (or /tmp) that is removed afterwards. Every swtpm is stopped by its
-# PID on every way out, including a failing PROG and SIGINT/SIGTERM.
+# PID on every way out, including a failing PROG and SIGINT/SIGTERM; if this
+# script is killed with SIGKILL (a ctest timeout), a detached watchdog stops
+# them within a second or two.
 #
 # Exit status: PROG's. If a TPM cannot be started, or cannot be stopped
 # afterwards, the status is non-zero with a message: a test that cannot run
 # fails, it is never skipped.
+# shellcheck disable=SC2317 # cleanup runs from traps
 set -uo pipefail
 
 DKM_PROG=with-swtpm.sh
@@ -65,6 +68,7 @@ cleanup() {
     if [ -n "$tmp" ]; then
         rm -rf "$tmp"
     fi
+    dkm_watchdog_stop || true
     exit "$status"
 }
 
@@ -74,6 +78,7 @@ trap 'cleanup 143' TERM
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/dkm-swtpm.XXXXXXXX") ||
     dkm_die "cannot create a temporary directory"
+dkm_watchdog $$ "$tmp" || exit 1
 
 for ((i = 1; i <= count; i++)); do
     dir=$tmp/tpm$i

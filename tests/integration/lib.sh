@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
+# shellcheck shell=bash
 #
 # Helpers for the integration tests in tests/integration/*.sh. A test sources
 # this file, calls it_init, starts what it needs with the it_* starters,
@@ -7,7 +8,9 @@
 # SIGTERM), everything the test started is stopped by its PID, the temporary
 # directory is removed, and the last line printed is
 #     NAME: P passed, F failed
-# with a non-zero exit status unless every check passed.
+# with a non-zero exit status unless every check passed. If the test is
+# killed with SIGKILL (a ctest timeout), a detached watchdog stops the swtpm
+# and PostgreSQL instances it started and removes its temporary directory.
 #
 #   it_init NAME              temp dir in $IT_TMP (under $TMPDIR or /tmp)
 #   it_swtpm_start NAME       new TPM in $IT_TMP/NAME; sets SWTPM_PORT,
@@ -24,13 +27,18 @@
 #                             only on failure)
 #   it_check_fails DESC CMD...  passes if CMD fails
 #   it_check_eq DESC WANT GOT / it_check_ne DESC A B
-#   it_check_gone DESC PID    passes once kill -0 PID fails (waits up to 10 s:
-#                             an exited daemon may stay a zombie until init
-#                             reaps it)
+#   it_check_gone DESC PID    passes once kill -0 PID fails (waits up to
+#                             $IT_GONE_TIMEOUT s, default 10: an exited daemon
+#                             may stay a zombie until init reaps it)
 #   it_fatal MESSAGE          counts a failure and ends the test
 #   it_finish                 prints the summary and exits
 #
-# Set DKM_KEEP_TMP=1 to keep the temporary directory for debugging.
+# it_init also turns on `set -u -o pipefail` (not -e: a failed check must not
+# end the test). Set DKM_KEEP_TMP=1 to keep the temporary directory.
+#
+# Run directly (`bash tests/integration/lib.sh`, registered as it_lib), this
+# file tests itself: that failures are counted and reported, that a crashing
+# or interrupted test fails, and that its cleanup stops what it started.
 
 IT_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=scripts/lib.sh
@@ -57,10 +65,13 @@ it_pass() {
 
 # it_fail DESC [DETAIL]: counts a failed check and shows why.
 it_fail() {
+    local line
     IT_FAILED=$((IT_FAILED + 1))
     echo "FAIL - $1"
     if [ -n "${2:-}" ]; then
-        sed 's/^/    /' <<<"$2"
+        while IFS= read -r line; do
+            echo "    $line"
+        done <<<"$2"
     fi
 }
 
@@ -106,7 +117,7 @@ it_check_ne() {
 }
 
 it_check_gone() {
-    local desc=$1 pid=$2 ticks=200
+    local desc=$1 pid=$2 ticks=$((${IT_GONE_TIMEOUT:-10} * 20))
     if [ -z "$pid" ]; then
         it_fail "$desc" "no PID given"
         return
@@ -206,6 +217,7 @@ _it_cleanup() {
             rm -rf "$IT_TMP"
         fi
     fi
+    dkm_watchdog_stop || it_fail "cleanup: stop the watchdog"
     # An exit that no check accounts for (a crash in the test itself) must
     # still show up as a failure.
     if [ "$status" != 0 ] && [ "$IT_FAILED" = 0 ]; then
@@ -232,8 +244,123 @@ it_init() {
         it_fatal "cannot create a temporary directory"
     # PostgreSQL runs as another user when the test runs as root.
     chmod 755 "$IT_TMP"
+    dkm_watchdog $$ "$IT_TMP" || it_fatal "cannot start the cleanup watchdog"
 }
 
 it_finish() {
     exit 0
 }
+
+# --- self-test ----------------------------------------------------------
+
+# _it_scenario NAME BODY: writes a test script that sources this library
+# and runs BODY, runs it, and leaves its status in $sc_status and its last
+# output line in $sc_last.
+_it_scenario() {
+    local script=$IT_TMP/sc_$1.sh
+    {
+        echo ". '$IT_SRC/tests/integration/lib.sh'"
+        echo "it_init sc_$1"
+        echo "echo \"\$IT_TMP\" >'$IT_TMP/sc_$1.tmp'"
+        printf '%s\n' "$2"
+    } >"$script"
+    sc_status=0
+    sc_out=$(bash "$script" 2>&1) || sc_status=$?
+    sc_last=$(tail -n 1 <<<"$sc_out")
+}
+
+_it_absent() {
+    [ ! -e "$1" ]
+}
+
+_it_selftest() {
+    local pids p
+    it_init lib
+
+    _it_scenario pass 'it_check "t" true; it_check_eq "e" 1 1; it_finish'
+    it_check_eq "all checks pass: exit 0" 0 "$sc_status"
+    it_check_eq "all checks pass: summary" "sc_pass: 2 passed, 0 failed" "$sc_last"
+    it_check_fails "the scenario's temp dir is removed" test -e "$(cat "$IT_TMP/sc_pass.tmp")"
+
+    _it_scenario fail 'it_check "a" true; it_check "b" false
+        it_check_eq "c" 1 2; it_check_ne "d" 1 1; it_check_fails "e" true
+        IT_GONE_TIMEOUT=1 it_check_gone "f" $$; it_finish'
+    it_check_eq "failed checks: exit 1" 1 "$sc_status"
+    it_check_eq "failed checks: all counted" "sc_fail: 1 passed, 5 failed" "$sc_last"
+
+    _it_scenario crash 'it_check "a" true; exit 3'
+    it_check_eq "a test that exits early fails" 1 "$sc_status"
+    it_check_eq "an early exit is counted" "sc_crash: 1 passed, 1 failed" "$sc_last"
+
+    _it_scenario empty 'it_finish'
+    it_check_eq "a test that checks nothing fails" 1 "$sc_status"
+
+    _it_scenario fatal "it_daemon sleeper sleep 300
+        echo \$IT_PID >'$IT_TMP/fatal.pids'
+        it_swtpm_start tpm
+        echo \$SWTPM_PID >>'$IT_TMP/fatal.pids'
+        it_pg_start pg
+        echo \$PGPID >>'$IT_TMP/fatal.pids'
+        it_fatal 'boom'"
+    it_check_eq "it_fatal fails the test" 1 "$sc_status"
+    it_check_eq "it_fatal is counted" "sc_fatal: 0 passed, 1 failed" "$sc_last"
+    pids=$(cat "$IT_TMP/fatal.pids" 2>/dev/null)
+    it_check_eq "the failing test had started three processes" 3 "$(wc -w <<<"$pids")"
+    for p in $pids; do
+        it_check_gone "cleanup after a failure stopped PID $p" "$p"
+    done
+    it_check_fails "cleanup after a failure removed the temp dir" \
+        test -e "$(cat "$IT_TMP/sc_fatal.tmp")"
+
+    # An interrupted test: started in the background, then sent SIGTERM.
+    {
+        echo ". '$IT_SRC/tests/integration/lib.sh'"
+        echo "it_init sc_term"
+        echo "it_check 'a' true"
+        echo "it_daemon sleeper sleep 300"
+        echo "echo \$IT_PID >'$IT_TMP/term.pid'"
+        echo "while :; do sleep 0.05; done"
+    } >"$IT_TMP/sc_term.sh"
+    bash "$IT_TMP/sc_term.sh" >"$IT_TMP/sc_term.out" 2>&1 &
+    p=$!
+    dkm_wait_for 30 test -s "$IT_TMP/term.pid" || it_fail "the SIGTERM scenario did not start"
+    kill -TERM "$p"
+    sc_status=0
+    wait "$p" || sc_status=$?
+    it_check_ne "an interrupted test fails" 0 "$sc_status"
+    it_check_eq "an interruption is counted" "sc_term: 1 passed, 1 failed" \
+        "$(tail -n 1 "$IT_TMP/sc_term.out")"
+    it_check_gone "cleanup after SIGTERM stopped the daemon" "$(cat "$IT_TMP/term.pid")"
+
+    # A test killed with SIGKILL runs no trap: the watchdog has to clean up.
+    {
+        echo ". '$IT_SRC/tests/integration/lib.sh'"
+        echo "it_init sc_kill"
+        echo "echo \"\$IT_TMP\" >'$IT_TMP/sc_kill.tmp'"
+        echo "it_swtpm_start tpm"
+        echo "echo \$SWTPM_PID >'$IT_TMP/kill.pids'"
+        echo "it_pg_start pg"
+        echo "echo \$PGPID >>'$IT_TMP/kill.pids'"
+        echo "echo ready >'$IT_TMP/kill.ready'"
+        echo "while :; do sleep 0.05; done"
+    } >"$IT_TMP/sc_kill.sh"
+    bash "$IT_TMP/sc_kill.sh" >"$IT_TMP/sc_kill.out" 2>&1 &
+    p=$!
+    dkm_wait_for 60 test -s "$IT_TMP/kill.ready" ||
+        it_fail "the SIGKILL scenario did not start" "$(cat "$IT_TMP/sc_kill.out")"
+    kill -KILL "$p"
+    wait "$p" 2>/dev/null
+    pids=$(cat "$IT_TMP/kill.pids" 2>/dev/null)
+    it_check_eq "the killed test had started two services" 2 "$(wc -w <<<"$pids")"
+    for p in $pids; do
+        it_check_gone "the watchdog stopped PID $p after SIGKILL" "$p"
+    done
+    it_check "the watchdog removed the killed test's temp dir" \
+        dkm_wait_for 10 _it_absent "$(cat "$IT_TMP/sc_kill.tmp")"
+
+    it_finish
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    _it_selftest
+fi

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
+# Functions here run from traps or through it_check:
+# shellcheck disable=SC2317
 #
 # Smoke test of the test infrastructure itself: two software TPMs (two
 # simulated machines) and one PostgreSQL started with scripts/swtpm.sh and
 # scripts/pg.sh must answer, the two TPMs must have different EKs, and after
 # a stop no process may be left. Also checks that tests/with-swtpm.sh passes
 # the TPMs to its program, returns the program's status, and stops its TPMs
-# both after a normal exit and when it is killed with SIGTERM.
+# after a normal exit, on SIGTERM, and (through its watchdog) after SIGKILL.
 # Prints how long each start took, for planning test suites.
 
 # shellcheck source=tests/integration/lib.sh
@@ -27,7 +29,8 @@ read_public() {
 }
 
 has_handle() {
-    tpm2_getcap -T "$1" handles-persistent | grep -qi -- "$2"
+    local handles
+    handles=$(tpm2_getcap -T "$1" handles-persistent) && grep -qi -- "$2" <<<"$handles"
 }
 
 random_bytes() {
@@ -79,7 +82,7 @@ t0=$(now_ms)
 it_pg_start pg
 t1=$(now_ms)
 echo "# PostgreSQL initdb + start: $((t1 - t0)) ms"
-pgpid=$PGPID
+postmaster_pid=$PGPID
 it_check_eq "psql over TCP answers select 1" 1 \
     "$(psql -X -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -Atc 'select 1' 2>&1)"
 it_check_eq "psql over the Unix socket answers" postgres \
@@ -95,7 +98,7 @@ it_swtpm_stop tpm2
 it_pg_stop pg
 it_check_gone "tpm1's swtpm (PID $pid1) is gone" "$pid1"
 it_check_gone "tpm2's swtpm (PID $pid2) is gone" "$pid2"
-it_check_gone "the postmaster (PID $pgpid) is gone" "$pgpid"
+it_check_gone "the postmaster (PID $postmaster_pid) is gone" "$postmaster_pid"
 it_check_fails "psql fails once PostgreSQL is stopped" \
     psql -X -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -Atc 'select 1'
 
@@ -126,14 +129,18 @@ lines_are() {
     [ -f "$1" ] && [ "$(wc -l <"$1")" = "$2" ]
 }
 
+absent() {
+    [ ! -e "$1" ]
+}
+
 : >"$IT_TMP/ran"
 status=0
 "$with_swtpm" 2 "$probe" 7 "$IT_TMP/ran" || status=$?
 it_check_eq "with-swtpm.sh returns the program's status" 7 "$status"
 it_check "with-swtpm.sh passed two usable TPMs" lines_are "$IT_TMP/ran" 2
-for p in $(cat "$IT_TMP/ran"); do
+while read -r p; do
     it_check_gone "with-swtpm.sh stopped its swtpm (PID $p)" "$p"
-done
+done <"$IT_TMP/ran"
 it_check_fails "with-swtpm.sh removed its temporary directory" \
     test -e "$(cat "$IT_TMP/ran.dir")"
 
@@ -147,11 +154,29 @@ status=0
 wait "$wrapper" || status=$?
 it_check_eq "with-swtpm.sh killed by SIGTERM exits 143" 143 "$status"
 it_check "with-swtpm.sh had started two TPMs" lines_are "$IT_TMP/sig" 2
-for p in $(cat "$IT_TMP/sig"); do
+while read -r p; do
     it_check_gone "with-swtpm.sh stopped its swtpm (PID $p) on SIGTERM" "$p"
-done
+done <"$IT_TMP/sig"
 it_check_gone "with-swtpm.sh ended its program on SIGTERM" "$(cat "$IT_TMP/sig.pid")"
 it_check_fails "with-swtpm.sh removed its temporary directory on SIGTERM" \
     test -e "$(cat "$IT_TMP/sig.dir")"
+
+# SIGKILL, as from a ctest timeout: no trap runs, the watchdog must clean up.
+# ctest would also kill the program (a child of the wrapper); here the test
+# does that itself, by the PID the program recorded.
+: >"$IT_TMP/kill"
+"$with_swtpm" 2 "$probe" 0 "$IT_TMP/kill" hang &
+wrapper=$!
+dkm_wait_for 60 test -s "$IT_TMP/kill.pid" ||
+    it_fail "with-swtpm.sh did not start its program"
+kill -KILL "$wrapper"
+wait "$wrapper" 2>/dev/null
+it_check "with-swtpm.sh had started two TPMs" lines_are "$IT_TMP/kill" 2
+while read -r p; do
+    it_check_gone "the watchdog stopped swtpm PID $p after SIGKILL" "$p"
+done <"$IT_TMP/kill"
+it_check "the watchdog removed with-swtpm.sh's temporary directory" \
+    dkm_wait_for 10 absent "$(cat "$IT_TMP/kill.dir")"
+dkm_kill_pid "$(cat "$IT_TMP/kill.pid")" "sleep 300"
 
 it_finish
