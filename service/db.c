@@ -185,7 +185,8 @@ static void conn_fail(struct db_conn *c, const char *why)
     struct svc_db *db = c->db;
     bool was_up = c->state == CONN_IDLE || c->state == CONN_BUSY;
 
-    if (was_up || c->ever_up)
+    /* Once per outage, not once per reconnect attempt. */
+    if (was_up)
         log_warning("database connection %u%s: %s", c->index,
                     c->listen ? " (listen)" : "", why);
     else

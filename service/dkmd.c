@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "dkm/log.h"
 #include "dkmd.h"
@@ -69,6 +70,13 @@ static int cmd_init(const struct svc_config *cfg)
     if (mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) {
         r = dkm_error_set(-errno, "cannot create the state directory %s: %s",
                           cfg->state_dir, strerror(errno));
+        goto done;
+    }
+    /* Refuse before touching the database if this host was initialised already. */
+    if (access(cfg->tls_key, F_OK) == 0 || access(cfg->tls_cert, F_OK) == 0) {
+        r = dkm_error_set(-EEXIST,
+                          "%s or %s already exists: this server is initialised already",
+                          cfg->tls_key, cfg->tls_cert);
         goto done;
     }
     r = migrate(cfg, &version);
