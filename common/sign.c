@@ -436,6 +436,7 @@ int dkm_delegation_create(struct dkm_signkey *sk, const struct dkm_node_id *serv
     struct dkm_writer w;
     uint8_t digest[32];
     size_t secure_before;
+    bool heap;
     int r = -ENOMEM;
 
     if (sk == NULL || server_id == NULL || ret == NULL)
@@ -446,7 +447,9 @@ int dkm_delegation_create(struct dkm_signkey *sk, const struct dkm_node_id *serv
     dk = calloc(1, sizeof(*dk));
     if (dk == NULL)
         return dkm_error_set(-ENOMEM, "out of memory for a delegated key");
-    secure_before = CRYPTO_secure_used();
+    /* OpenSSL 3.0's CRYPTO_secure_used crashes without a secure heap. */
+    heap = CRYPTO_secure_malloc_initialized() != 0;
+    secure_before = heap ? CRYPTO_secure_used() : 0;
     dk->key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     if (dk->key == NULL) {
         ERR_clear_error();
@@ -455,8 +458,7 @@ int dkm_delegation_create(struct dkm_signkey *sk, const struct dkm_node_id *serv
     }
     /* OpenSSL allocates EC private scalars with BN_secure_new, which
      * uses the secure heap when there is one. */
-    dk->secure =
-        CRYPTO_secure_malloc_initialized() && CRYPTO_secure_used() > secure_before;
+    dk->secure = heap && CRYPTO_secure_used() > secure_before;
     if (!dk->secure)
         log_warning("the delegated signing key is in ordinary heap memory (no OpenSSL "
                     "secure heap)");
