@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# dkmd's limits against misbehaving clients: a client that trickles its
+# request headers is cut off after request_timeout although it never
+# stays silent for long, while another client is served meanwhile;
+# connections beyond max_connections get a 503 JSON answer and the
+# service recovers when they go; over-long headers are refused.
+
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=tests/integration/svc_common.bash
+. "$(dirname "${BASH_SOURCE[0]}")/svc_common.bash"
+it_init svc_limits
+
+svc_setup "request_timeout = 2" "max_connections = 4" "max_header_bytes = 2048"
+svc_init
+svc_start
+
+# --- slow client --------------------------------------------------------------------
+# Sends one header byte every 300 ms (never idle long enough for an idle
+# timeout) and prints how many seconds passed until the server closed.
+cat >"$IT_TMP/slow.py" <<'PY'
+import socket, ssl, sys, time
+port, cap = int(sys.argv[1]), float(sys.argv[2])
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)))
+start = time.monotonic()
+t.sendall(b"GET /v1/health HTTP/1.1\r\nHost: dkmd\r\nX-Slow: ")
+t.settimeout(0.3)
+closed = False
+while time.monotonic() - start < cap:
+    try:
+        if t.recv(1024) == b"":
+            closed = True
+            break
+    except socket.timeout:
+        pass
+    except (ConnectionError, ssl.SSLError, OSError):
+        closed = True
+        break
+    try:
+        t.sendall(b"a")
+    except (ConnectionError, ssl.SSLError, OSError):
+        closed = True
+        break
+print("%.2f %s" % (time.monotonic() - start, "closed" if closed else "open"))
+PY
+python3 "$IT_TMP/slow.py" "$SVC_PORT" 10 >"$IT_TMP/slow.out" 2>&1 &
+slow=$!
+sleep 0.8
+t0=$(now_ms)
+code=$(svc_code /v1/health)
+t1=$(now_ms)
+it_check_eq "another client is served while the slow one trickles" 200 "$code"
+it_check "and served quickly (under 1 s: $((t1 - t0)) ms)" test $((t1 - t0)) -lt 1000
+wait "$slow"
+read -r secs state <"$IT_TMP/slow.out"
+echo "# slow client cut after ${secs} s"
+it_check_eq "the slow client was cut off" closed "$state"
+it_check "after about request_timeout (2 s; took ${secs} s)" \
+    python3 -c "import sys; sys.exit(not 1.8 <= $secs <= 4.0)"
+it_check "the cut is counted" sh -c "curl -sS --cacert '$SVC_STATE/tls.crt' \
+    https://127.0.0.1:$SVC_PORT/metrics | grep -q 'dkmd_connections_closed_total{reason=\"request_timeout\"} [1-9]'"
+
+# --- too many connections -----------------------------------------------------------
+# Holds four TLS connections open (max_connections = 4), sends a request on
+# a fifth, then frees one and tries again.
+cat >"$IT_TMP/many.py" <<'PY'
+import json, socket, ssl, sys, time
+port = int(sys.argv[1])
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+def conn():
+    return ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)))
+def get(t):
+    t.sendall(b"GET /v1/health HTTP/1.1\r\nHost: dkmd\r\nConnection: close\r\n\r\n")
+    data = b""
+    t.settimeout(5)
+    while True:
+        chunk = t.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+held = [conn() for _ in range(4)]
+time.sleep(0.2)
+code, body = get(conn())
+print(code, json.loads(body).get("detail", ""))
+held.pop().close()
+time.sleep(0.3)
+code, body = get(conn())
+print(code, json.loads(body).get("status", ""))
+PY
+python3 "$IT_TMP/many.py" "$SVC_PORT" >"$IT_TMP/many.out" 2>&1
+it_check "the fifth connection gets 503 'too many connections'" \
+    grep -q '^503 too many connections' "$IT_TMP/many.out"
+it_check "once one closes, a new one is served" sh -c "sed -n 2p '$IT_TMP/many.out' |
+    grep -q '^200 ok'"
+it_check_eq "and after the held ones are gone, all is normal" 200 "$(svc_code /v1/health)"
+
+# --- header size ------------------------------------------------------------------------
+long=$(head -c 4000 /dev/zero | tr '\0' a)
+code=$(svc_code /v1/health -H "X-Long: $long")
+it_check "headers over max_header_bytes are refused (got $code)" test "${code:0:1}" = 4
+it_check_eq "a normal request still works" 200 "$(svc_code /v1/health)"
+it_check "dkmd survived all of it" kill -0 "$SVC_PID"
+
+status=0
+it_stop_pid "$SVC_PID" || status=$?
+it_check_eq "dkmd exits 0 on SIGTERM" 0 "$status"
+it_finish
