@@ -293,13 +293,14 @@ done:
     return r;
 }
 
-int dkm_stream_decrypt_new(OSSL_LIB_CTX *libctx, const char *group,
+int dkm_stream_decrypt_new(OSSL_LIB_CTX *libctx, const char *group, unsigned seg_log2,
                            dkm_stream_key_fn get_key, void *arg, struct dkm_stream **ret)
 {
     struct dkm_stream *s = NULL;
     int r = -EINVAL;
 
-    if (get_key == NULL) {
+    if (get_key == NULL || seg_log2 < DKM_STREAM_SEG_LOG2_MIN ||
+        seg_log2 > DKM_STREAM_SEG_LOG2_MAX) {
         r = dkm_error_set(-EINVAL, "stream decryption needs a key source");
         goto done;
     }
@@ -308,6 +309,7 @@ int dkm_stream_decrypt_new(OSSL_LIB_CTX *libctx, const char *group,
         goto done;
     s->get_key = get_key;
     s->get_key_arg = arg;
+    s->seg_size = (size_t)1 << seg_log2;
     *ret = s;
     r = 0;
 done:
@@ -357,7 +359,7 @@ static int emit(struct dkm_stream *s, const uint8_t *p, size_t len, uint8_t *out
     if (len > QUEUE_MAX - s->queue_len)
         return dkm_error_set(-ENOSPC, "stream output exceeds the room the caller gives "
                                       "(EVP allows input length + 32 per update; feed "
-                                      "updates of at most 128 KiB)");
+                                      "updates of at most one segment, 64 KiB)");
     memcpy(s->queue + s->queue_len, p, len);
     s->queue_len += len;
     return 0;
@@ -488,14 +490,18 @@ static int parse_header16(struct dkm_stream *s)
     if (s->kind != DKM_STREAM_KIND_EMPTY && s->kind != DKM_STREAM_KIND_DATA)
         return dkm_error_set(DKM_E_FORMAT, "stream kind %u is unknown",
                              (unsigned)s->kind);
-    if (log2 < DKM_STREAM_SEG_LOG2_MIN || log2 > DKM_STREAM_SEG_LOG2_MAX || reserved != 0)
-        return dkm_error_set(DKM_E_FORMAT, "stream header has invalid segment size");
+    if (reserved != 0)
+        return dkm_error_set(DKM_E_FORMAT, "stream header has a non-zero reserved byte");
+    if (log2 >= 32 || ((size_t)1 << log2) != s->seg_size)
+        return dkm_error_set(DKM_E_FORMAT,
+                             "stream segment size 2^%u is not the 2^%u "
+                             "this reader accepts",
+                             (unsigned)log2, (unsigned)__builtin_ctzl(s->seg_size));
     if (s->version == 0)
         return dkm_error_set(DKM_E_FORMAT, "stream header has key version 0");
     if (gid != s->group_id)
         return dkm_error_set(DKM_E_DENIED,
                              "stream was made for another group, not \"%s\"", s->group);
-    s->seg_size = (size_t)1 << log2;
     return 0;
 }
 

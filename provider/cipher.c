@@ -117,7 +117,8 @@ static int start_stream(struct dkm_cipher_ctx *ctx)
     dkm_stream_free(ctx->stream);
     ctx->stream = NULL;
     if (!ctx->encrypt) {
-        r = dkm_stream_decrypt_new(ctx->prov->libctx, ctx->uri.group, stream_key, ctx,
+        r = dkm_stream_decrypt_new(ctx->prov->libctx, ctx->uri.group,
+                                   DKM_STREAM_SEG_LOG2_DEFAULT, stream_key, ctx,
                                    &ctx->stream);
         return r < 0 ? DKM_RAISE_CODE(ctx->prov, r) : 1;
     }

@@ -88,19 +88,23 @@ DKM_MUSTCHECK int dkm_stream_encrypt_new(OSSL_LIB_CTX *libctx, const char *group
 
 /*
  * New decryptor for group: the key is asked from get_key once the header
- * is read. get_key and arg must outlive the stream.
+ * is read. get_key and arg must outlive the stream. seg_log2 is the only
+ * segment size accepted: the header is authenticated only by the first
+ * segment's tag, so a reader that took the size from the header would let
+ * a forger choose how much unauthenticated plaintext is released.
  */
 DKM_MUSTCHECK int dkm_stream_decrypt_new(OSSL_LIB_CTX *libctx, const char *group,
-                                         dkm_stream_key_fn get_key, void *arg,
-                                         struct dkm_stream **ret);
+                                         unsigned seg_log2, dkm_stream_key_fn get_key,
+                                         void *arg, struct dkm_stream **ret);
 
 /*
  * Feed in_len bytes; writes at most out_size bytes to out and sets
  * *ret_len. in and out must not overlap. EVP passes out_size = in_len + 32
  * and that always suffices for decryption, and for encryption when
- * each update is at most two segments; otherwise output the caller has
- * no room for is queued (up to 512 bytes) and -ENOSPC is returned when
- * that is exhausted. Errors: DKM_E_FORMAT (bad header), DKM_E_INTEGRITY
+ * each update is at most one segment (64 KiB by default; openssl enc
+ * feeds 4 KiB). Output the caller has no room for is queued (up to 512
+ * bytes) and written by later calls; -ENOSPC when that is exhausted, or
+ * at final when the rest does not fit. Errors: DKM_E_FORMAT (bad header), DKM_E_INTEGRITY
  * (tag mismatch: tampered, reordered or wrong key), DKM_E_EXPIRED etc.
  * from get_key, -ENOSPC, DKM_E_CRYPTO. After an error the stream refuses
  * further input.
