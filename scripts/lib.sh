@@ -97,6 +97,18 @@ dkm_pid_matches() {
     [[ "$cmdline" == *"$2"* ]]
 }
 
+# dkm_find_pids MARKER: prints the PIDs of live processes whose command line
+# contains MARKER; for finding a daemon that failed to report its PID.
+dkm_find_pids() {
+    local d pid
+    for d in /proc/[0-9]*; do
+        pid=${d#/proc/}
+        if dkm_pid_matches "$pid" "$1"; then
+            echo "$pid"
+        fi
+    done
+}
+
 # dkm_wait_gone PID SECONDS: waits until PID is gone; fails on timeout.
 dkm_wait_gone() {
     local pid=$1 ticks=$(($2 * 20))

@@ -102,6 +102,11 @@ try_start() {
     if ! as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
         -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/sock -c fsync=off" \
         start >"$dir/pg_ctl.log" 2>&1; then
+        # pg_ctl also gives up on a server that is merely slow to start,
+        # possibly before it wrote postmaster.pid; it must not run on.
+        for pid in $(dkm_find_pids "$(pid_marker "$dir")"); do
+            dkm_kill_pid "$pid" "$(pid_marker "$dir")" INT || true
+        done
         if grep -qi 'address already in use' "$dir/postgres.log"; then
             return 2
         fi
