@@ -926,7 +926,18 @@ int svc_run(struct svc_config *cfg, const char *config_path, unsigned schema_ver
     } else {
         r = 0;
     }
-done:
+done : {
+    /*
+         * Freeing the signal events below restores the default actions; a
+         * second SIGTERM during teardown must not turn a clean stop into a
+         * death by signal. Blocked, it stays pending until exit.
+         */
+    sigset_t stop;
+    sigemptyset(&stop);
+    for (size_t i = 0; i < 3; i++)
+        sigaddset(&stop, signals[i]);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+}
     for (unsigned i = 0; svc.workers != NULL && i < svc.nworkers; i++) {
         if (svc.workers[i].started)
             pthread_join(svc.workers[i].thread, NULL);

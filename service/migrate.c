@@ -180,7 +180,8 @@ int svc_migrations_load(const char *dir, struct svc_migrations *ret)
         if (r < 0)
             goto done;
     }
-    qsort(m.v, m.n, sizeof(*m.v), cmp_version);
+    if (m.n > 1)
+        qsort(m.v, m.n, sizeof(*m.v), cmp_version);
     for (size_t i = 0; i < m.n; i++) {
         if (m.v[i].version != i + 1) {
             r = dkm_error_set(
