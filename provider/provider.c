@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/params.h>
 
+#include "dkm/error.h"
 #include "dkm/log.h"
 #include "keysource.h"
 
@@ -198,7 +199,9 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     if (r >= 0)
         r = pick_keysource(ctx);
     if (r < 0) {
-        DKM_RAISE_CODE(ctx, r);
+        /* Reason strings are not registered before init succeeds: say who speaks. */
+        DKM_RAISE(ctx, DKM_R_BAD_CONFIG, "dkm provider configuration: %s",
+                  dkm_error_detail());
         goto fail;
     }
     if (ctx->cfg.debug)
