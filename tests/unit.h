@@ -18,6 +18,13 @@ int dkm_test_main(int argc, char **argv, CU_SuiteInfo *suites);
 /* Path of a file under tests/data (from DKM_TEST_DATA); static buffer. */
 const char *dkm_test_data(const char *name);
 
+/*
+ * The TCTI string of the i-th swtpm started by tests/with-swtpm.sh
+ * (DKM_TEST_TCTI_<i>, 1-based); aborts with a message when it is not set,
+ * since a TPM test that cannot reach its TPM must fail, not skip.
+ */
+const char *dkm_test_tcti(int i);
+
 /* A fresh private temp dir for this test process, removed at exit. */
 const char *dkm_test_tmpdir(void);
 

@@ -56,6 +56,20 @@ const char *dkm_test_data(const char *name)
     return path;
 }
 
+const char *dkm_test_tcti(int i)
+{
+    char name[32];
+    const char *v;
+
+    snprintf(name, sizeof(name), "DKM_TEST_TCTI_%d", i);
+    v = getenv(name);
+    if (v == NULL || v[0] == '\0') {
+        fprintf(stderr, "%s is not set: run this test under tests/with-swtpm.sh\n", name);
+        abort();
+    }
+    return v;
+}
+
 int dkm_test_main(int argc, char **argv, CU_SuiteInfo *suites)
 {
     unsigned failures;
