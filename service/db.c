@@ -38,6 +38,17 @@ struct stmt_def {
     int nparams;
 };
 
+/*
+ * Queries are transactions of one or more steps; a single query is one
+ * step without BEGIN/COMMIT around it.
+ */
+enum tx_phase {
+    PHASE_BEGIN,
+    PHASE_STEP,
+    PHASE_COMMIT,
+    PHASE_ROLLBACK,
+};
+
 /* In the order of enum svc_stmt. */
 static const struct stmt_def stmts[SVC_STMT_COUNT] = {
     [SVC_STMT_SCHEMA_VERSION] =
@@ -54,12 +65,23 @@ enum conn_state {
     CONN_BUSY,
 };
 
-struct pending {
+struct step {
     enum svc_stmt stmt;
     int nparams;
     char **values;
     int *lengths;
     int *formats;
+};
+
+struct pending {
+    struct step *steps;
+    size_t nsteps;
+    bool tx;
+    enum tx_phase phase;
+    size_t cur;         /* step being run */
+    PGresult **results; /* one per step */
+    int err;            /* first failure, delivered after ROLLBACK */
+    char sqlstate[6];
     svc_db_result_fn *cb;
     void *arg;
     struct timespec sent;
@@ -102,12 +124,25 @@ static void pending_free(struct pending *p)
 {
     if (p == NULL)
         return;
-    for (int i = 0; p->values != NULL && i < p->nparams; i++)
-        free(p->values[i]);
-    free(p->values);
-    free(p->lengths);
-    free(p->formats);
+    for (size_t k = 0; p->steps != NULL && k < p->nsteps; k++) {
+        struct step *st = &p->steps[k];
+        for (int i = 0; st->values != NULL && i < st->nparams; i++)
+            free(st->values[i]);
+        free(st->values);
+        free(st->lengths);
+        free(st->formats);
+    }
+    for (size_t k = 0; p->results != NULL && k < p->nsteps; k++)
+        PQclear(p->results[k]);
+    free(p->results);
+    free(p->steps);
     free(p);
+}
+
+/* Call back with a failure; the pending is freed by the caller. */
+static void call_failed(struct pending *p, int r)
+{
+    p->cb(p->arg, NULL, 0, r, p->sqlstate[0] ? p->sqlstate : NULL);
 }
 
 static double elapsed_s(const struct timespec *since)
@@ -267,29 +302,119 @@ static void connected(struct db_conn *c)
     send_next_prepare(c);
 }
 
-static void deliver(struct db_conn *c)
+static int send_step(struct db_conn *c)
+{
+    struct pending *p = c->cur;
+    const struct step *st;
+
+    switch (p->phase) {
+    case PHASE_BEGIN:
+        return PQsendQuery(c->pg, "BEGIN") ? flush(c) : -EIO;
+    case PHASE_COMMIT:
+        return PQsendQuery(c->pg, "COMMIT") ? flush(c) : -EIO;
+    case PHASE_ROLLBACK:
+        return PQsendQuery(c->pg, "ROLLBACK") ? flush(c) : -EIO;
+    case PHASE_STEP:
+        break;
+    }
+    st = &p->steps[p->cur];
+    if (!PQsendQueryPrepared(c->pg, stmts[st->stmt].name, st->nparams,
+                             (const char *const *)st->values, st->lengths, st->formats,
+                             /* resultFormat= */ 0))
+        return -EIO;
+    return flush(c);
+}
+
+/* The query or transaction is over: tell the caller, free it, go idle. */
+static void finish(struct db_conn *c, int r)
 {
     struct svc_db *db = c->db;
     struct pending *p = c->cur;
-    PGresult *res = c->result;
-    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    double secs = elapsed_s(&p->sent);
 
     c->cur = NULL;
-    c->result = NULL;
     c->state = CONN_IDLE;
     evtimer_del(c->timer);
-    svc_metric_observe(db->opt.query_latency, stmts[p->stmt].name, secs);
-    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
-        p->cb(p->arg, res, 0);
-    } else {
-        int r = dkm_error_set(DKM_E_DB, "statement %s failed: %s", stmts[p->stmt].name,
-                              res ? PQresultErrorMessage(res) : "no result");
-        log_warning("%s", dkm_error_detail());
-        p->cb(p->arg, NULL, r);
-    }
-    PQclear(res);
+    svc_metric_observe(db->opt.query_latency,
+                       p->tx ? "transaction" : stmts[p->steps[0].stmt].name,
+                       elapsed_s(&p->sent));
+    if (r == 0)
+        p->cb(p->arg, p->results, p->nsteps, 0, NULL);
+    else
+        call_failed(p, r);
     pending_free(p);
+}
+
+static void step_failed(struct db_conn *c, PGresult *res, const char *what)
+{
+    struct pending *p = c->cur;
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    if (state != NULL)
+        snprintf(p->sqlstate, sizeof(p->sqlstate), "%s", state);
+    p->err = dkm_error_set(DKM_E_DB, "%s failed: %s", what,
+                           res ? PQresultErrorMessage(res) : "no result");
+    log_warning("%s", dkm_error_detail());
+}
+
+/* One command of the current query or transaction has all its results. */
+static void advance(struct db_conn *c)
+{
+    struct pending *p = c->cur;
+    PGresult *res = c->result;
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    bool ok = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+
+    c->result = NULL;
+    switch (p->phase) {
+    case PHASE_BEGIN:
+        if (!ok) {
+            step_failed(c, res, "BEGIN");
+            PQclear(res);
+            finish(c, p->err);
+            return;
+        }
+        PQclear(res);
+        p->phase = PHASE_STEP;
+        break;
+    case PHASE_STEP:
+        if (!ok) {
+            step_failed(c, res, stmts[p->steps[p->cur].stmt].name);
+            PQclear(res);
+            if (!p->tx) {
+                finish(c, p->err);
+                return;
+            }
+            p->phase = PHASE_ROLLBACK;
+            break;
+        }
+        p->results[p->cur++] = res;
+        if (p->cur < p->nsteps)
+            break;
+        if (!p->tx) {
+            finish(c, 0);
+            return;
+        }
+        p->phase = PHASE_COMMIT;
+        break;
+    case PHASE_COMMIT:
+        /* A failed COMMIT (deferred constraint, serialization) has rolled back. */
+        if (!ok)
+            step_failed(c, res, "COMMIT");
+        PQclear(res);
+        finish(c, ok ? 0 : p->err);
+        return;
+    case PHASE_ROLLBACK:
+        PQclear(res);
+        if (!ok) {
+            /* A connection in an unknown transaction state is not reused. */
+            conn_fail(c, "ROLLBACK failed");
+            return;
+        }
+        finish(c, p->err);
+        return;
+    }
+    if (send_step(c) < 0)
+        conn_fail(c, PQerrorMessage(c->pg));
 }
 
 /* A command finished (its results were all read). */
@@ -334,8 +459,9 @@ static void complete(struct db_conn *c)
         c->db->opt.notify(c->db->opt.notify_arg, SVC_CHANGES_CHANNEL, NULL);
         return;
     case CONN_BUSY:
-        deliver(c);
-        dispatch(c->db);
+        advance(c);
+        if (c->state == CONN_IDLE)
+            dispatch(c->db);
         return;
     default:
         PQclear(c->result);
@@ -450,7 +576,8 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
     for (struct pending *p = list; p != NULL; p = next) {
         next = p->next;
         dkm_error_set(DKM_E_UNAVAILABLE, "the database is unavailable");
-        p->cb(p->arg, NULL, DKM_E_UNAVAILABLE);
+        p->sqlstate[0] = '\0';
+        call_failed(p, DKM_E_UNAVAILABLE);
         pending_free(p);
     }
     dispatch(db);
@@ -470,7 +597,6 @@ static void dispatch(struct svc_db *db)
 
     while (db->head != NULL && (c = idle_conn(db)) != NULL) {
         struct pending *p = db->head;
-        const struct stmt_def *s = &stmts[p->stmt];
 
         db->head = p->next;
         if (db->head == NULL)
@@ -480,10 +606,7 @@ static void dispatch(struct svc_db *db)
         c->cur = p;
         c->state = CONN_BUSY;
         clock_gettime(CLOCK_MONOTONIC, &p->sent);
-        if (!PQsendQueryPrepared(c->pg, s->name, p->nparams,
-                                 (const char *const *)p->values, p->lengths, p->formats,
-                                 /* resultFormat= */ 0) ||
-            flush(c) < 0) {
+        if (send_step(c) < 0) {
             conn_fail(c, PQerrorMessage(c->pg));
             continue;
         }
@@ -491,14 +614,50 @@ static void dispatch(struct svc_db *db)
     }
 }
 
-int svc_db_query(struct svc_db *db, enum svc_stmt stmt, int nparams,
-                 const char *const *values, const int *lengths, const int *formats,
-                 svc_db_result_fn *cb, void *arg)
+static int copy_step(struct step *dst, const struct svc_db_step *src)
+{
+    int n = src->nparams;
+
+    if ((unsigned)src->stmt >= SVC_STMT_COUNT || n < 0 || n != stmts[src->stmt].nparams ||
+        (n > 0 && src->values == NULL))
+        return dkm_error_set(-EINVAL, "bad parameters for statement %s",
+                             (unsigned)src->stmt < SVC_STMT_COUNT ? stmts[src->stmt].name
+                                                                  : "(unknown)");
+    dst->stmt = src->stmt;
+    dst->nparams = n;
+    if (n <= 0)
+        return 0;
+    dst->values = calloc((size_t)n, sizeof(char *));
+    dst->lengths = calloc((size_t)n, sizeof(int));
+    dst->formats = calloc((size_t)n, sizeof(int));
+    if (dst->values == NULL || dst->lengths == NULL || dst->formats == NULL)
+        return -ENOMEM;
+    for (int i = 0; i < n; i++) {
+        bool binary = src->formats != NULL && src->formats[i] == 1;
+        size_t len;
+        if (src->values[i] == NULL)
+            continue;
+        if (binary && (src->lengths == NULL || src->lengths[i] < 0))
+            return dkm_error_set(-EINVAL, "binary parameter without a length");
+        len = binary ? (size_t)src->lengths[i] : strlen(src->values[i]);
+        dst->values[i] = malloc(len + 1);
+        if (dst->values[i] == NULL)
+            return -ENOMEM;
+        memcpy(dst->values[i], src->values[i], len);
+        dst->values[i][len] = '\0';
+        dst->lengths[i] = (int)len;
+        dst->formats[i] = binary ? 1 : 0;
+    }
+    return 0;
+}
+
+static int enqueue(struct svc_db *db, const struct svc_db_step *steps, size_t nsteps,
+                   bool tx, svc_db_result_fn *cb, void *arg)
 {
     struct pending *p = NULL;
     int r = -ENOMEM;
 
-    if ((unsigned)stmt >= SVC_STMT_COUNT || nparams != stmts[stmt].nparams || cb == NULL)
+    if (cb == NULL || nsteps == 0 || nsteps > SVC_DB_TX_MAX_STEPS)
         return dkm_error_set(-EINVAL, "bad query parameters");
     if (!svc_db_up(db))
         return dkm_error_set(DKM_E_UNAVAILABLE, "the database is unavailable");
@@ -507,31 +666,20 @@ int svc_db_query(struct svc_db *db, enum svc_stmt stmt, int nparams,
     p = calloc(1, sizeof(*p));
     if (p == NULL)
         goto done;
-    p->stmt = stmt;
-    p->nparams = nparams;
+    p->steps = calloc(nsteps, sizeof(*p->steps));
+    p->results = calloc(nsteps, sizeof(*p->results));
+    if (p->steps == NULL || p->results == NULL)
+        goto done;
+    p->nsteps = nsteps;
+    for (size_t k = 0; k < nsteps; k++) {
+        r = copy_step(&p->steps[k], &steps[k]);
+        if (r < 0)
+            goto done;
+    }
+    p->tx = tx;
+    p->phase = tx ? PHASE_BEGIN : PHASE_STEP;
     p->cb = cb;
     p->arg = arg;
-    if (nparams > 0) {
-        p->values = calloc((size_t)nparams, sizeof(char *));
-        p->lengths = calloc((size_t)nparams, sizeof(int));
-        p->formats = calloc((size_t)nparams, sizeof(int));
-        if (p->values == NULL || p->lengths == NULL || p->formats == NULL)
-            goto done;
-        for (int i = 0; i < nparams; i++) {
-            bool binary = formats != NULL && formats[i] == 1;
-            size_t len;
-            if (values[i] == NULL)
-                continue;
-            len = binary ? (size_t)lengths[i] : strlen(values[i]);
-            p->values[i] = malloc(len + 1);
-            if (p->values[i] == NULL)
-                goto done;
-            memcpy(p->values[i], values[i], len);
-            p->values[i][len] = '\0';
-            p->lengths[i] = (int)len;
-            p->formats[i] = binary ? 1 : 0;
-        }
-    }
     if (db->tail != NULL)
         db->tail->next = p;
     else
@@ -544,6 +692,25 @@ int svc_db_query(struct svc_db *db, enum svc_stmt stmt, int nparams,
 done:
     pending_free(p);
     return r;
+}
+
+int svc_db_query(struct svc_db *db, enum svc_stmt stmt, int nparams,
+                 const char *const *values, const int *lengths, const int *formats,
+                 svc_db_result_fn *cb, void *arg)
+{
+    const struct svc_db_step step = {.stmt = stmt,
+                                     .nparams = nparams,
+                                     .values = values,
+                                     .lengths = lengths,
+                                     .formats = formats};
+
+    return enqueue(db, &step, 1, false, cb, arg);
+}
+
+int svc_db_transaction(struct svc_db *db, const struct svc_db_step *steps, size_t nsteps,
+                       svc_db_result_fn *cb, void *arg)
+{
+    return enqueue(db, steps, nsteps, true, cb, arg);
 }
 
 int svc_db_new(struct event_base *base, const struct svc_db_options *opt,
@@ -616,7 +783,7 @@ void svc_db_free(struct svc_db *db)
     }
     for (p = db->failed; p != NULL; p = next) {
         next = p->next;
-        p->cb(p->arg, NULL, DKM_E_UNAVAILABLE);
+        call_failed(p, DKM_E_UNAVAILABLE);
         pending_free(p);
     }
     if (db->kick != NULL)

@@ -293,17 +293,35 @@ enum svc_stmt {
 
 struct svc_db;
 
-/*
- * Called once per query, on the loop thread. On success r == 0 and res is
- * the statement's result (PGRES_TUPLES_OK or PGRES_COMMAND_OK), owned by
- * the pool (valid during the call). On failure res is NULL and r is
- * DKM_E_UNAVAILABLE (no connection, connection lost, queue full, timeout,
- * shutting down) or DKM_E_DB (the statement failed; detail set).
- */
-typedef void svc_db_result_fn(void *arg, const PGresult *res, int r);
+/* At most this many statements in one transaction. */
+#define SVC_DB_TX_MAX_STEPS 16
 
-/* Invoked for each NOTIFY on the changes channel; payload NULL after a
- * (re)connect of the LISTEN connection: anything may have changed. */
+/* One statement of a transaction, with text parameters unless formats says 1. */
+struct svc_db_step {
+    enum svc_stmt stmt;
+    int nparams;
+    const char *const *values; /* NULL value = SQL NULL */
+    const int *lengths;        /* binary parameters only; may be NULL */
+    const int *formats;        /* NULL: all text */
+};
+
+/*
+ * Called exactly once per query or transaction, on the loop thread. On
+ * success r == 0 and results[i] is step i's result (PGRES_TUPLES_OK or
+ * PGRES_COMMAND_OK; bytea columns come back as text, "\x..." hex), owned
+ * by the pool and valid during the call; n is the number of steps. On
+ * failure results is NULL, n is 0 and r is DKM_E_UNAVAILABLE (no
+ * connection, connection lost, queue full, timeout, shutting down) or
+ * DKM_E_DB (a statement failed; dkm_error_detail() says which and why,
+ * sqlstate is its SQLSTATE such as "23505" for a unique violation).
+ */
+typedef void svc_db_result_fn(void *arg, PGresult *const *results, size_t n, int r,
+                              const char *sqlstate);
+
+/*
+ * Invoked for each NOTIFY on the changes channel; payload NULL after a
+ * (re)connect of the LISTEN connection: anything may have changed.
+ */
 typedef void svc_db_notify_fn(void *arg, const char *channel, const char *payload);
 
 struct svc_db_options {
@@ -326,15 +344,25 @@ void svc_db_free(struct svc_db *db);
 bool svc_db_up(const struct svc_db *db);
 
 /*
- * Queue a prepared statement with text parameters (NULL value = SQL
- * NULL; binary params via formats/lengths, may be NULL for all-text).
- * Returns 0 (cb will be called exactly once, never from inside this call)
- * or DKM_E_UNAVAILABLE at once when no connection is up or the queue is
- * full (cb not called).
+ * Queue one prepared statement (autocommit). Returns 0 (cb will be called
+ * exactly once, never from inside this call) or DKM_E_UNAVAILABLE at once
+ * when no connection is up or the queue is full (cb not called), or
+ * -EINVAL for a parameter count that does not match the statement.
  */
 DKM_MUSTCHECK int svc_db_query(struct svc_db *db, enum svc_stmt stmt, int nparams,
                                const char *const *values, const int *lengths,
                                const int *formats, svc_db_result_fn *cb, void *arg);
+
+/*
+ * Queue a transaction: BEGIN, the steps in order on one connection,
+ * COMMIT. Either all steps take effect or none: a failing step rolls the
+ * transaction back, and a connection lost midway leaves nothing behind
+ * (the server rolls back). Same return and callback rules as
+ * svc_db_query. Every write of the service goes through here or through a
+ * single statement.
+ */
+DKM_MUSTCHECK int svc_db_transaction(struct svc_db *db, const struct svc_db_step *steps,
+                                     size_t nsteps, svc_db_result_fn *cb, void *arg);
 
 /* ---- http.c ------------------------------------------------------------ */
 

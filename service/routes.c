@@ -11,6 +11,7 @@
  * for SVC_ROUTE_NEEDS_DB, answers 503 at once while the database is down.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -21,7 +22,7 @@ static svc_handler_fn health_handler;
 static svc_handler_fn metrics_handler;
 static svc_handler_fn ping_handler;
 static svc_handler_fn admin_ping_handler;
-static void health_db_cb(void *arg, const PGresult *res, int r);
+static svc_db_result_fn health_db_cb;
 
 static void health_reply(struct svc_req *r, bool db_ok, long db_version, const char *why)
 {
@@ -43,13 +44,15 @@ static void health_reply(struct svc_req *r, bool db_ok, long db_version, const c
     svc_reply_json(r, db_ok ? 200 : 503, o);
 }
 
-static void health_db_cb(void *arg, const PGresult *res, int r)
+static void health_db_cb(void *arg, PGresult *const *res, size_t n, int r,
+                         const char *sqlstate)
 {
     struct svc_req *req = arg;
     long version = 0;
 
-    if (r == 0 && PQntuples(res) == 1)
-        version = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    (void)sqlstate;
+    if (r == 0 && n == 1 && PQntuples(res[0]) == 1)
+        version = strtol(PQgetvalue(res[0], 0, 0), NULL, 10);
     else if (r == 0)
         r = DKM_E_DB;
     health_reply(req, r == 0, version,
