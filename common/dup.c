@@ -378,6 +378,17 @@ int dkm_dup_seal(const TPM2B_PUBLIC *ek_public, const void *secret, size_t secre
         goto done;
     }
     blob.public.publicArea.unique.keyedHash.size = DKM_DUP_DIGEST_SIZE;
+    {
+        uint8_t pub[sizeof(TPMT_PUBLIC)];
+        size_t pub_len = 0;
+
+        if (Tss2_MU_TPMT_PUBLIC_Marshal(&blob.public.publicArea, pub, sizeof(pub),
+                                        &pub_len) != TSS2_RC_SUCCESS) {
+            r = dkm_error_set(r, "seal: cannot marshal the object's public area");
+            goto done;
+        }
+        blob.public.size = (UINT16)pub_len;
+    }
     r = dkm_tpm_public_name(&blob.public, &name);
     if (r < 0)
         goto done;

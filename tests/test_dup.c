@@ -220,6 +220,7 @@ static void seal_and_unwrap(enum dkm_ek_type type, size_t secret_len, bool with_
     CU_ASSERT_EQUAL_FATAL(dkm_node_id_from_public(&ek.pub, &id), 0);
     CU_ASSERT(dkm_node_id_equal(&id, &blob.node_id));
     CU_ASSERT_EQUAL(blob.seed.size, type == DKM_EK_RSA2048 ? 256 : 68);
+    CU_ASSERT_EQUAL(blob.public.size, with_policy ? 78 : 46);
     /* Import refuses fixedTPM / fixedParent */
     CU_ASSERT_EQUAL(blob.public.publicArea.objectAttributes &
                         (TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT),
