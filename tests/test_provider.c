@@ -529,7 +529,8 @@ static void test_provider_stream_split_patterns(void)
 }
 
 static void expect_stream_refused(const char *uri, const uint8_t *ct, size_t n,
-                                  const uint8_t *orig, const char *reason)
+                                  const uint8_t *orig, size_t orig_len,
+                                  const char *reason)
 {
     static const size_t p[] = {4096};
     struct buf pt = {0};
@@ -538,7 +539,7 @@ static void expect_stream_refused(const char *uri, const uint8_t *ct, size_t n,
     ERR_clear_error();
     CU_ASSERT_EQUAL(run_cipher(uri, false, ct, n, p, 1, &pt), 0);
     CU_ASSERT_FALSE(pt.overrun);
-    while (good < pt.len && pt.p[good] == orig[good])
+    while (good < pt.len && good < orig_len && pt.p[good] == orig[good])
         good++;
     /* Right up to a segment boundary, then at most one segment more. */
     CU_ASSERT(pt.len <= (good / 65536) * 65536 + 65536);
@@ -565,11 +566,12 @@ static void test_provider_stream_refusals(void)
     bad = malloc(ct.len + 16);
     CU_ASSERT_PTR_NOT_NULL_FATAL(bad);
     /* Another group, a pinned other version, a key that is no URI. */
-    expect_stream_refused("dkm:h", ct.p, ct.len, data,
+    expect_stream_refused("dkm:h", ct.p, ct.len, data, n,
                           "data belongs to another dkm group");
-    expect_stream_refused("dkm:g/2", ct.p, ct.len, data,
+    expect_stream_refused("dkm:g/2", ct.p, ct.len, data, n,
                           "data was made with another key version");
-    expect_stream_refused("notauri", ct.p, ct.len, data, "cipher key is not a dkm URI");
+    expect_stream_refused("notauri", ct.p, ct.len, data, n,
+                          "cipher key is not a dkm URI");
     /* Changed bytes in the header, each segment, each tag, the terminator. */
     {
         const size_t at[] = {0,
@@ -587,25 +589,26 @@ static void test_provider_stream_refusals(void)
         for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
             memcpy(bad, ct.p, ct.len);
             bad[at[i]] ^= 0x01;
-            expect_stream_refused("dkm:g", bad, ct.len, data, NULL);
+            expect_stream_refused("dkm:g", bad, ct.len, data, n, NULL);
         }
     }
     /* Truncated at a segment boundary, inside a tag, before the terminator. */
-    expect_stream_refused("dkm:g", ct.p, body + seg, data,
+    expect_stream_refused("dkm:g", ct.p, body + seg, data, n,
                           "dkm data failed authentication");
-    expect_stream_refused("dkm:g", ct.p, body + seg - 3, data, NULL);
-    expect_stream_refused("dkm:g", ct.p, ct.len - 16, data,
+    expect_stream_refused("dkm:g", ct.p, body + seg - 3, data, n, NULL);
+    expect_stream_refused("dkm:g", ct.p, ct.len - 16, data, n,
                           "dkm data failed authentication");
-    expect_stream_refused("dkm:g", ct.p, 10, data, "malformed dkm stream");
+    expect_stream_refused("dkm:g", ct.p, 10, data, n, "malformed dkm stream");
     /* Segments 0 and 1 swapped. */
     memcpy(bad, ct.p, ct.len);
     memcpy(bad + body, ct.p + body + seg, seg);
     memcpy(bad + body + seg, ct.p + body, seg);
-    expect_stream_refused("dkm:g", bad, ct.len, data, "dkm data failed authentication");
+    expect_stream_refused("dkm:g", bad, ct.len, data, n,
+                          "dkm data failed authentication");
     /* Extended by a copy of the terminator. */
     memcpy(bad, ct.p, ct.len);
     memcpy(bad + ct.len, ct.p + ct.len - 16, 16);
-    expect_stream_refused("dkm:g", bad, ct.len + 16, data, NULL);
+    expect_stream_refused("dkm:g", bad, ct.len + 16, data, n, NULL);
     free(bad);
     free(ct.p);
     free(data);

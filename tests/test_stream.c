@@ -211,7 +211,7 @@ static void test_stream_empty_is_32_bytes(void)
 
 /* Decrypting bad must fail and release at most one segment (256 bytes). */
 static void expect_refused(const uint8_t *bad, size_t n, const char *group,
-                           const uint8_t *key, const uint8_t *orig_pt)
+                           const uint8_t *key, const uint8_t *orig_pt, size_t orig_len)
 {
     static const size_t pats[][1] = {{1}, {100}, {4096}};
 
@@ -226,7 +226,8 @@ static void expect_refused(const uint8_t *bad, size_t n, const char *group,
          * Released plaintext is right up to a segment boundary, and at most
          * one (unauthenticated) segment goes beyond it.
          */
-        while (orig_pt != NULL && good < pt.len && pt.buf[good] == orig_pt[good])
+        while (orig_pt != NULL && good < pt.len && good < orig_len &&
+               pt.buf[good] == orig_pt[good])
             good++;
         CU_ASSERT(pt.len <= (good / 256) * 256 + 256);
         free(pt.buf);
@@ -249,33 +250,33 @@ static void test_stream_tamper_truncate_reorder(void)
     for (size_t i = 0; i < ct.len; i += 1) {
         memcpy(bad, ct.buf, ct.len);
         bad[i] ^= 0x04;
-        expect_refused(bad, ct.len, "grp", gkey, data);
+        expect_refused(bad, ct.len, "grp", gkey, data, sizeof(data));
     }
     /* Every truncation. */
     for (size_t n = 0; n < ct.len; n++)
-        expect_refused(ct.buf, n, "grp", gkey, data);
+        expect_refused(ct.buf, n, "grp", gkey, data, sizeof(data));
     /* Extension. */
     memcpy(bad, ct.buf, ct.len);
     bad[ct.len] = 0;
-    expect_refused(bad, ct.len + 1, "grp", gkey, data);
+    expect_refused(bad, ct.len + 1, "grp", gkey, data, sizeof(data));
     memcpy(bad + ct.len, ct.buf + ct.len - 16, 16);
-    expect_refused(bad, ct.len + 16, "grp", gkey, data);
+    expect_refused(bad, ct.len + 16, "grp", gkey, data, sizeof(data));
     /* Swap segments 0 and 1. */
     memcpy(bad, ct.buf, ct.len);
     memcpy(bad + body, ct.buf + body + seg_ct, seg_ct);
     memcpy(bad + body + seg_ct, ct.buf + body, seg_ct);
-    expect_refused(bad, ct.len, "grp", gkey, data);
+    expect_refused(bad, ct.len, "grp", gkey, data, sizeof(data));
     /* Drop segment 1 (the stream is still well-formed in length). */
     memcpy(bad, ct.buf, body + seg_ct);
     memcpy(bad + body + seg_ct, ct.buf + body + 2 * seg_ct, ct.len - body - 2 * seg_ct);
-    expect_refused(bad, ct.len - seg_ct, "grp", gkey, data);
+    expect_refused(bad, ct.len - seg_ct, "grp", gkey, data, sizeof(data));
     /* Drop the last data segment, keep the terminator. */
     {
         size_t last = ct.len - 16 - (1000 - 3 * 256 + 16);
 
         memcpy(bad, ct.buf, last);
         memcpy(bad + last, ct.buf + ct.len - 16, 16);
-        expect_refused(bad, last + 16, "grp", gkey, data);
+        expect_refused(bad, last + 16, "grp", gkey, data, sizeof(data));
     }
     free(bad);
     free(ct.buf);
