@@ -54,6 +54,14 @@ static const struct stmt_def stmts[SVC_STMT_COUNT] = {
     [SVC_STMT_SCHEMA_VERSION] =
         {"schema_version", "SELECT coalesce(max(version), 0) FROM schema_migrations", 0},
     [SVC_STMT_PING] = {"ping", "SELECT 1", 0},
+    [SVC_STMT_AUDIT_INSERT] =
+        {"audit_insert",
+         "INSERT INTO audit_log (actor, action, target, outcome, detail)"
+         " VALUES ($1, $2, $3, $4, $5)",
+         5},
+    /* pg_notify inside a transaction is sent at COMMIT, and not at all on rollback. */
+    [SVC_STMT_NOTIFY_CHANGE] = {"notify_change",
+                                "SELECT pg_notify('" SVC_CHANGES_CHANNEL "', $1)", 1},
 };
 
 enum conn_state {

@@ -286,8 +286,10 @@ DKM_MUSTCHECK int svc_db_connect_blocking(const char *conninfo, PGconn **ret);
  * table, in the same order.
  */
 enum svc_stmt {
-    SVC_STMT_SCHEMA_VERSION,
-    SVC_STMT_PING,
+    SVC_STMT_SCHEMA_VERSION, /* () -> max applied migration */
+    SVC_STMT_PING,           /* () -> 1 */
+    SVC_STMT_AUDIT_INSERT,   /* (actor, action, target, outcome, detail) */
+    SVC_STMT_NOTIFY_CHANGE,  /* (payload): NOTIFY dkm_changes, delivered on commit */
     SVC_STMT_COUNT,
 };
 
