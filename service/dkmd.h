@@ -137,9 +137,12 @@ enum svc_method {
 };
 
 enum svc_route_flags {
-    SVC_ROUTE_ADMIN = 1 << 0, /* only on the admin socket (later also mTLS admin nodes) */
-    SVC_ROUTE_NEEDS_DB =
-        1 << 1, /* answered 503 at once when no database connection is up */
+    /* Only on the admin socket (later also for mTLS admin nodes). */
+    SVC_ROUTE_ADMIN = 1 << 0,
+    /* Answered 503 at once while no database connection is up. */
+    SVC_ROUTE_NEEDS_DB = 1 << 1,
+    /* Takes a query string; elsewhere a query string is a 400. */
+    SVC_ROUTE_QUERY = 1 << 2,
 };
 
 struct svc_req;

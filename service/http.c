@@ -497,6 +497,11 @@ void svc_dispatch(struct svc_worker *w, struct evhttp_request *req, bool admin_s
         return;
     }
 
+    if (!(m.route->flags & SVC_ROUTE_QUERY) &&
+        evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) != NULL) {
+        svc_reply_error(r, 400, "bad request", "this endpoint takes no query parameters");
+        return;
+    }
     in = evhttp_request_get_input_buffer(req);
     len = evbuffer_get_length(in);
     if (m.route->body == NULL) {

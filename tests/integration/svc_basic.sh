@@ -99,6 +99,9 @@ it_check_eq "oversized body: 413" 413 \
     "$(svc_code /v1/ping "${ping[@]}" --data-binary @"$IT_TMP/big")"
 it_check_eq "oversized declared length: 413" 413 \
     "$(svc_code /v1/ping "${ping[@]}" -H 'Content-Length: 100000000' -d x)"
+it_check_eq "query string where none is taken: 400" "400 bad request" \
+    "$(json_error '/v1/health?verbose=1')"
+it_check_eq "percent-encoded path: 404" "404 not found" "$(json_error /v1/%68ealth)"
 it_check_eq "admin route on the TLS port: 403" "403 forbidden" "$(json_error /v1/admin/ping)"
 
 # --- malformed HTTP and garbage ---------------------------------------------
