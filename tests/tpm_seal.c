@@ -548,6 +548,50 @@ static void test_seal_cached_after_reopen(void)
     }
 }
 
+static bool file_contains(const char *path, const void *needle, size_t n)
+{
+    static uint8_t buf[4 << 20];
+    FILE *f = fopen(path, "rb");
+    size_t len;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    len = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    CU_ASSERT_FATAL(len > 0 && len < sizeof(buf));
+    return memmem(buf, len, needle, n) != NULL;
+}
+
+/* Record the TPM traffic with the pcap TCTI: the blob goes over the bus
+ * (the capture works), the unsealed key never does in clear (response
+ * parameter encryption), with and without a PCR policy. */
+static void test_seal_secret_not_on_bus(void)
+{
+    char path[512], conf[512];
+    struct dkm_tpm *traced = NULL;
+    struct dkm_import_blob plain, bound;
+    uint8_t key[32], pcr[32], policy[32];
+
+    CU_ASSERT_EQUAL_FATAL(RAND_bytes(key, sizeof(key)), 1);
+    snprintf(path, sizeof(path), "%s/tpm.pcap", dkm_test_tmpdir());
+    snprintf(conf, sizeof(conf), "pcap:%s", tcti(1));
+    CU_ASSERT_EQUAL_FATAL(setenv("TCTI_PCAP_FILE", path, 1), 0);
+    CU_ASSERT_EQUAL_FATAL(dkm_tpm_open(conf, &traced), 0);
+
+    read_pcr(traced, PCR_TEST, pcr);
+    CU_ASSERT_EQUAL_FATAL(dkm_dup_policy_pcr(1u << PCR_TEST, pcr, 32, policy), 0);
+    seal_for(&ek_a[DKM_EK_RSA2048], key, sizeof(key), 0, NULL, &plain);
+    seal_for(&ek_a[DKM_EK_ECCP256], key, sizeof(key), 1u << PCR_TEST, policy, &bound);
+    CU_ASSERT_EQUAL(unseal_check(traced, &plain, key, sizeof(key), NULL), 0);
+    CU_ASSERT_EQUAL(unseal_check(traced, &bound, key, sizeof(key), NULL), 0);
+    dkm_tpm_close(traced);
+    unsetenv("TCTI_PCAP_FILE");
+
+    CU_ASSERT_TRUE(file_contains(path, plain.duplicate.buffer, plain.duplicate.size));
+    CU_ASSERT_TRUE(file_contains(path, bound.seed.secret, bound.seed.size));
+    CU_ASSERT_FALSE(file_contains(path, key, sizeof(key)));
+    CU_ASSERT_FALSE(file_contains(path, key, 8));
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -637,6 +681,7 @@ static CU_TestInfo seal_tests[] = {
     {"test_seal_tampered_refused", test_seal_tampered_refused},
     {"test_seal_pcr_policy", test_seal_pcr_policy},
     {"test_seal_cached_after_reopen", test_seal_cached_after_reopen},
+    {"test_seal_secret_not_on_bus", test_seal_secret_not_on_bus},
     {"test_seal_thousand_no_leak", test_seal_thousand_no_leak},
     CU_TEST_INFO_NULL,
 };
