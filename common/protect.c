@@ -83,7 +83,7 @@ static bool put_header(struct dkm_writer *w, const char *group, uint32_t version
 }
 
 /* One GCM pass; enc selects the direction. tag is written (enc) or checked. */
-static int gcm_run(OSSL_LIB_CTX *libctx, bool enc, const uint8_t *key,
+static int gcm_run(OSSL_LIB_CTX *libctx, EVP_CIPHER *given, bool enc, const uint8_t *key,
                    const uint8_t *nonce, const uint8_t *hdr, size_t hdr_len,
                    const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t in_len,
                    uint8_t *out, uint8_t *tag)
@@ -93,7 +93,10 @@ static int gcm_run(OSSL_LIB_CTX *libctx, bool enc, const uint8_t *key,
     int r = DKM_E_CRYPTO, n, fin;
     size_t done = 0;
 
-    gcm = EVP_CIPHER_fetch(libctx, "AES-256-GCM", GCM_PROPQ);
+    if (given != NULL && EVP_CIPHER_up_ref(given))
+        gcm = given;
+    else if (given == NULL)
+        gcm = EVP_CIPHER_fetch(libctx, "AES-256-GCM", GCM_PROPQ);
     cctx = EVP_CIPHER_CTX_new();
     if (gcm == NULL || cctx == NULL) {
         r = dkm_error_set(DKM_E_CRYPTO, "AES-256-GCM is not available");
@@ -140,10 +143,10 @@ done:
     return r;
 }
 
-int dkm_protect_seal(OSSL_LIB_CTX *libctx, const uint8_t *key, const char *group,
-                     uint32_t version, const uint8_t *aad, size_t aad_len,
-                     const uint8_t *nonce, const uint8_t *pt, size_t pt_len, uint8_t *out,
-                     size_t out_size, size_t *ret_len)
+int dkm_protect_seal(OSSL_LIB_CTX *libctx, EVP_CIPHER *gcm, const uint8_t *key,
+                     const char *group, uint32_t version, const uint8_t *aad,
+                     size_t aad_len, const uint8_t *nonce, const uint8_t *pt,
+                     size_t pt_len, uint8_t *out, size_t out_size, size_t *ret_len)
 {
     uint8_t nonce_buf[DKM_PROTECT_NONCE_LEN];
     struct dkm_writer w;
@@ -178,7 +181,7 @@ int dkm_protect_seal(OSSL_LIB_CTX *libctx, const uint8_t *key, const char *group
         r = dkm_error_set(-ENOSPC, "protect header does not fit");
         goto done;
     }
-    r = gcm_run(libctx, true, key, nonce, out, w.len, aad, aad_len, pt, pt_len,
+    r = gcm_run(libctx, gcm, true, key, nonce, out, w.len, aad, aad_len, pt, pt_len,
                 out + w.len, out + w.len + pt_len);
     if (r < 0) {
         OPENSSL_cleanse(out, size);
@@ -190,7 +193,7 @@ done:
     return r;
 }
 
-int dkm_protect_open(OSSL_LIB_CTX *libctx, const uint8_t *key,
+int dkm_protect_open(OSSL_LIB_CTX *libctx, EVP_CIPHER *gcm, const uint8_t *key,
                      const struct dkm_protect_header *hdr, const uint8_t *blob,
                      size_t len, const uint8_t *aad, size_t aad_len, uint8_t *out,
                      size_t out_size, size_t *ret_len)
@@ -225,7 +228,7 @@ int dkm_protect_open(OSSL_LIB_CTX *libctx, const uint8_t *key,
         goto done;
     }
     memcpy(tag, blob + hdr->header_len + n, sizeof(tag));
-    r = gcm_run(libctx, false, key, hdr->nonce, blob, hdr->header_len, aad, aad_len,
+    r = gcm_run(libctx, gcm, false, key, hdr->nonce, blob, hdr->header_len, aad, aad_len,
                 blob + hdr->header_len, n, tmp, tag);
     if (r < 0)
         goto done;

@@ -140,9 +140,9 @@ static int dkm_asym_encrypt(void *vctx, unsigned char *out, size_t *outlen,
     }
     if (!dkm_keyobj_key(ctx->obj, 0, &key))
         goto done;
-    r = dkm_protect_seal(ctx->prov->libctx, key->bytes, ctx->obj->group,
-                         key->info.version, ctx->aad, ctx->aad_len, /* nonce= */ NULL, in,
-                         inlen, out, outsize, outlen);
+    r = dkm_protect_seal(ctx->prov->libctx, dkm_prov_gcm(ctx->prov), key->bytes,
+                         ctx->obj->group, key->info.version, ctx->aad, ctx->aad_len,
+                         /* nonce= */ NULL, in, inlen, out, outsize, outlen);
     if (r < 0) {
         DKM_RAISE_CODE(ctx->prov, r);
         goto done;
@@ -195,8 +195,8 @@ static int dkm_asym_decrypt(void *vctx, unsigned char *out, size_t *outlen,
     }
     if (!dkm_keyobj_key(ctx->obj, hdr.version, &key))
         goto done;
-    r = dkm_protect_open(ctx->prov->libctx, key->bytes, &hdr, in, inlen, ctx->aad,
-                         ctx->aad_len, out, outsize, outlen);
+    r = dkm_protect_open(ctx->prov->libctx, dkm_prov_gcm(ctx->prov), key->bytes, &hdr, in,
+                         inlen, ctx->aad, ctx->aad_len, out, outsize, outlen);
     if (r < 0) {
         DKM_RAISE_CODE(ctx->prov, r);
         goto done;

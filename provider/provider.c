@@ -112,12 +112,26 @@ static const OSSL_ITEM *dkm_prov_get_reason_strings(void *provctx)
     return dkm_prov_reason_strings();
 }
 
+EVP_CIPHER *dkm_prov_gcm(struct dkm_prov_ctx *ctx)
+{
+    EVP_CIPHER *gcm;
+
+    pthread_mutex_lock(&ctx->gcm_lock);
+    if (ctx->gcm == NULL)
+        ctx->gcm = EVP_CIPHER_fetch(ctx->libctx, "AES-256-GCM", DKM_PRIVATE_PROPQ);
+    gcm = ctx->gcm;
+    pthread_mutex_unlock(&ctx->gcm_lock);
+    return gcm;
+}
+
 static void dkm_prov_teardown(void *provctx)
 {
     struct dkm_prov_ctx *ctx = provctx;
 
     if (ctx == NULL)
         return;
+    EVP_CIPHER_free(ctx->gcm);
+    pthread_mutex_destroy(&ctx->gcm_lock);
     dkm_keycache_free(ctx->cache);
     dkm_prov_config_clear(&ctx->cfg);
     OSSL_LIB_CTX_free(ctx->libctx);
@@ -188,6 +202,10 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     if (ctx == NULL)
         return 0;
     ctx->handle = handle;
+    if (pthread_mutex_init(&ctx->gcm_lock, NULL) != 0) {
+        OPENSSL_free(ctx);
+        return 0;
+    }
     take_core_functions(ctx, in);
     /* Delegated algorithms come from a child context; fetches also exclude dkm. */
     ctx->libctx = OSSL_LIB_CTX_new_from_dispatch(handle, in);

@@ -7,12 +7,14 @@
 #ifndef DKM_PROVIDER_H
 #define DKM_PROVIDER_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include <openssl/core.h>
 #include <openssl/core_dispatch.h>
+#include <openssl/evp.h>
 
 #include "names.h"
 
@@ -43,7 +45,16 @@ struct dkm_prov_ctx {
     struct dkm_prov_config cfg;
     const struct dkm_keysource_ops *keysource;
     struct dkm_keycache *cache;
+    pthread_mutex_t gcm_lock;
+    EVP_CIPHER *gcm; /* AES-256-GCM of the private context, fetched on first use */
 };
+
+/*
+ * AES-256-GCM from the private library context, fetched once (the child
+ * context only sees the parent's providers once they are loaded, so not
+ * at init). NULL if it is not available yet: callers then fetch per call.
+ */
+EVP_CIPHER *dkm_prov_gcm(struct dkm_prov_ctx *ctx);
 
 /* Provider reason codes; strings in err.c. */
 enum dkm_prov_reason {

@@ -26,8 +26,8 @@ static uint8_t *seal(const char *group, uint32_t version, const uint8_t *aad,
     uint8_t *blob = OPENSSL_malloc(size);
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(blob);
-    CU_ASSERT_EQUAL_FATAL(dkm_protect_seal(NULL, key1, group, version, aad, aad_len, NULL,
-                                           pt, n, blob, size, &len),
+    CU_ASSERT_EQUAL_FATAL(dkm_protect_seal(NULL, NULL, key1, group, version, aad, aad_len,
+                                           NULL, pt, n, blob, size, &len),
                           0);
     CU_ASSERT_EQUAL(len, size);
     *ret_len = len;
@@ -44,7 +44,7 @@ static int open_blob(const uint8_t *key, const uint8_t *blob, size_t len,
 
     if (r < 0)
         return r;
-    return dkm_protect_open(NULL, key, &h, blob, len, aad, aad_len, out, out_size,
+    return dkm_protect_open(NULL, NULL, key, &h, blob, len, aad, aad_len, out, out_size,
                             ret_len);
 }
 
@@ -81,8 +81,8 @@ static void test_protect_layout_independent(void)
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
     int outl;
 
-    CU_ASSERT_EQUAL_FATAL(dkm_protect_seal(NULL, key1, "pay", 0x01020304, aad, 3, nonce,
-                                           pt, 14, blob, sizeof(blob), &len),
+    CU_ASSERT_EQUAL_FATAL(dkm_protect_seal(NULL, NULL, key1, "pay", 0x01020304, aad, 3,
+                                           nonce, pt, 14, blob, sizeof(blob), &len),
                           0);
     memcpy(expect, "DKMP\x01\x01\x03pay\x01\x02\x03\x04", 14);
     memcpy(expect + 14, nonce, 12);
@@ -158,8 +158,8 @@ static void test_protect_header_fields(void)
     size_t len = 0;
     uint8_t save;
 
-    CU_ASSERT_EQUAL_FATAL(dkm_protect_seal(NULL, key1, "ab", 5, NULL, 0, NULL, pt, 4,
-                                           blob, sizeof(blob), &len),
+    CU_ASSERT_EQUAL_FATAL(dkm_protect_seal(NULL, NULL, key1, "ab", 5, NULL, 0, NULL, pt,
+                                           4, blob, sizeof(blob), &len),
                           0);
     CU_ASSERT_EQUAL(dkm_protect_parse_header(blob, len, &h), 0);
     CU_ASSERT_STRING_EQUAL(h.group, "ab");
@@ -205,11 +205,11 @@ static void test_protect_bad_arguments(void)
 
     CU_ASSERT_EQUAL(dkm_protect_blob_size("bad group", 1), 0);
     CU_ASSERT_EQUAL(dkm_protect_blob_size("g", DKM_PROTECT_MAX_PLAINTEXT + 1), 0);
-    CU_ASSERT_EQUAL(dkm_protect_seal(NULL, key1, "g", 0, NULL, 0, NULL, NULL, 0, out,
-                                     sizeof(out), &len),
+    CU_ASSERT_EQUAL(dkm_protect_seal(NULL, NULL, key1, "g", 0, NULL, 0, NULL, NULL, 0,
+                                     out, sizeof(out), &len),
                     -EINVAL);
-    CU_ASSERT_EQUAL(dkm_protect_seal(NULL, key1, "g", 1, NULL, 0, NULL, NULL, 0, out,
-                                     DKM_PROTECT_HEADER_FIXED + 1 + 15, &len),
+    CU_ASSERT_EQUAL(dkm_protect_seal(NULL, NULL, key1, "g", 1, NULL, 0, NULL, NULL, 0,
+                                     out, DKM_PROTECT_HEADER_FIXED + 1 + 15, &len),
                     -ENOSPC);
 }
 

@@ -373,7 +373,7 @@ static void test_provider_protect_interop_and_expiry(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(g);
     /* A blob made with the library opens with the provider ... */
     test_key("g", 2, key);
-    CU_ASSERT_EQUAL_FATAL(dkm_protect_seal(NULL, key, "g", 2, NULL, 0, NULL, msg,
+    CU_ASSERT_EQUAL_FATAL(dkm_protect_seal(NULL, NULL, key, "g", 2, NULL, 0, NULL, msg,
                                            sizeof(msg), blob, sizeof(blob), &len),
                           0);
     CU_ASSERT_EQUAL(unprotect(g, NULL, 0, blob, len, out, sizeof(out), &n), 1);
@@ -383,13 +383,14 @@ static void test_provider_protect_interop_and_expiry(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(pblob);
     test_key("g", 3, key);
     CU_ASSERT_EQUAL(dkm_protect_parse_header(pblob, len, &hdr), 0);
-    CU_ASSERT_EQUAL(
-        dkm_protect_open(NULL, key, &hdr, pblob, len, NULL, 0, out, sizeof(out), &n), 0);
+    CU_ASSERT_EQUAL(dkm_protect_open(NULL, NULL, key, &hdr, pblob, len, NULL, 0, out,
+                                     sizeof(out), &n),
+                    0);
     CU_ASSERT(n == sizeof(msg) && memcmp(out, msg, n) == 0);
     OPENSSL_free(pblob);
     /* A blob of the expired version 1 is refused. */
     test_key("g", 1, key);
-    CU_ASSERT_EQUAL_FATAL(dkm_protect_seal(NULL, key, "g", 1, NULL, 0, NULL, msg,
+    CU_ASSERT_EQUAL_FATAL(dkm_protect_seal(NULL, NULL, key, "g", 1, NULL, 0, NULL, msg,
                                            sizeof(msg), blob, sizeof(blob), &len),
                           0);
     CU_ASSERT_EQUAL(unprotect(g, NULL, 0, blob, len, out, sizeof(out), &n), 0);

@@ -80,18 +80,21 @@ DKM_MUSTCHECK int dkm_protect_parse_header(const uint8_t *blob, size_t len,
  * of group/version with optional AAD (aad may be NULL when aad_len is 0;
  * aad_len 0 means no AAD). nonce is NULL for a random one (a fixed nonce
  * is for known-answer tests only). Writes the blob to out (out_size bytes
- * available) and sets *ret_len. libctx may be NULL (default context).
+ * available) and sets *ret_len. libctx may be NULL (default context); it
+ * gives the random nonce and, when gcm is NULL, AES-256-GCM (fetched per
+ * call; pass a fetched gcm to save that).
  * Returns 0, -EINVAL (bad arguments), -ENOSPC (out too small) or
  * DKM_E_CRYPTO, with a detail. Nothing is written on -ENOSPC/-EINVAL.
  */
-DKM_MUSTCHECK int dkm_protect_seal(OSSL_LIB_CTX *libctx, const uint8_t *key,
-                                   const char *group, uint32_t version,
-                                   const uint8_t *aad, size_t aad_len,
+DKM_MUSTCHECK int dkm_protect_seal(OSSL_LIB_CTX *libctx, EVP_CIPHER *gcm,
+                                   const uint8_t *key, const char *group,
+                                   uint32_t version, const uint8_t *aad, size_t aad_len,
                                    const uint8_t *nonce, const uint8_t *pt, size_t pt_len,
                                    uint8_t *out, size_t out_size, size_t *ret_len);
 
 /*
- * Unprotect blob (len bytes) whose header was parsed into *hdr, with the
+ * Unprotect blob (len bytes) whose header was parsed into *hdr (libctx and
+ * gcm as for dkm_protect_seal), with the
  * key of hdr->group/hdr->version and the same AAD as at protect time.
  * Decrypts into a temporary buffer and copies the plaintext to out only
  * when the tag verifies: on any failure out is left untouched. Returns 0
@@ -99,7 +102,8 @@ DKM_MUSTCHECK int dkm_protect_seal(OSSL_LIB_CTX *libctx, const uint8_t *key,
  * given), DKM_E_INTEGRITY (wrong key, wrong AAD or tampered blob),
  * -ENOSPC, -ENOMEM, DKM_E_CRYPTO.
  */
-DKM_MUSTCHECK int dkm_protect_open(OSSL_LIB_CTX *libctx, const uint8_t *key,
+DKM_MUSTCHECK int dkm_protect_open(OSSL_LIB_CTX *libctx, EVP_CIPHER *gcm,
+                                   const uint8_t *key,
                                    const struct dkm_protect_header *hdr,
                                    const uint8_t *blob, size_t len, const uint8_t *aad,
                                    size_t aad_len, uint8_t *out, size_t out_size,
