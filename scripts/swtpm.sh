@@ -7,7 +7,9 @@
 # Usage:
 #   scripts/swtpm.sh start STATE_DIR
 #       If STATE_DIR holds no TPM state yet, manufactures one there
-#       (swtpm_setup: RSA-2048 EK at 0x81010001, ECC P-256 EK at 0x81010016,
+#       (swtpm_setup: RSA-2048 EK at 0x81010001, ECC EK at 0x81010016 -- a
+#       NIST P-384 one with swtpm 0.7.1, not the P-256 TCG default, so dkm
+#       creates its P-256 EK from the template --,
 #       SRK at 0x81000001). Then starts swtpm on free loopback ports, checks
 #       that it answers and that both EKs are present, and prints
 #           SWTPM_PORT=P
