@@ -155,6 +155,7 @@ static int get_ek(struct dkm_cursor *c, TPM2B_PUBLIC *ret, struct dkm_node_id *r
     const uint8_t *p;
     size_t n, off = 0;
     TPM2B_PUBLIC ek = {0};
+    uint8_t again[DKM_EK_PUBLIC_MAX];
     int r;
 
     if (!dkm_get_len16_ref(c, DKM_EK_PUBLIC_MAX, &p, &n) || n == 0)
@@ -163,6 +164,13 @@ static int get_ek(struct dkm_cursor *c, TPM2B_PUBLIC *ret, struct dkm_node_id *r
         off != n)
         return dkm_error_set(DKM_E_FORMAT, "%s: EK public does not unmarshal", what);
     ek.size = (uint16_t)n;
+    /* Only the canonical encoding: marshaling it again gives the input. */
+    off = 0;
+    if (Tss2_MU_TPMT_PUBLIC_Marshal(&ek.publicArea, again, sizeof(again), &off) !=
+            TSS2_RC_SUCCESS ||
+        off != n || memcmp(again, p, n) != 0)
+        return dkm_error_set(DKM_E_FORMAT, "%s: EK public is not canonically encoded",
+                             what);
     r = dkm_node_id_from_public(&ek, ret_id);
     if (r < 0)
         return dkm_error_set(DKM_E_FORMAT, "%s: not a TCG EK public area", what);
