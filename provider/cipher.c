@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <openssl/opensslv.h>
 
 #include "dkm/stream.h"
 #include "dkm/uri.h"
@@ -165,6 +166,43 @@ static int cipher_init(struct dkm_cipher_ctx *ctx, const unsigned char *key,
         return 1; /* direction only; the key comes in a later init */
     return start_stream(ctx);
 }
+
+#if OPENSSL_VERSION_NUMBER >= 0x30500000L
+/* OpenSSL 3.5+: the key is an EVP_SKEY of the DKM key manager holding a URI. */
+static OSSL_FUNC_cipher_encrypt_skey_init_fn dkm_cipher_encrypt_skey_init;
+static OSSL_FUNC_cipher_decrypt_skey_init_fn dkm_cipher_decrypt_skey_init;
+
+static int skey_init(struct dkm_cipher_ctx *ctx, void *skeydata, size_t ivlen,
+                     const OSSL_PARAM params[], bool encrypt)
+{
+    const struct dkm_uri *uri = dkm_skey_uri(skeydata);
+
+    if (uri == NULL) {
+        DKM_RAISE(ctx->prov, DKM_R_BAD_CIPHER_KEY, "%s needs a DKM key (-skeymgmt DKM)",
+                  DKM_ALG_STREAM);
+        return 0;
+    }
+    ctx->uri = *uri;
+    ctx->have_uri = true;
+    return cipher_init(ctx, NULL, 0, NULL, ivlen, params, encrypt);
+}
+
+static int dkm_cipher_encrypt_skey_init(void *vctx, void *skeydata,
+                                        const unsigned char *iv, size_t ivlen,
+                                        const OSSL_PARAM params[])
+{
+    (void)iv;
+    return skey_init(vctx, skeydata, ivlen, params, true);
+}
+
+static int dkm_cipher_decrypt_skey_init(void *vctx, void *skeydata,
+                                        const unsigned char *iv, size_t ivlen,
+                                        const OSSL_PARAM params[])
+{
+    (void)iv;
+    return skey_init(vctx, skeydata, ivlen, params, false);
+}
+#endif
 
 static int dkm_cipher_encrypt_init(void *vctx, const unsigned char *key, size_t keylen,
                                    const unsigned char *iv, size_t ivlen,

@@ -12,6 +12,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/params.h>
 
 #include "dkm/error.h"
@@ -59,6 +60,13 @@ static const OSSL_ALGORITHM dkm_encoder_algs[] = {
     {NULL, NULL, NULL, NULL},
 };
 
+#if OPENSSL_VERSION_NUMBER >= 0x30500000L
+static const OSSL_ALGORITHM dkm_skeymgmt_algs[] = {
+    {DKM_ALG_KEY, DKM_PROV_PROPERTIES, dkm_skeymgmt_functions, DKM_ALG_KEY_DESC},
+    {NULL, NULL, NULL, NULL},
+};
+#endif
+
 static const OSSL_PARAM *dkm_prov_gettable_params(void *provctx)
 {
     (void)provctx;
@@ -101,6 +109,10 @@ static const OSSL_ALGORITHM *dkm_prov_query_operation(void *provctx, int operati
         return dkm_cipher_algs;
     case OSSL_OP_ENCODER:
         return dkm_encoder_algs;
+#if OPENSSL_VERSION_NUMBER >= 0x30500000L
+    case OSSL_OP_SKEYMGMT:
+        return dkm_skeymgmt_algs;
+#endif
     default:
         return NULL;
     }
@@ -117,8 +129,12 @@ EVP_CIPHER *dkm_prov_gcm(struct dkm_prov_ctx *ctx)
     EVP_CIPHER *gcm;
 
     pthread_mutex_lock(&ctx->gcm_lock);
-    if (ctx->gcm == NULL)
+    if (ctx->gcm == NULL) {
+        /* Not there yet (or no memory): callers fall back to fetching per call. */
+        ERR_set_mark();
         ctx->gcm = EVP_CIPHER_fetch(ctx->libctx, "AES-256-GCM", DKM_PRIVATE_PROPQ);
+        ERR_pop_to_mark();
+    }
     gcm = ctx->gcm;
     pthread_mutex_unlock(&ctx->gcm_lock);
     return gcm;

@@ -15,6 +15,7 @@
 #include <openssl/core.h>
 #include <openssl/core_dispatch.h>
 #include <openssl/evp.h>
+#include <openssl/opensslv.h>
 
 #include "names.h"
 
@@ -119,5 +120,13 @@ extern const OSSL_DISPATCH dkm_keymgmt_functions[];
 extern const OSSL_DISPATCH dkm_asym_cipher_functions[];
 extern const OSSL_DISPATCH dkm_stream_cipher_functions[];
 extern const OSSL_DISPATCH dkm_text_encoder_functions[];
+
+#if OPENSSL_VERSION_NUMBER >= 0x30500000L
+/* OpenSSL 3.5+: symmetric key manager DKM whose keys are URIs (skey.c). */
+extern const OSSL_DISPATCH dkm_skeymgmt_functions[];
+struct dkm_uri;
+/* The URI of a DKM EVP_SKEY's key data, or NULL if it is not one. */
+const struct dkm_uri *dkm_skey_uri(const void *skeydata);
+#endif
 
 #endif

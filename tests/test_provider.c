@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -21,6 +22,7 @@
 #include <openssl/store.h>
 
 #include "dkm/protect.h"
+#include "dkm/stream.h"
 #include "dkm/uri.h"
 #include "unit.h"
 
@@ -630,6 +632,68 @@ static void test_provider_stream_version_from_header(void)
     free(pt.p);
 }
 
+static void test_provider_stream_expired_version(void)
+{
+    static const size_t p[] = {100};
+    uint8_t key[32], out[256];
+    struct dkm_stream *st = NULL;
+    struct buf pt = {0};
+    size_t n1 = 0, n2 = 0;
+
+    /* A stream made under g/1 before it expired, read now. */
+    test_key("g", 1, key);
+    CU_ASSERT_EQUAL_FATAL(
+        dkm_stream_encrypt_new(NULL, "g", 1, key, DKM_STREAM_SEG_LOG2_DEFAULT, &st), 0);
+    CU_ASSERT_EQUAL(dkm_stream_update(st, (const uint8_t *)"old", 3, out, 35, &n1), 0);
+    CU_ASSERT_EQUAL(dkm_stream_final(st, out + n1, 32, &n2), 0);
+    dkm_stream_free(st);
+    ERR_clear_error();
+    CU_ASSERT_EQUAL(run_cipher("dkm:g", false, out, n1 + n2, p, 1, &pt), 0);
+    CU_ASSERT_EQUAL(pt.len, 0);
+    CU_ASSERT_PTR_NOT_NULL(last_reason);
+    if (last_reason != NULL) {
+        CU_ASSERT_STRING_EQUAL(last_reason, "dkm key version has expired");
+    }
+    ERR_clear_error();
+    free(pt.p);
+}
+
+static uint64_t cache_until(OSSL_LIB_CTX *ctx, const char *uri)
+{
+    EVP_PKEY *pk = load_key(ctx, uri);
+    uint64_t t = 0;
+    OSSL_PARAM params[] = {OSSL_PARAM_uint64("dkm-cache-until", &t), OSSL_PARAM_END};
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pk);
+    CU_ASSERT(EVP_PKEY_get_params(pk, params) == 1);
+    EVP_PKEY_free(pk);
+    return t;
+}
+
+static void test_provider_cache_honours_ttl(void)
+{
+    OSSL_PROVIDER *d = NULL, *def = NULL;
+    OSSL_LIB_CTX *ctx;
+    uint64_t first, again, later;
+
+    setenv("DKM_TEST_TTL", "1", 1);
+    ctx = new_ctx(module_dir("/testkeys"), &d, &def);
+    unsetenv("DKM_TEST_TTL");
+    CU_ASSERT_FATAL(ctx != NULL && d != NULL);
+    first = cache_until(ctx, "dkm:h/1");
+    again = cache_until(ctx, "dkm:h/1");
+    CU_ASSERT(first > 0);
+    /* Within the TTL the cached entry answers ... */
+    CU_ASSERT(again == first || again == first + 1);
+    sleep(2);
+    /* ... after it, the key is resolved again and cached anew. */
+    later = cache_until(ctx, "dkm:h/1");
+    CU_ASSERT(later >= first + 2);
+    OSSL_PROVIDER_unload(d);
+    OSSL_PROVIDER_unload(def);
+    OSSL_LIB_CTX_free(ctx);
+}
+
 /* ---- threads ---- */
 
 struct worker {
@@ -752,6 +816,8 @@ static CU_TestInfo provider_tests[] = {
     {"test_provider_stream_refusals", test_provider_stream_refusals},
     {"test_provider_stream_version_from_header",
      test_provider_stream_version_from_header},
+    {"test_provider_stream_expired_version", test_provider_stream_expired_version},
+    {"test_provider_cache_honours_ttl", test_provider_cache_honours_ttl},
     {"test_provider_threads_share_keys", test_provider_threads_share_keys},
     {"test_provider_config_errors_name_setting",
      test_provider_config_errors_name_setting},

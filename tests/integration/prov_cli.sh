@@ -86,6 +86,22 @@ out=$(OPENSSL_CONF=/dev/null DKM_KEYSOURCE=test DKM_TEST_KEYS=g:3 DKM_TEST_SEED=
     -noout dkm:g 2>&1)
 it_check "-provider-path and environment work too" grep -q "version:      3" <<<"$out"
 
+# Debugging on: errors are logged with where they were raised.
+out=$(DKM_DEBUG=1 openssl storeutl dkm:g/x 2>&1)
+it_check "DKM_DEBUG logs the raising file and function" \
+    grep -q "provider/store.c:[0-9]* dkm_store_open" <<<"$out"
+
+# The installed build of the module has no key source yet: it loads, and
+# refuses key operations with a clear reason.
+out=$(OPENSSL_CONF=/dev/null openssl storeutl -provider-path "$BUILD/provider" \
+    -provider dkm -provider default dkm:g 2>&1)
+it_check "installed module refuses without a key source" \
+    grep -q "no dkm key source configured" <<<"$out"
+out=$(OPENSSL_CONF=/dev/null DKM_KEYSOURCE=test openssl storeutl -provider-path \
+    "$BUILD/provider" -provider dkm -provider default dkm:g 2>&1)
+it_check "installed module has no test key source" \
+    grep -q "dkm provider configuration: keysource" <<<"$out"
+
 # ---- pkeyutl ----
 head -c 1000 /dev/urandom >"$T/msg"
 it_check "pkeyutl -encrypt" openssl pkeyutl -encrypt -inkey dkm:g -in "$T/msg" -out "$T/blob"
