@@ -438,10 +438,12 @@ done:
     return r;
 }
 
-/* Checks shared by decode (on wire data) and encode (on a caller's blob):
- * the object is exactly the shape dkm_dup_seal makes. */
-static int check_public(const TPMT_PUBLIC *p, uint32_t pcr_mask)
+/* Shared by decode (on wire data), encode (on a caller's blob) and the
+ * node's cache format: the object is exactly the shape dkm_dup_seal makes. */
+int dkm_dup_check_public(const TPMT_PUBLIC *p, uint32_t pcr_mask)
 {
+    if (p == NULL)
+        return dkm_error_set(-EINVAL, "import blob: no public area");
     if (p->type != TPM2_ALG_KEYEDHASH)
         return dkm_error_set(DKM_E_FORMAT,
                              "import blob: object type 0x%04x is not keyed-hash",
@@ -641,7 +643,7 @@ int dkm_dup_decode(const uint8_t *buf, size_t len, struct dkm_import_blob *ret)
     if (!dkm_cursor_empty(&c))
         return dkm_error_set(DKM_E_FORMAT, "import blob: %zu trailing bytes", c.left);
 
-    r = check_public(&blob.public.publicArea, blob.pcr_mask);
+    r = dkm_dup_check_public(&blob.public.publicArea, blob.pcr_mask);
     if (r < 0)
         return r;
     *ret = blob;

@@ -18,8 +18,10 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
 
+#include "dkm/codec.h"
 #include "dkm/log.h"
 #include "dkm/secmem.h"
 
@@ -373,4 +375,157 @@ done:
     dkm_tpm_flush(tpm, &ek);
     dkm_tpm_unlock(tpm);
     return r;
+}
+
+/* Wire values of the EK type, as in the import blob envelope. */
+#define WIRE_EK_RSA2048 1u
+#define WIRE_EK_ECCP256 2u
+
+int dkm_sealed_encode(const struct dkm_sealed *sealed, uint8_t *buf, size_t cap,
+                      size_t *ret_len)
+{
+    uint8_t pub[sizeof(TPMT_PUBLIC)];
+    struct dkm_sealed check;
+    struct dkm_writer w;
+    size_t pub_len = 0;
+    int r;
+
+    if (sealed == NULL || buf == NULL || ret_len == NULL)
+        return dkm_error_set(-EINVAL, "sealed key: missing argument");
+    if (sealed->ek_type != DKM_EK_RSA2048 && sealed->ek_type != DKM_EK_ECCP256)
+        return dkm_error_set(-EINVAL, "sealed key: unknown EK type %d",
+                             (int)sealed->ek_type);
+    if ((sealed->pcr_mask & ~DKM_DUP_PCR_MASK_ALL) != 0)
+        return dkm_error_set(-EINVAL,
+                             "sealed key: PCR selection 0x%x names a PCR above 23",
+                             (unsigned)sealed->pcr_mask);
+    if (sealed->private.size > sizeof(sealed->private.buffer))
+        return dkm_error_set(-EINVAL, "sealed key: private area size %u is too large",
+                             (unsigned)sealed->private.size);
+    if (Tss2_MU_TPMT_PUBLIC_Marshal(&sealed->public.publicArea, pub, sizeof(pub),
+                                    &pub_len) != TSS2_RC_SUCCESS)
+        return dkm_error_set(-EINVAL, "sealed key: public area cannot be marshaled");
+    w = dkm_writer_init(buf, cap);
+    (void)dkm_put_bytes(&w, DKM_SEALED_MAGIC, 4);
+    (void)dkm_put_u8(&w, DKM_SEALED_VERSION);
+    (void)dkm_put_u8(&w, sealed->ek_type == DKM_EK_RSA2048 ? WIRE_EK_RSA2048
+                                                           : WIRE_EK_ECCP256);
+    (void)dkm_put_len16(&w, sealed->node_id.bytes, DKM_NODE_ID_SIZE);
+    (void)dkm_put_len16(&w, pub, pub_len);
+    (void)dkm_put_len16(&w, sealed->private.buffer, sealed->private.size);
+    if (sealed->pcr_mask != 0) {
+        (void)dkm_put_u32be(&w, 1);
+        (void)dkm_put_u16be(&w, TPM2_ALG_SHA256);
+        (void)dkm_put_u8(&w, PCR_SELECT_SIZE);
+        for (unsigned i = 0; i < PCR_SELECT_SIZE; i++)
+            (void)dkm_put_u8(&w, (uint8_t)(sealed->pcr_mask >> (8 * i)));
+    } else {
+        (void)dkm_put_u32be(&w, 0);
+    }
+    if (!dkm_writer_ok(&w))
+        return dkm_error_set(-ENOBUFS, "sealed key: does not fit in %zu bytes", cap);
+    /* Never write what the decoder would refuse. */
+    r = dkm_sealed_decode(buf, w.len, &check);
+    if (r < 0) {
+        char why[256];
+
+        snprintf(why, sizeof(why), "%s", dkm_error_detail());
+        return dkm_error_set(-EINVAL, "sealed key: not encodable: %s", why);
+    }
+    *ret_len = w.len;
+    return 0;
+}
+
+int dkm_sealed_decode(const uint8_t *buf, size_t len, struct dkm_sealed *ret)
+{
+    struct dkm_cursor c = dkm_cursor_init(buf, len);
+    struct dkm_sealed s;
+    uint8_t magic[4], version, wire_type, size_select, select[PCR_SELECT_SIZE];
+    uint8_t remarshal[sizeof(TPMT_PUBLIC)];
+    const uint8_t *ref;
+    uint32_t count;
+    uint16_t hash;
+    size_t n, off;
+    int r;
+
+    memset(&s, 0, sizeof(s));
+    if (buf == NULL || ret == NULL)
+        return dkm_error_set(-EINVAL, "sealed key: missing argument");
+    if (len > DKM_SEALED_ENCODED_MAX)
+        return dkm_error_set(DKM_E_FORMAT, "sealed key: %zu bytes, more than %u", len,
+                             DKM_SEALED_ENCODED_MAX);
+    if (!dkm_get_bytes(&c, magic, sizeof(magic)) ||
+        memcmp(magic, DKM_SEALED_MAGIC, 4) != 0)
+        return dkm_error_set(DKM_E_FORMAT,
+                             "sealed key: bad magic (not a dkm sealed key)");
+    if (!dkm_get_u8(&c, &version) || version != DKM_SEALED_VERSION)
+        return dkm_error_set(DKM_E_FORMAT,
+                             "sealed key: missing or unknown format version");
+    if (!dkm_get_u8(&c, &wire_type))
+        return dkm_error_set(DKM_E_FORMAT, "sealed key: truncated before the EK type");
+    if (wire_type == WIRE_EK_RSA2048)
+        s.ek_type = DKM_EK_RSA2048;
+    else if (wire_type == WIRE_EK_ECCP256)
+        s.ek_type = DKM_EK_ECCP256;
+    else
+        return dkm_error_set(DKM_E_FORMAT, "sealed key: unknown EK type %u", wire_type);
+    if (!dkm_get_len16_ref(&c, DKM_NODE_ID_SIZE, &ref, &n) || n != DKM_NODE_ID_SIZE ||
+        ref[0] != (TPM2_ALG_SHA256 >> 8) || ref[1] != (TPM2_ALG_SHA256 & 0xff))
+        return dkm_error_set(DKM_E_FORMAT,
+                             "sealed key: node id is not a %u-byte SHA-256 name",
+                             DKM_NODE_ID_SIZE);
+    memcpy(s.node_id.bytes, ref, DKM_NODE_ID_SIZE);
+
+    if (!dkm_get_len16_ref(&c, sizeof(TPMT_PUBLIC), &ref, &n) || n == 0)
+        return dkm_error_set(DKM_E_FORMAT, "sealed key: public area length is zero, too "
+                                           "large, or beyond the end");
+    off = 0;
+    if (Tss2_MU_TPMT_PUBLIC_Unmarshal(ref, n, &off, &s.public.publicArea) !=
+            TSS2_RC_SUCCESS ||
+        off != n)
+        return dkm_error_set(DKM_E_FORMAT,
+                             "sealed key: public area does not parse as a TPMT_PUBLIC "
+                             "of exactly %zu bytes",
+                             n);
+    off = 0;
+    if (Tss2_MU_TPMT_PUBLIC_Marshal(&s.public.publicArea, remarshal, sizeof(remarshal),
+                                    &off) != TSS2_RC_SUCCESS ||
+        off != n || memcmp(remarshal, ref, n) != 0)
+        return dkm_error_set(DKM_E_FORMAT,
+                             "sealed key: public area is not canonically marshaled");
+    s.public.size = (UINT16)n;
+
+    /* A TPM private area starts with its 32-byte outer HMAC (SHA-256,
+     * the EK's name algorithm); the rest only the TPM can check. */
+    if (!dkm_get_len16_ref(&c, sizeof(s.private.buffer), &ref, &n) ||
+        n <= 2 + DKM_DUP_DIGEST_SIZE || ref[0] != 0 || ref[1] != DKM_DUP_DIGEST_SIZE)
+        return dkm_error_set(DKM_E_FORMAT,
+                             "sealed key: private area is too short, too large, beyond "
+                             "the end, or does not start with a 32-byte HMAC");
+    memcpy(s.private.buffer, ref, n);
+    s.private.size = (UINT16)n;
+
+    if (!dkm_get_u32be(&c, &count) || count > 1)
+        return dkm_error_set(DKM_E_FORMAT,
+                             "sealed key: missing PCR selection or more than one bank");
+    if (count == 1) {
+        if (!dkm_get_u16be(&c, &hash) || !dkm_get_u8(&c, &size_select) ||
+            !dkm_get_bytes(&c, select, sizeof(select)))
+            return dkm_error_set(DKM_E_FORMAT, "sealed key: PCR selection truncated");
+        if (hash != TPM2_ALG_SHA256 || size_select != PCR_SELECT_SIZE)
+            return dkm_error_set(DKM_E_FORMAT,
+                                 "sealed key: PCR selection is not a 3-byte SHA-256 "
+                                 "bitmap");
+        s.pcr_mask =
+            (uint32_t)select[0] | (uint32_t)select[1] << 8 | (uint32_t)select[2] << 16;
+        if (s.pcr_mask == 0)
+            return dkm_error_set(DKM_E_FORMAT, "sealed key: empty PCR selection");
+    }
+    if (!dkm_cursor_empty(&c))
+        return dkm_error_set(DKM_E_FORMAT, "sealed key: %zu trailing bytes", c.left);
+    r = dkm_dup_check_public(&s.public.publicArea, s.pcr_mask);
+    if (r < 0)
+        return r;
+    *ret = s;
+    return 0;
 }

@@ -22,6 +22,7 @@
 #include "dkm/kdf.h"
 #include "dkm/node.h"
 #include "dkm/tpm.h"
+#include "dkm/unseal.h"
 #include "unit.h"
 
 /* A software key pair dressed as a TCG default EK, so that seal accepts
@@ -684,6 +685,143 @@ static void test_dup_envelope_encode_small_buffer(void)
     CU_ASSERT_EQUAL(dkm_dup_encode(&enc_blob, enc_buf, enc_len - 1, &len), -ENOBUFS);
 }
 
+/* ---- the node's cache format of an imported object ---- */
+
+static uint8_t sealed_buf[DKM_SEALED_ENCODED_MAX];
+static size_t sealed_len;
+static struct dkm_sealed sealed_obj;
+
+/* A cached object as the node would have it after TPM2_Import; the
+ * private area's bytes are made up (only the TPM can check them). */
+static void make_sealed(bool with_policy)
+{
+    make_envelope(DKM_EK_ECCP256, with_policy);
+    memset(&sealed_obj, 0, sizeof(sealed_obj));
+    sealed_obj.ek_type = enc_blob.ek_type;
+    sealed_obj.node_id = enc_blob.node_id;
+    sealed_obj.public = enc_blob.public;
+    sealed_obj.pcr_mask = enc_blob.pcr_mask;
+    sealed_obj.private.size = 2 + 32 + 2 + 16 + 108;
+    for (size_t i = 0; i < sealed_obj.private.size; i++)
+        sealed_obj.private.buffer[i] = (uint8_t)(i * 13 + 1);
+    sealed_obj.private.buffer[0] = 0;
+    sealed_obj.private.buffer[1] = 32;
+    CU_ASSERT_EQUAL_FATAL(
+        dkm_sealed_encode(&sealed_obj, sealed_buf, sizeof(sealed_buf), &sealed_len), 0);
+}
+
+static bool sealed_decodes(const uint8_t *b, size_t n)
+{
+    struct dkm_sealed out;
+    int r = dkm_sealed_decode(b, n, &out);
+
+    if (r != 0) {
+        CU_ASSERT_EQUAL(r, DKM_E_FORMAT);
+        CU_ASSERT_NOT_EQUAL(dkm_error_detail()[0], '\0');
+    }
+    return r == 0;
+}
+
+static void test_dup_sealed_round_trip(void)
+{
+    for (int p = 0; p < 2; p++) {
+        struct dkm_sealed out;
+
+        make_sealed(p == 1);
+        CU_ASSERT(memcmp(sealed_buf, "DKMS\x01\x02", 6) == 0);
+        CU_ASSERT_EQUAL_FATAL(dkm_sealed_decode(sealed_buf, sealed_len, &out), 0);
+        CU_ASSERT_EQUAL(out.ek_type, sealed_obj.ek_type);
+        CU_ASSERT(dkm_node_id_equal(&out.node_id, &sealed_obj.node_id));
+        CU_ASSERT_EQUAL(out.pcr_mask, sealed_obj.pcr_mask);
+        CU_ASSERT(memcmp(&out.public.publicArea, &sealed_obj.public.publicArea,
+                         sizeof(TPMT_PUBLIC)) == 0);
+        CU_ASSERT_EQUAL(out.private.size, sealed_obj.private.size);
+        CU_ASSERT(
+            memcmp(out.private.buffer, sealed_obj.private.buffer, out.private.size) == 0);
+    }
+}
+
+static void test_dup_sealed_truncated_and_trailing(void)
+{
+    for (int p = 0; p < 2; p++) {
+        make_sealed(p == 1);
+        CU_ASSERT_TRUE(sealed_decodes(sealed_buf, sealed_len));
+        for (size_t n = 0; n < sealed_len; n++)
+            CU_ASSERT_FALSE(sealed_decodes(sealed_buf, n));
+        sealed_buf[sealed_len] = 0;
+        CU_ASSERT_FALSE(sealed_decodes(sealed_buf, sealed_len + 1));
+    }
+}
+
+static void test_dup_sealed_bad_fields(void)
+{
+    static uint8_t b[DKM_SEALED_ENCODED_MAX + 8];
+
+    for (int p = 0; p < 2; p++) {
+        size_t node = 6, pub, priv, pcr;
+
+        make_sealed(p == 1);
+        pub = node + 2 + get16(sealed_buf + node);
+        priv = pub + 2 + get16(sealed_buf + pub);
+        pcr = priv + 2 + get16(sealed_buf + priv);
+        /* every length: +1, -1, 0, 0xffff, with and without room after */
+        for (int f = 0; f < 3; f++) {
+            size_t at = f == 0 ? node : f == 1 ? pub : priv;
+            uint16_t v = get16(sealed_buf + at);
+            uint16_t tries[4] = {(uint16_t)(v + 1), (uint16_t)(v - 1), 0, 0xffff};
+
+            for (int k = 0; k < 4; k++) {
+                memcpy(b, sealed_buf, sealed_len);
+                put16(b + at, tries[k]);
+                memset(b + sealed_len, 0, 8);
+                CU_ASSERT_FALSE(sealed_decodes(b, sealed_len));
+                CU_ASSERT_FALSE(sealed_decodes(b, sealed_len + 8));
+            }
+        }
+        /* header, node id prefix, private HMAC size, PCR part */
+        {
+            const size_t offs[] = {0,        3,        4,        4,
+                                   5,        5,        node + 2, node + 3,
+                                   priv + 2, priv + 3, pcr + 3,  pcr + 3};
+            const uint8_t vals[] = {'X', 'X', 0, 2, 0, 3, 1, 0x0c, 1, 31, 2, 0};
+            const size_t nchecks = p == 1 ? sizeof(vals) : sizeof(vals) - 1;
+
+            for (size_t i = 0; i < nchecks; i++) {
+                memcpy(b, sealed_buf, sealed_len);
+                b[offs[i]] = vals[i];
+                CU_ASSERT_FALSE(sealed_decodes(b, sealed_len));
+            }
+        }
+        if (p == 1) {
+            const size_t offs[] = {pcr + 4, pcr + 5, pcr + 6};
+            const uint8_t vals[] = {1, 4, 2};
+
+            for (size_t i = 0; i < 3; i++) {
+                memcpy(b, sealed_buf, sealed_len);
+                b[offs[i]] = vals[i];
+                CU_ASSERT_FALSE(sealed_decodes(b, sealed_len));
+            }
+            memcpy(b, sealed_buf, sealed_len);
+            b[pcr + 7] = b[pcr + 8] = b[pcr + 9] = 0;
+            CU_ASSERT_FALSE(sealed_decodes(b, sealed_len));
+        }
+    }
+    /* encode refuses an object of another shape */
+    make_sealed(false);
+    sealed_obj.public.publicArea.objectAttributes |= TPMA_OBJECT_FIXEDTPM;
+    CU_ASSERT_EQUAL(dkm_sealed_encode(&sealed_obj, b, sizeof(b), &sealed_len), -EINVAL);
+    make_sealed(false);
+    sealed_obj.pcr_mask = 1;
+    CU_ASSERT_EQUAL(dkm_sealed_encode(&sealed_obj, b, sizeof(b), &sealed_len), -EINVAL);
+}
+
+static CU_TestInfo sealed_tests[] = {
+    {"test_dup_sealed_round_trip", test_dup_sealed_round_trip},
+    {"test_dup_sealed_truncated_and_trailing", test_dup_sealed_truncated_and_trailing},
+    {"test_dup_sealed_bad_fields", test_dup_sealed_bad_fields},
+    CU_TEST_INFO_NULL,
+};
+
 static CU_TestInfo dup_tests[] = {
     {"test_dup_seal_rsa_unwraps", test_dup_seal_rsa_unwraps},
     {"test_dup_seal_ecc_unwraps", test_dup_seal_ecc_unwraps},
@@ -710,6 +848,7 @@ static CU_TestInfo envelope_tests[] = {
 static CU_SuiteInfo suites[] = {
     {"dup", NULL, NULL, NULL, NULL, dup_tests},
     {"envelope", NULL, NULL, NULL, NULL, envelope_tests},
+    {"sealed", NULL, NULL, NULL, NULL, sealed_tests},
     CU_SUITE_INFO_NULL,
 };
 

@@ -522,10 +522,32 @@ static void test_seal_cached_after_reopen(void)
         CU_ASSERT(sealed.private.size > 0);
         CU_ASSERT_EQUAL_FATAL(dkm_unseal_import(tpm_a, &blob, &only_imported), 0);
 
-        /* a new TPM context: no state but the cached blobs */
-        dkm_tpm_close(tpm_a);
-        tpm_a = NULL;
-        CU_ASSERT_EQUAL_FATAL(dkm_tpm_open(tcti(1), &tpm_a), 0);
+        /* through the cache format and a file */
+        {
+            uint8_t buf[DKM_SEALED_ENCODED_MAX];
+            char path[512];
+            size_t n = 0;
+            FILE *f;
+
+            snprintf(path, sizeof(path), "%s/sealed-%d", dkm_test_tmpdir(), t);
+            CU_ASSERT_EQUAL_FATAL(dkm_sealed_encode(&sealed, buf, sizeof(buf), &n), 0);
+            f = fopen(path, "wb");
+            CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+            CU_ASSERT_EQUAL(fwrite(buf, 1, n, f), n);
+            fclose(f);
+            memset(&sealed, 0, sizeof(sealed));
+            memset(buf, 0, sizeof(buf));
+
+            /* a new TPM context: no state but the cached file */
+            dkm_tpm_close(tpm_a);
+            tpm_a = NULL;
+            CU_ASSERT_EQUAL_FATAL(dkm_tpm_open(tcti(1), &tpm_a), 0);
+            f = fopen(path, "rb");
+            CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+            n = fread(buf, 1, sizeof(buf), f);
+            fclose(f);
+            CU_ASSERT_EQUAL_FATAL(dkm_sealed_decode(buf, n, &sealed), 0);
+        }
         CU_ASSERT_EQUAL(dkm_unseal(tpm_a, &sealed, &secret, &len), 0);
         CU_ASSERT(len == sizeof(key) && secret != NULL && memcmp(secret, key, len) == 0);
         dkm_secmem_free(secret);

@@ -94,6 +94,14 @@ DKM_MUSTCHECK int dkm_dup_seal(const TPM2B_PUBLIC *ek_public, const void *secret
                                const uint8_t *policy, struct dkm_import_blob *ret);
 
 /*
+ * Check that a public area is the sealed-data object dkm_dup_seal makes:
+ * keyed-hash, SHA-256 name, NULL scheme, 32-byte unique, the attributes
+ * for "no policy" (pcr_mask 0) or "PCR policy" with a 32-byte authPolicy.
+ * Returns 0 or DKM_E_FORMAT with a detail naming the field.
+ */
+DKM_MUSTCHECK int dkm_dup_check_public(const TPMT_PUBLIC *pub, uint32_t pcr_mask);
+
+/*
  * Encode a blob into buf (cap bytes; DKM_DUP_ENCODED_MAX always suffices).
  * Returns 0 and sets *ret_len, or -EINVAL (blob fails the checks
  * dkm_dup_decode applies) / -ENOBUFS (cap too small) with a detail.

@@ -44,6 +44,31 @@ struct dkm_sealed {
     uint32_t pcr_mask;          /* SHA-256 PCRs of the object's policy; 0 = none */
 };
 
+/* Cache format of a struct dkm_sealed: "DKMS", version 1. */
+#define DKM_SEALED_MAGIC "DKMS"
+#define DKM_SEALED_VERSION 1u
+#define DKM_SEALED_ENCODED_MAX 2048u
+
+/*
+ * Encode a sealed object for a node's disk cache into buf (cap bytes;
+ * DKM_SEALED_ENCODED_MAX always suffices): magic, version, EK type,
+ * node id, object public, private, PCR selection (docs/import-blob.md).
+ * Returns 0 and sets *ret_len, or -EINVAL (an object dkm_sealed_decode
+ * would refuse) / -ENOBUFS with a detail.
+ */
+DKM_MUSTCHECK int dkm_sealed_encode(const struct dkm_sealed *sealed, uint8_t *buf,
+                                    size_t cap, size_t *ret_len);
+
+/*
+ * Strictly decode a cached sealed object: every length bounded and
+ * checked against the bytes left, the public area canonical and of the
+ * shape dkm makes (dkm_dup_check_public), no trailing bytes. Returns 0
+ * and fills *ret, or DKM_E_FORMAT with a detail naming the field. The TPM
+ * checks the private area's integrity when it is loaded.
+ */
+DKM_MUSTCHECK int dkm_sealed_decode(const uint8_t *buf, size_t len,
+                                    struct dkm_sealed *ret);
+
 /*
  * Import blob under this TPM's EK of blob->ek_type, without unsealing.
  * The blob's node id must be this TPM's EK name (else DKM_E_TPM_NOT_MINE
