@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -36,6 +37,7 @@ struct dkm_keycache {
     OSSL_LIB_CTX *libctx;
     pthread_mutex_t lock;
     struct entry *head;
+    pid_t pid; /* process the entries belong to */
 };
 
 uint64_t dkm_now(void)
@@ -80,6 +82,7 @@ int dkm_keycache_new(const struct dkm_keysource_ops *ops, void *state,
     c->ops = ops;
     c->state = state;
     c->libctx = libctx;
+    c->pid = getpid();
     *ret = c;
     return 0;
 }
@@ -207,6 +210,22 @@ int dkm_keycache_get(struct dkm_keycache *c, const char *group, uint32_t version
     if (c == NULL || group == NULL || !dkm_group_valid(group, strlen(group)))
         return dkm_error_set(-EINVAL, "invalid key lookup");
     pthread_mutex_lock(&c->lock);
+    if (c->pid != getpid()) {
+        /*
+         * A forked child: secure memory is wiped (or unmapped) in a child,
+         * so the cached keys are gone. Drop them all and resolve afresh
+         * rather than encrypt under zeros.
+         */
+        struct entry *e2, *next;
+
+        for (e2 = c->head; e2 != NULL; e2 = next) {
+            next = e2->next;
+            dkm_key_unref(e2->key);
+            OPENSSL_free(e2);
+        }
+        c->head = NULL;
+        c->pid = getpid();
+    }
     sweep_locked(c);
     k = dkm_key_ref(lookup_locked(c, group, version));
     pthread_mutex_unlock(&c->lock);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/core_names.h>
@@ -694,6 +695,44 @@ static void test_provider_cache_honours_ttl(void)
     OSSL_LIB_CTX_free(ctx);
 }
 
+static void test_provider_fork_child_keys(void)
+{
+    EVP_PKEY *pk = load_key(libctx, "dkm:g");
+    static const uint8_t msg[] = "from the child";
+    uint8_t out[64], blob[256];
+    size_t len = 0, n = 0;
+    ssize_t got;
+    uint8_t *b;
+    int fds[2], status = 0;
+    pid_t pid;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pk);
+    /* Fill the cache in the parent. */
+    b = protect(pk, NULL, 0, msg, sizeof(msg), &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    OPENSSL_free(b);
+    CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+    pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        /* The child's copy of the cache must not be used: its keys are wiped. */
+        close(fds[0]);
+        b = protect(pk, NULL, 0, msg, sizeof(msg), &len);
+        if (b == NULL || write(fds[1], b, len) != (ssize_t)len)
+            _exit(1);
+        _exit(0);
+    }
+    close(fds[1]);
+    got = read(fds[0], blob, sizeof(blob));
+    close(fds[0]);
+    CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CU_ASSERT_FATAL(got > 0);
+    CU_ASSERT_EQUAL(unprotect(pk, NULL, 0, blob, (size_t)got, out, sizeof(out), &n), 1);
+    CU_ASSERT(n == sizeof(msg) && memcmp(out, msg, n) == 0);
+    EVP_PKEY_free(pk);
+}
+
 /* ---- threads ---- */
 
 struct worker {
@@ -819,6 +858,7 @@ static CU_TestInfo provider_tests[] = {
     {"test_provider_stream_expired_version", test_provider_stream_expired_version},
     {"test_provider_cache_honours_ttl", test_provider_cache_honours_ttl},
     {"test_provider_threads_share_keys", test_provider_threads_share_keys},
+    {"test_provider_fork_child_keys", test_provider_fork_child_keys},
     {"test_provider_config_errors_name_setting",
      test_provider_config_errors_name_setting},
     {"test_provider_installed_module_has_no_keysource",
