@@ -191,6 +191,15 @@ it_check "enc through pipes" bash -c "cat '$T/big' | ${ENC[*]} -K $KG | ${ENC[*]
     | cmp - '$T/big'"
 it_check "enc -a through pipes, 0 bytes" bash -c ": | ${ENC[*]} -a -K $KG | ${ENC[*]} -d -a \
     -K $KG | cmp - '$T/empty'"
+# 2 GiB through pipes: correct, and in constant memory on both sides.
+it_check "2 GiB round trip through pipes" bash -c "head -c 2G /dev/zero \
+    | /usr/bin/time -f %M -o '$T/rss.enc' ${ENC[*]} -K $KG \
+    | /usr/bin/time -f %M -o '$T/rss.dec' ${ENC[*]} -d -K $KG \
+    | cmp - <(head -c 2G /dev/zero)"
+for side in enc dec; do
+    rss=$(tail -n 1 "$T/rss.$side")
+    it_check "2 GiB $side stays under 64 MiB resident (${rss} KiB)" test "$rss" -lt 65536
+done
 out=$("${ENC[@]}" -d -K "$KH" -in "$T/small.dkm" -out "$T/x" 2>&1)
 it_check "another group's stream is refused" grep -q "data belongs to another dkm group" <<<"$out"
 head -c $(($(stat -c %s "$T/big.dkm") - 16)) "$T/big.dkm" >"$T/trunc.dkm"
