@@ -94,6 +94,11 @@ for ((i = 1; i <= count; i++)); do
     export "DKM_TEST_SWTPM_STATE_$i=$dir"
 done
 export DKM_TEST_SWTPM_COUNT=$count
+# Tests provoke TPM errors on purpose; the TSS library would print each on
+# stderr. Keep its log off unless debugging (DKM_DEBUG) or asked for.
+if [ -z "${TSS2_LOG:-}" ] && [ -z "${DKM_DEBUG:-}" ]; then
+    export TSS2_LOG=all+none
+fi
 
 # PROG runs in the background so that a signal reaches our trap at once
 # rather than after PROG ends; its stdin stays the caller's.

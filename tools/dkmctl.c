@@ -107,6 +107,10 @@ int main(int argc, char **argv)
     int c;
 
     dkm_log_setup("dkmctl", DKM_LOG_STDERR, DKM_LOG_WARNING);
+    /* dkmctl reports TPM errors itself; the TSS library's own log lines
+     * on stderr would only repeat them, less clearly. */
+    if (getenv("DKM_DEBUG") == NULL)
+        setenv("TSS2_LOG", "all+none", /* overwrite= */ 0);
     /* '+': stop at the first non-option, which is the command. */
     while ((c = getopt_long(argc, argv, "+c:jhV", options, NULL)) != -1) {
         switch (c) {
