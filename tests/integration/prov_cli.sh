@@ -10,9 +10,11 @@
 # pkeyutl protect/unprotect (with and without AAD, other group refused),
 # and enc with DKM-AES-256-GCM: round trips of 0 bytes, small files with
 # -bufsize 1, 10 MiB, base64 (-a), pipes; truncated and other-group
-# streams refused. A protect blob made by pkeyutl is opened by an
-# independent implementation of the format (Python's cryptography), and
-# one made by that implementation is opened by pkeyutl.
+# streams refused; 2 GiB through pipes in constant memory. A protect blob
+# made by pkeyutl is opened by an independent implementation of the format
+# (Python's cryptography), one made by that implementation is opened by
+# pkeyutl, and streams made by enc are read by an independent
+# implementation of the stream format as docs/provider.md describes it.
 
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -199,6 +201,41 @@ it_check "2 GiB round trip through pipes" bash -c "head -c 2G /dev/zero \
 for side in enc dec; do
     rss=$(tail -n 1 "$T/rss.$side")
     it_check "2 GiB $side stays under 64 MiB resident (${rss} KiB)" test "$rss" -lt 65536
+done
+# The stream format as docs/provider.md describes it, read independently.
+cat >"$T/stream.py" <<'PY'
+import hashlib, hmac, struct, sys
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+seed, group, path = sys.argv[1], sys.argv[2], sys.argv[3]
+data = open(path, "rb").read()
+assert data[:5] == b"DKMS\x01" and data[6] == 16 and data[7] == 0
+kind = data[5]
+(version, gid) = struct.unpack(">II", data[8:16])
+assert gid == struct.unpack(">I", hashlib.sha256(b"dkm-group:" + group.encode()).digest()[:4])[0]
+gkey = hmac.new(seed.encode(), b"dkm-test-key\0" + group.encode() + b"\0" +
+                struct.pack(">I", version), hashlib.sha256).digest()
+hlen = 32 if kind == 1 else 16
+header = data[:hlen]
+okm = HKDF(algorithm=hashes.SHA256(), length=39, salt=data[16:32] if kind == 1 else None,
+           info=b"dkm-stream-v1" + data[:16] + group.encode()).derive(gkey)
+aead, prefix = AESGCM(okm[:32]), okm[32:]
+nonce = lambda i, last: prefix + struct.pack(">IB", i, last)
+body, out, i = data[hlen:-16], b"", 0
+while body:
+    seg, body = body[:65536 + 16], body[65536 + 16:]
+    out += aead.decrypt(nonce(i, 0), seg, header)
+    i += 1
+aead.decrypt(nonce(i, 1), data[-16:], header)  # the terminator
+sys.stdout.buffer.write(out)
+PY
+head -c 200000 /dev/urandom >"$T/mid"
+it_check "enc 200 kB" "${ENC[@]}" -K "$KG" -in "$T/mid" -out "$T/mid.dkm"
+for f in mid small empty; do
+    it_check "stream of $f read by an independent implementation" \
+        bash -c "python3 '$T/stream.py' $SEED g '$T/$f.dkm' | cmp - '$T/$f'"
 done
 out=$("${ENC[@]}" -d -K "$KH" -in "$T/small.dkm" -out "$T/x" 2>&1)
 it_check "another group's stream is refused" grep -q "data belongs to another dkm group" <<<"$out"
