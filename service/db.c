@@ -31,6 +31,13 @@
 #include "dkmd.h"
 
 #define BACKOFF_MIN_MS 100
+/*
+ * An idle connection is probed this often, so that one that died silently
+ * (a network partition sends no reset) is noticed and replaced before a
+ * request needs it, and the LISTEN connection never misses changes for
+ * long without knowing.
+ */
+#define PROBE_MS 30000 /* default of svc_db_options.probe_ms */
 
 struct stmt_def {
     const char *name;
@@ -71,6 +78,7 @@ enum conn_state {
     CONN_LISTENING,  /* LISTEN sent, waiting for its result */
     CONN_IDLE,
     CONN_BUSY,
+    CONN_PROBING, /* idle, checking that the server still answers */
 };
 
 struct step {
@@ -194,7 +202,8 @@ bool svc_db_up(const struct svc_db *db)
 {
     for (unsigned i = 0; i < db->nconns; i++)
         if (!db->conns[i].listen &&
-            (db->conns[i].state == CONN_IDLE || db->conns[i].state == CONN_BUSY))
+            (db->conns[i].state == CONN_IDLE || db->conns[i].state == CONN_BUSY ||
+             db->conns[i].state == CONN_PROBING))
             return true;
     return false;
 }
@@ -226,7 +235,8 @@ static void schedule_reconnect(struct db_conn *c)
 static void conn_fail(struct db_conn *c, const char *why)
 {
     struct svc_db *db = c->db;
-    bool was_up = c->state == CONN_IDLE || c->state == CONN_BUSY;
+    bool was_up =
+        c->state == CONN_IDLE || c->state == CONN_BUSY || c->state == CONN_PROBING;
 
     /* Once per outage, not once per reconnect attempt. */
     if (was_up)
@@ -254,7 +264,16 @@ static void conn_fail(struct db_conn *c, const char *why)
 
 static void conn_start(struct db_conn *c)
 {
-    c->pg = PQconnectStart(c->db->conninfo);
+    /*
+     * The conninfo may be key=value or a URI; expand_dbname accepts both.
+     * The fallback name shows which connection is which in pg_stat_activity
+     * unless the operator set application_name.
+     */
+    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *const values[] = {c->db->conninfo, c->listen ? "dkmd-listen" : "dkmd",
+                                  NULL};
+
+    c->pg = PQconnectStartParams(keys, values, /* expand_dbname= */ 1);
     if (c->pg == NULL) {
         conn_fail(c, "out of memory");
         return;
@@ -341,7 +360,7 @@ static void finish(struct db_conn *c, int r)
 
     c->cur = NULL;
     c->state = CONN_IDLE;
-    evtimer_del(c->timer);
+    arm_timer(c, c->db->opt.probe_ms);
     svc_metric_observe(db->opt.query_latency,
                        p->tx ? "transaction" : stmts[p->steps[0].stmt].name,
                        elapsed_s(&p->sent));
@@ -447,10 +466,13 @@ static void complete(struct db_conn *c)
             return;
         }
         c->state = CONN_IDLE;
+        arm_timer(c, c->db->opt.probe_ms);
         if (!c->ever_up)
             log_debug("database connection %u ready", c->index);
         else
             log_notice("database connection %u is back", c->index);
+        if (c->ever_up && c->db->opt.back != NULL)
+            c->db->opt.back(c->db->opt.back_arg);
         c->ever_up = true;
         dispatch(c->db);
         return;
@@ -462,6 +484,7 @@ static void complete(struct db_conn *c)
             return;
         }
         c->state = CONN_IDLE;
+        arm_timer(c, c->db->opt.probe_ms);
         c->ever_up = true;
         /* Whatever was announced while we were away is lost: resync. */
         c->db->opt.notify(c->db->opt.notify_arg, SVC_CHANGES_CHANNEL, NULL);
@@ -469,6 +492,18 @@ static void complete(struct db_conn *c)
     case CONN_BUSY:
         advance(c);
         if (c->state == CONN_IDLE)
+            dispatch(c->db);
+        return;
+    case CONN_PROBING:
+        PQclear(c->result);
+        c->result = NULL;
+        if (st != PGRES_TUPLES_OK) {
+            conn_fail(c, "the keepalive query failed");
+            return;
+        }
+        c->state = CONN_IDLE;
+        arm_timer(c, c->db->opt.probe_ms);
+        if (!c->listen)
             dispatch(c->db);
         return;
     default:
@@ -567,6 +602,17 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     case CONN_BUSY:
         conn_fail(c, "query timed out");
         return;
+    case CONN_PROBING:
+        conn_fail(c, "the keepalive query timed out");
+        return;
+    case CONN_IDLE:
+        c->state = CONN_PROBING;
+        if (!PQsendQuery(c->pg, "SELECT 1") || flush(c) < 0) {
+            conn_fail(c, PQerrorMessage(c->pg));
+            return;
+        }
+        arm_timer(c, c->db->opt.query_timeout * 1000);
+        return;
     default:
         conn_fail(c, "connecting timed out");
         return;
@@ -589,6 +635,17 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
         pending_free(p);
     }
     dispatch(db);
+}
+
+void svc_db_retry_now(struct svc_db *db)
+{
+    for (unsigned i = 0; i < db->nconns; i++) {
+        struct db_conn *c = &db->conns[i];
+        if (c->state == CONN_DOWN) {
+            c->backoff_ms = BACKOFF_MIN_MS;
+            arm_timer(c, 0);
+        }
+    }
 }
 
 static struct db_conn *idle_conn(struct svc_db *db)
@@ -733,6 +790,8 @@ int svc_db_new(struct event_base *base, const struct svc_db_options *opt,
     db->base = base;
     db->opt = *opt;
     db->opt.conninfo = NULL;
+    if (db->opt.probe_ms == 0)
+        db->opt.probe_ms = PROBE_MS;
     if (db->opt.reconnect_max_ms < BACKOFF_MIN_MS)
         db->opt.reconnect_max_ms = BACKOFF_MIN_MS;
     db->conninfo = strdup(opt->conninfo);

@@ -336,9 +336,13 @@ struct svc_db_options {
     unsigned query_timeout;
     unsigned reconnect_max_ms;
     unsigned queue_max;
+    unsigned probe_ms;                /* keepalive query on idle connections; 0: 30 s */
     struct svc_metric *query_latency; /* may be NULL */
     svc_db_notify_fn *notify;         /* non-NULL: also keep a LISTEN connection */
     void *notify_arg;
+    /* Called when a connection is back after a failure (may be NULL). */
+    void (*back)(void *arg);
+    void *back_arg;
 };
 
 DKM_MUSTCHECK int svc_db_new(struct event_base *base, const struct svc_db_options *opt,
@@ -347,6 +351,13 @@ DKM_MUSTCHECK int svc_db_new(struct event_base *base, const struct svc_db_option
 void svc_db_free(struct svc_db *db);
 /* Whether at least one pool connection is connected and prepared. */
 bool svc_db_up(const struct svc_db *db);
+
+/*
+ * Reconnect every connection that is waiting for its backoff now: the
+ * database is known to be back (another pool got through), so waiting
+ * further would only prolong 503s.
+ */
+void svc_db_retry_now(struct svc_db *db);
 
 /*
  * Queue one prepared statement (autocommit). Returns 0 (cb will be called

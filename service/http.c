@@ -82,6 +82,7 @@ struct svc_worker {
     struct evhttp_bound_socket *admin_bound;
     struct event *stop_ev;
     struct event *sweep_ev;
+    struct event *db_retry_ev; /* activated by another worker whose pool got through */
     struct svc_db *db;
     struct svc_conn *conns;
     unsigned inflight;
@@ -123,6 +124,8 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg);
 static void conn_ex_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
                             long argl, void *argp);
 static void notify_cb(void *arg, const char *channel, const char *payload);
+static void db_back_cb(void *arg);
+static void db_retry_cb(evutil_socket_t fd, short what, void *arg);
 
 static void now_mono(struct timespec *ts)
 {
@@ -267,7 +270,9 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 
     now_mono(&now);
     for (struct svc_conn *c = w->conns; c != NULL; c = c->next) {
-        if (c->cur != NULL)
+        /* Busy, or an answer still being written: evhttp closes it when done. */
+        if (c->cur != NULL ||
+            (c->bev != NULL && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0))
             continue;
         if (w->draining)
             conn_cut(c, "shutdown");
@@ -583,6 +588,30 @@ static void notify_cb(void *arg, const char *channel, const char *payload)
     log_debug("change notification on %s: %s", channel, payload ? payload : "(resync)");
 }
 
+/*
+ * One pool reached the database again: the others need not sit out their
+ * backoff, which would keep answering 503 on their share of requests.
+ */
+static void db_back_cb(void *arg)
+{
+    struct svc_worker *self = arg;
+    struct svc *svc = self->svc;
+
+    for (unsigned i = 0; i < svc->nworkers; i++)
+        if (&svc->workers[i] != self && svc->workers[i].db_retry_ev != NULL)
+            event_active(svc->workers[i].db_retry_ev, EV_TIMEOUT, 0);
+}
+
+static void db_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct svc_worker *w = arg;
+    (void)fd;
+    (void)what;
+
+    if (w->db != NULL)
+        svc_db_retry_now(w->db);
+}
+
 static double gauge_connections(void *arg)
 {
     return (double)atomic_load(&((struct svc *)arg)->connections);
@@ -731,6 +760,8 @@ static int worker_setup(struct svc *svc, struct svc_worker *w, unsigned id)
         /* One LISTEN connection per process is enough: worker 0 keeps it. */
         .notify = id == 0 ? notify_cb : NULL,
         .notify_arg = svc,
+        .back = db_back_cb,
+        .back_arg = w,
     };
     struct timeval tv = {.tv_sec = 0, .tv_usec = SWEEP_MS * 1000};
     int r;
@@ -742,7 +773,9 @@ static int worker_setup(struct svc *svc, struct svc_worker *w, unsigned id)
         return dkm_error_set(-ENOMEM, "cannot create an event base");
     w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
     w->sweep_ev = event_new(w->base, -1, EV_PERSIST, sweep_cb, w);
-    if (w->stop_ev == NULL || w->sweep_ev == NULL || event_add(w->sweep_ev, &tv) < 0)
+    w->db_retry_ev = event_new(w->base, -1, 0, db_retry_cb, w);
+    if (w->stop_ev == NULL || w->sweep_ev == NULL || w->db_retry_ev == NULL ||
+        event_add(w->sweep_ev, &tv) < 0)
         return dkm_error_set(-ENOMEM, "cannot create the worker's events");
     r = worker_http(w, svc->listen_fd, true, &w->http, &w->bound);
     if (r < 0)
@@ -758,6 +791,7 @@ static int worker_setup(struct svc *svc, struct svc_worker *w, unsigned id)
     return 0;
 }
 
+/* In the worker's own thread, after its loop: connections, pool, servers. */
 static void worker_teardown(struct svc_worker *w)
 {
     /* Pool first: its last callbacks may still answer through evhttp. */
@@ -771,14 +805,26 @@ static void worker_teardown(struct svc_worker *w)
     w->http = NULL;
     if (w->sweep_ev != NULL)
         event_free(w->sweep_ev);
+    w->sweep_ev = NULL;
+    /* Run deferred bufferevent finalizers while the loop's thread is ours. */
+    if (w->base != NULL)
+        event_base_loop(w->base, EVLOOP_NONBLOCK);
+}
+
+/*
+ * In the main thread once every worker has been joined: the events other
+ * threads may activate (stop, database retry) and the base live until
+ * nobody can touch them.
+ */
+static void worker_free(struct svc_worker *w)
+{
+    if (w->db_retry_ev != NULL)
+        event_free(w->db_retry_ev);
     if (w->stop_ev != NULL)
         event_free(w->stop_ev);
-    w->sweep_ev = w->stop_ev = NULL;
-    if (w->base != NULL) {
-        /* Run deferred bufferevent finalizers before the base goes. */
-        event_base_loop(w->base, EVLOOP_NONBLOCK);
+    w->db_retry_ev = w->stop_ev = NULL;
+    if (w->base != NULL)
         event_base_free(w->base);
-    }
     w->base = NULL;
 }
 
@@ -949,6 +995,8 @@ done : {
         else
             worker_teardown(&svc.workers[i]);
     }
+    for (unsigned i = 0; svc.workers != NULL && i < svc.nworkers; i++)
+        worker_free(&svc.workers[i]);
     free(svc.workers);
     for (size_t i = 0; i < 3; i++)
         if (sigev[i] != NULL)

@@ -9,6 +9,7 @@
  * inside the call that queued it.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,6 +398,59 @@ static void test_svc_db_free_fails_pending(void)
     CU_ASSERT_EQUAL(x.r, DKM_E_UNAVAILABLE);
 }
 
+/* The backend PID of the LISTEN connection, from pg_stat_activity. */
+static long listen_backend(void)
+{
+    PGconn *c = NULL;
+    PGresult *res;
+    long pid = -1;
+
+    if (svc_db_connect_blocking(conninfo, &c) < 0)
+        return -1;
+    res = PQexec(c, "SELECT pid FROM pg_stat_activity WHERE application_name = "
+                    "'dkmd-listen' ORDER BY backend_start DESC LIMIT 1");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        pid = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    PQfinish(c);
+    return pid;
+}
+
+struct resync_wait {
+    size_t from;
+};
+
+static bool resynced_again(void *arg)
+{
+    return nresyncs > ((struct resync_wait *)arg)->from;
+}
+
+static void test_svc_db_silent_listen_connection_is_replaced(void)
+{
+    struct svc_db_options o = options(conninfo);
+    struct svc_db *probe = NULL;
+    struct resync_wait w;
+    long pid;
+
+    /* A pool of its own whose idle connections are probed every 200 ms. */
+    o.probe_ms = 200;
+    o.query_timeout = 1;
+    svc_db_free(db);
+    db = NULL;
+    CU_ASSERT_EQUAL_FATAL(svc_db_new(base, &o, &probe), 0);
+    db = probe;
+    w.from = nresyncs;
+    CU_ASSERT_FATAL(run_until(resynced_again, &w, 10));
+    pid = listen_backend();
+    CU_ASSERT_FATAL(pid > 0);
+    /* The server process stops answering without closing anything. */
+    CU_ASSERT_EQUAL_FATAL(kill((pid_t)pid, SIGSTOP), 0);
+    w.from = nresyncs;
+    CU_ASSERT(run_until(resynced_again, &w, 10));
+    kill((pid_t)pid, SIGCONT);
+    CU_ASSERT(run_until(pool_up, db, 10));
+}
+
 static CU_TestInfo db_tests[] = {
     {"test_svc_db_query", test_svc_db_query},
     {"test_svc_db_wrong_parameter_count", test_svc_db_wrong_parameter_count},
@@ -407,6 +461,8 @@ static CU_TestInfo db_tests[] = {
     {"test_svc_db_queue_is_bounded", test_svc_db_queue_is_bounded},
     {"test_svc_db_unreachable_fails_fast", test_svc_db_unreachable_fails_fast},
     {"test_svc_db_free_fails_pending", test_svc_db_free_fails_pending},
+    {"test_svc_db_silent_listen_connection_is_replaced",
+     test_svc_db_silent_listen_connection_is_replaced},
     CU_TEST_INFO_NULL,
 };
 

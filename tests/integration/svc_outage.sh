@@ -107,7 +107,12 @@ sleep 0.5
 t0=$(now_ms)
 svc_curl /v1/health -w '\n%{http_code}' >"$IT_TMP/inflight.out" 2>&1 &
 client=$!
-sleep 0.5
+# In flight means dkmd's query is waiting for the lock.
+waiting() {
+    [ "$(svc_psql "SELECT count(*) FROM pg_stat_activity
+                   WHERE application_name = 'dkmd' AND wait_event_type = 'Lock'")" -ge 1 ]
+}
+it_check "the request is waiting in the database" dkm_wait_for 5 waiting
 kill -TERM "$SVC_PID"
 sleep 0.3
 it_check "dkmd is still running while the request is in flight" kill -0 "$SVC_PID"
