@@ -18,6 +18,7 @@
 #include <tss2/tss2_esys.h>
 
 #include "dkm/error.h"
+#include "dkm/file.h" /* the TPM object files use it; older users include it through here */
 
 struct dkm_tpm;
 
@@ -232,19 +233,5 @@ DKM_MUSTCHECK int dkm_tpm_object_create(struct dkm_tpm *tpm, const TPM2B_PUBLIC 
  */
 DKM_MUSTCHECK int dkm_tpm_object_load(struct dkm_tpm *tpm,
                                       const struct dkm_tpm_object *obj, ESYS_TR *ret);
-
-/*
- * Small file helpers for the state files above and for node cards.
- * dkm_file_read reads a regular file of at most max bytes into a malloc'd
- * buffer (-ENOENT when missing, DKM_E_FORMAT when larger).
- * dkm_file_write writes through a temporary file in the same directory,
- * fsync, then rename (overwrite) or link (no overwrite: -EEXIST if path
- * exists, atomically, also against a concurrent writer), then fsyncs the
- * directory: the file appears complete or not at all.
- */
-DKM_MUSTCHECK int dkm_file_read(const char *path, size_t max, uint8_t **ret,
-                                size_t *ret_len);
-DKM_MUSTCHECK int dkm_file_write(const char *path, const void *data, size_t len,
-                                 mode_t mode, bool overwrite);
 
 #endif
