@@ -1,18 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The HTTP/1.1 + JSON server over TLS and its worker threads.
- *
- * Threads: each worker thread owns one event_base, one evhttp, one
- * database pool; nothing of a worker is touched by another thread except
- * through event_active() on its stop event. The main thread only handles
- * signals. All workers accept on the same listening socket (one evconnlistener
- * each on the shared fd) rather than on SO_REUSEPORT sockets: with
- * SO_REUSEPORT the kernel assigns each new connection to one socket by
- * hash, so a worker busy with a long request would still be handed new
- * connections while the other idles; on a shared socket whichever loop is
- * free accepts first. (The wake-up of both loops per connection costs
- * nothing at two workers.) A shared socket is also bound once, so a
- * configured address either works for all workers or fails at start.
+ * The HTTP/1.1 + JSON layer over TLS: per-connection TLS and state,
+ * limits, dispatch through the router, and replies. The worker threads
+ * and their start and stop live in server.c.
  *
  * TLS: evhttp_set_bevcb gives every accepted connection a
  * bufferevent_openssl with BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS
@@ -28,23 +18,18 @@
  * request_timeout, however slowly it trickles bytes). Connections beyond
  * max_connections are answered 503 and closed.
  *
- * Shutdown (SIGTERM/SIGINT): every worker stops accepting, cuts idle
- * connections, answers requests already in flight (with Connection:
- * close), and leaves its loop once nothing is in flight and every answer
- * has been written, or after shutdown_timeout. Then the pools close.
- * SIGHUP reloads the TLS certificate and key and the log level.
+ * Draining (on SIGTERM, from server.c): stop accepting, cut idle
+ * connections, answer requests in flight with Connection: close, and leave
+ * the loop once nothing is in flight and every answer has been written, or
+ * after shutdown_timeout.
  */
 #include <errno.h>
-#include <netdb.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -53,64 +38,9 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
-#include <event2/thread.h>
 
 #include "dkm/log.h"
-#include "dkmd.h"
-
-#define SWEEP_MS 200
-
-struct svc_conn {
-    struct svc_worker *w;
-    struct bufferevent *bev;
-    struct timespec deadline; /* the current request must be complete by then */
-    struct svc_req *cur;      /* the request being answered, if any */
-    bool over_limit;
-    bool cut;
-    struct svc_conn *prev, *next;
-};
-
-struct svc_worker {
-    struct svc *svc;
-    unsigned id;
-    pthread_t thread;
-    bool started;
-    struct event_base *base;
-    struct evhttp *http;
-    struct evhttp_bound_socket *bound;
-    struct evhttp *admin_http;
-    struct evhttp_bound_socket *admin_bound;
-    struct event *stop_ev;
-    struct event *sweep_ev;
-    struct event *db_retry_ev; /* activated by another worker whose pool got through */
-    struct svc_db *db;
-    struct svc_conn *conns;
-    unsigned inflight;
-    bool draining;
-    struct timespec drain_deadline;
-};
-
-struct svc {
-    struct svc_config *cfg;
-    const char *config_path;
-    struct svc_worker *workers;
-    unsigned nworkers;
-    int listen_fd;
-    int admin_fd;
-    pthread_mutex_t tls_lock;
-    SSL_CTX *ssl_ctx;
-    atomic_uint connections;
-    atomic_uint_fast64_t refused_rows;
-    atomic_uint_fast64_t notifications;
-    struct timespec started;
-    unsigned schema_version;
-    struct svc_metrics *metrics;
-    struct svc_metric *m_requests;
-    struct svc_metric *m_latency;
-    struct svc_metric *m_db_latency;
-    struct svc_metric *m_cut;
-    struct event_base *main_base;
-};
+#include "server.h"
 
 /* Index of our ex_data slot on SSL objects; set once before any thread runs. */
 static int conn_ex_index = -1;
@@ -118,37 +48,14 @@ static int conn_ex_index = -1;
 static void request_cb(struct evhttp_request *req, void *arg);
 static void admin_request_cb(struct evhttp_request *req, void *arg);
 static struct bufferevent *bev_cb(struct event_base *base, void *arg);
-static void stop_cb(evutil_socket_t fd, short what, void *arg);
-static void sweep_cb(evutil_socket_t fd, short what, void *arg);
-static void signal_cb(evutil_socket_t sig, short what, void *arg);
 static void conn_ex_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
                             long argl, void *argp);
-static void notify_cb(void *arg, const char *channel, const char *payload);
-static void db_back_cb(void *arg);
-static void db_retry_cb(evutil_socket_t fd, short what, void *arg);
 
-static void now_mono(struct timespec *ts)
+int svc_http_global_init(void)
 {
-    clock_gettime(CLOCK_MONOTONIC, ts);
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-
-    now_mono(&ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static bool after(const struct timespec *a, const struct timespec *b)
-{
-    return a->tv_sec > b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec > b->tv_nsec);
-}
-
-static void deadline_in(struct timespec *ts, unsigned seconds)
-{
-    now_mono(ts);
-    ts->tv_sec += seconds;
+    if (conn_ex_index < 0)
+        conn_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_ex_free_cb);
+    return conn_ex_index < 0 ? -ENOMEM : 0;
 }
 
 /* ---- connections ---------------------------------------------------------- */
@@ -195,7 +102,7 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
     if (ssl == NULL || conn == NULL)
         goto fail;
     conn->w = w;
-    deadline_in(&conn->deadline, svc->cfg->request_timeout);
+    svc_deadline_in(&conn->deadline, svc->cfg->request_timeout);
     if (!SSL_set_ex_data(ssl, conn_ex_index, conn))
         goto fail;
     n = atomic_fetch_add(&svc->connections, 1);
@@ -261,14 +168,14 @@ static bool outputs_flushed(const struct svc_worker *w)
     return true;
 }
 
-static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+void svc_sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct svc_worker *w = arg;
     struct timespec now;
     (void)fd;
     (void)what;
 
-    now_mono(&now);
+    svc_now_mono(&now);
     for (struct svc_conn *c = w->conns; c != NULL; c = c->next) {
         /* Busy, or an answer still being written: evhttp closes it when done. */
         if (c->cur != NULL ||
@@ -276,13 +183,13 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
             continue;
         if (w->draining)
             conn_cut(c, "shutdown");
-        else if (after(&now, &c->deadline))
+        else if (svc_after(&now, &c->deadline))
             conn_cut(c, "request_timeout");
     }
     if (w->draining) {
         if (w->inflight == 0 && outputs_flushed(w)) {
             event_base_loopexit(w->base, NULL);
-        } else if (after(&now, &w->drain_deadline)) {
+        } else if (svc_after(&now, &w->drain_deadline)) {
             log_warning("worker %u: %u request(s) still running after shutdown_timeout; "
                         "stopping anyway",
                         w->id, w->inflight);
@@ -291,7 +198,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void stop_cb(evutil_socket_t fd, short what, void *arg)
+void svc_stop_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct svc_worker *w = arg;
     struct timeval tv = {0, 0};
@@ -301,7 +208,7 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
     if (w->draining)
         return;
     w->draining = true;
-    deadline_in(&w->drain_deadline, w->svc->cfg->shutdown_timeout);
+    svc_deadline_in(&w->drain_deadline, w->svc->cfg->shutdown_timeout);
     if (w->bound != NULL)
         evconnlistener_disable(evhttp_bound_socket_get_listener(w->bound));
     if (w->admin_bound != NULL)
@@ -309,8 +216,8 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
     log_debug("worker %u: draining, %u request(s) in flight", w->id, w->inflight);
     /* Sweep now rather than at the next tick. */
     event_del(w->sweep_ev);
-    sweep_cb(-1, 0, w);
-    tv.tv_usec = SWEEP_MS * 1000 / 10;
+    svc_sweep_cb(-1, 0, w);
+    tv.tv_usec = SVC_SWEEP_MS * 1000 / 10;
     event_add(w->sweep_ev, &tv);
 }
 
@@ -324,10 +231,11 @@ static void req_finish(struct svc_req *r, int status)
 
     snprintf(code, sizeof(code), "%d", status);
     svc_metric_inc(w->svc->m_requests, name, code, 1);
-    svc_metric_observe(w->svc->m_latency, name, (double)(mono_ns() - r->start_ns) / 1e9);
+    svc_metric_observe(w->svc->m_latency, name,
+                       (double)(svc_mono_ns() - r->start_ns) / 1e9);
     if (r->conn != NULL) {
         r->conn->cur = NULL;
-        deadline_in(&r->conn->deadline, w->svc->cfg->request_timeout);
+        svc_deadline_in(&r->conn->deadline, w->svc->cfg->request_timeout);
     }
     w->inflight--;
     json_decref(r->body);
@@ -444,7 +352,7 @@ void svc_dispatch(struct svc_worker *w, struct evhttp_request *req, bool admin_s
     r->svc = w->svc;
     r->worker = w;
     r->req = req;
-    r->start_ns = mono_ns();
+    r->start_ns = svc_mono_ns();
     w->inflight++;
     if (!admin_socket) {
         r->conn = request_conn(req);
@@ -553,160 +461,8 @@ struct svc_db *svc_req_db(const struct svc_req *r)
     return r->worker->db;
 }
 
-void svc_get_status(const struct svc *svc, struct svc_status *ret)
-{
-    struct timespec now;
-
-    now_mono(&now);
-    ret->workers = svc->nworkers;
-    ret->schema_version = svc->schema_version;
-    ret->uptime_s = (uint64_t)(now.tv_sec - svc->started.tv_sec);
-    ret->refused_rows = atomic_load(&((struct svc *)svc)->refused_rows);
-    ret->connections = atomic_load(&((struct svc *)svc)->connections);
-}
-
-struct svc_metrics *svc_get_metrics(const struct svc *svc)
-{
-    return svc->metrics;
-}
-
-void svc_refused_rows_add(struct svc *svc, uint64_t n)
-{
-    atomic_fetch_add(&svc->refused_rows, n);
-}
-
-static void notify_cb(void *arg, const char *channel, const char *payload)
-{
-    struct svc *svc = arg;
-
-    /*
-     * Registration point: the in-memory state (lists, groups, ACLs, sealed
-     * keys) is invalidated from here once it exists. payload NULL means
-     * notifications may have been missed: reload everything.
-     */
-    atomic_fetch_add(&svc->notifications, 1);
-    log_debug("change notification on %s: %s", channel, payload ? payload : "(resync)");
-}
-
-/*
- * One pool reached the database again: the others need not sit out their
- * backoff, which would keep answering 503 on their share of requests.
- */
-static void db_back_cb(void *arg)
-{
-    struct svc_worker *self = arg;
-    struct svc *svc = self->svc;
-
-    for (unsigned i = 0; i < svc->nworkers; i++)
-        if (&svc->workers[i] != self && svc->workers[i].db_retry_ev != NULL)
-            event_active(svc->workers[i].db_retry_ev, EV_TIMEOUT, 0);
-}
-
-static void db_retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct svc_worker *w = arg;
-    (void)fd;
-    (void)what;
-
-    if (w->db != NULL)
-        svc_db_retry_now(w->db);
-}
-
-static double gauge_connections(void *arg)
-{
-    return (double)atomic_load(&((struct svc *)arg)->connections);
-}
-
-static double gauge_notifications(void *arg)
-{
-    return (double)atomic_load(&((struct svc *)arg)->notifications);
-}
-
-static double gauge_refused(void *arg)
-{
-    return (double)atomic_load(&((struct svc *)arg)->refused_rows);
-}
-
-static double gauge_uptime(void *arg)
-{
-    struct timespec now;
-
-    now_mono(&now);
-    return (double)(now.tv_sec - ((struct svc *)arg)->started.tv_sec);
-}
-
-static int metrics_setup(struct svc *svc)
-{
-    struct svc_metrics *m = svc->metrics;
-    int r;
-
-    if ((r = svc_metrics_counter(m, "dkmd_http_requests_total",
-                                 "HTTP requests answered, by endpoint and status code",
-                                 "endpoint", "status", &svc->m_requests)) < 0 ||
-        (r = svc_metrics_histogram(m, "dkmd_http_request_duration_seconds",
-                                   "Time from request dispatch to answer, by endpoint",
-                                   "endpoint", svc_latency_buckets, svc_latency_nbuckets,
-                                   &svc->m_latency)) < 0 ||
-        (r = svc_metrics_histogram(m, "dkmd_db_query_duration_seconds",
-                                   "Database query latency, by prepared statement",
-                                   "statement", svc_latency_buckets, svc_latency_nbuckets,
-                                   &svc->m_db_latency)) < 0 ||
-        (r = svc_metrics_counter(m, "dkmd_connections_closed_total",
-                                 "Connections closed by the service, by reason", "reason",
-                                 NULL, &svc->m_cut)) < 0 ||
-        (r = svc_metrics_gauge(m, "dkmd_connections", "Open client connections (TLS)",
-                               gauge_connections, svc)) < 0 ||
-        (r = svc_metrics_gauge(m, "dkmd_db_notifications",
-                               "Change notifications received since start",
-                               gauge_notifications, svc)) < 0 ||
-        (r = svc_metrics_gauge(m, "dkmd_refused_rows",
-                               "Database rows refused by validation since start",
-                               gauge_refused, svc)) < 0 ||
-        (r = svc_metrics_gauge(m, "dkmd_uptime_seconds", "Seconds since start",
-                               gauge_uptime, svc)) < 0)
-        return r;
-    return 0;
-}
-
-/* ---- set-up and teardown ------------------------------------------------------ */
-
-static int listen_tcp(const struct svc_config *cfg, int *ret_fd)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *ai = NULL;
-    char port[8];
-    int fd = -1, one = 1, r, gai;
-
-    snprintf(port, sizeof(port), "%u", cfg->listen_port);
-    gai = getaddrinfo(cfg->listen_host, port, &hints, &ai);
-    if (gai != 0)
-        return dkm_error_set(DKM_E_CONFIG, "%s: [service] listen: cannot resolve %s: %s",
-                             cfg->path, cfg->listen_host, gai_strerror(gai));
-    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        r = dkm_error_set(-errno, "cannot create a socket: %s", strerror(errno));
-        goto done;
-    }
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 511) < 0) {
-        r = dkm_error_set(-errno, "cannot listen on %s:%u: %s", cfg->listen_host,
-                          cfg->listen_port, strerror(errno));
-        goto done;
-    }
-    *ret_fd = fd;
-    fd = -1;
-    r = 0;
-done:
-    if (fd >= 0)
-        close(fd);
-    freeaddrinfo(ai);
-    return r;
-}
-
-static int worker_http(struct svc_worker *w, int fd, bool tls, struct evhttp **ret_http,
-                       struct evhttp_bound_socket **ret_bound)
+int svc_http_attach(struct svc_worker *w, int fd, bool tls, struct evhttp **ret_http,
+                    struct evhttp_bound_socket **ret_bound)
 {
     const struct svc_config *cfg = w->svc->cfg;
     struct evconnlistener *l;
@@ -744,276 +500,4 @@ static int worker_http(struct svc_worker *w, int fd, bool tls, struct evhttp **r
     }
     *ret_http = http;
     return 0;
-}
-
-static int worker_setup(struct svc *svc, struct svc_worker *w, unsigned id)
-{
-    const struct svc_config *cfg = svc->cfg;
-    struct svc_db_options opt = {
-        .conninfo = cfg->db_conninfo,
-        .pool_size = cfg->db_pool_size,
-        .connect_timeout = cfg->db_connect_timeout,
-        .query_timeout = cfg->db_query_timeout,
-        .reconnect_max_ms = cfg->db_reconnect_max_ms,
-        .queue_max = cfg->db_queue_max,
-        .query_latency = svc->m_db_latency,
-        /* One LISTEN connection per process is enough: worker 0 keeps it. */
-        .notify = id == 0 ? notify_cb : NULL,
-        .notify_arg = svc,
-        .back = db_back_cb,
-        .back_arg = w,
-    };
-    struct timeval tv = {.tv_sec = 0, .tv_usec = SWEEP_MS * 1000};
-    int r;
-
-    w->svc = svc;
-    w->id = id;
-    w->base = event_base_new();
-    if (w->base == NULL)
-        return dkm_error_set(-ENOMEM, "cannot create an event base");
-    w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
-    w->sweep_ev = event_new(w->base, -1, EV_PERSIST, sweep_cb, w);
-    w->db_retry_ev = event_new(w->base, -1, 0, db_retry_cb, w);
-    if (w->stop_ev == NULL || w->sweep_ev == NULL || w->db_retry_ev == NULL ||
-        event_add(w->sweep_ev, &tv) < 0)
-        return dkm_error_set(-ENOMEM, "cannot create the worker's events");
-    r = worker_http(w, svc->listen_fd, true, &w->http, &w->bound);
-    if (r < 0)
-        return dkm_error_set(r, "cannot set up the HTTP server");
-    if (id == 0) {
-        r = worker_http(w, svc->admin_fd, false, &w->admin_http, &w->admin_bound);
-        if (r < 0)
-            return dkm_error_set(r, "cannot set up the admin socket server");
-    }
-    r = svc_db_new(w->base, &opt, &w->db);
-    if (r < 0)
-        return dkm_error_set(r, "cannot create the database pool");
-    return 0;
-}
-
-/* In the worker's own thread, after its loop: connections, pool, servers. */
-static void worker_teardown(struct svc_worker *w)
-{
-    /* Pool first: its last callbacks may still answer through evhttp. */
-    svc_db_free(w->db);
-    w->db = NULL;
-    if (w->admin_http != NULL)
-        evhttp_free(w->admin_http);
-    if (w->http != NULL)
-        evhttp_free(w->http);
-    w->admin_http = NULL;
-    w->http = NULL;
-    if (w->sweep_ev != NULL)
-        event_free(w->sweep_ev);
-    w->sweep_ev = NULL;
-    /* Run deferred bufferevent finalizers while the loop's thread is ours. */
-    if (w->base != NULL)
-        event_base_loop(w->base, EVLOOP_NONBLOCK);
-}
-
-/*
- * In the main thread once every worker has been joined: the events other
- * threads may activate (stop, database retry) and the base live until
- * nobody can touch them.
- */
-static void worker_free(struct svc_worker *w)
-{
-    if (w->db_retry_ev != NULL)
-        event_free(w->db_retry_ev);
-    if (w->stop_ev != NULL)
-        event_free(w->stop_ev);
-    w->db_retry_ev = w->stop_ev = NULL;
-    if (w->base != NULL)
-        event_base_free(w->base);
-    w->base = NULL;
-}
-
-static void *worker_main(void *arg)
-{
-    struct svc_worker *w = arg;
-    sigset_t all;
-
-    /* Signals belong to the main thread. */
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
-    if (event_base_dispatch(w->base) < 0)
-        log_error("worker %u: event loop failed", w->id);
-    worker_teardown(w);
-    return NULL;
-}
-
-static void reload(struct svc *svc)
-{
-    struct svc_config *cfg = NULL;
-    SSL_CTX *ctx = NULL, *old;
-    int r;
-
-    r = svc_config_load(svc->config_path, &cfg);
-    if (r < 0) {
-        log_error("reload: %s; keeping the running configuration", dkm_error_detail());
-        return;
-    }
-    r = svc_tls_server_ctx(cfg->tls_cert, cfg->tls_key, &ctx);
-    if (r < 0) {
-        log_error("reload: %s; keeping the running configuration", dkm_error_detail());
-        svc_config_free(cfg);
-        return;
-    }
-    pthread_mutex_lock(&svc->tls_lock);
-    old = svc->ssl_ctx;
-    svc->ssl_ctx = ctx;
-    pthread_mutex_unlock(&svc->tls_lock);
-    SSL_CTX_free(old); /* connections made with it keep their own reference */
-    dkm_log_set_level(cfg->log_level);
-    log_notice("reloaded the TLS certificate and key and the log level from %s; other "
-               "settings take effect at restart",
-               svc->config_path);
-    svc_config_free(cfg);
-}
-
-static void signal_cb(evutil_socket_t sig, short what, void *arg)
-{
-    struct svc *svc = arg;
-    (void)what;
-
-    if (sig == SIGHUP) {
-        reload(svc);
-        return;
-    }
-    log_notice("received %s; finishing requests in flight, then stopping",
-               sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    for (unsigned i = 0; i < svc->nworkers; i++)
-        event_active(svc->workers[i].stop_ev, EV_TIMEOUT, 0);
-    event_base_loopexit(svc->main_base, NULL);
-}
-
-int svc_run(struct svc_config *cfg, const char *config_path, unsigned schema_version)
-{
-    static const int signals[] = {SIGTERM, SIGINT, SIGHUP};
-    struct event *sigev[3] = {NULL, NULL, NULL};
-    struct svc svc = {0};
-    bool lock_ok = false;
-    int r;
-
-    svc.cfg = cfg;
-    svc.config_path = config_path;
-    svc.listen_fd = -1;
-    svc.admin_fd = -1;
-    svc.schema_version = schema_version;
-    now_mono(&svc.started);
-    atomic_init(&svc.connections, 0);
-    atomic_init(&svc.refused_rows, 0);
-    atomic_init(&svc.notifications, 0);
-
-    if (evthread_use_pthreads() < 0) {
-        r = dkm_error_set(-ENOMEM, "libevent has no thread support");
-        goto done;
-    }
-    if (conn_ex_index < 0)
-        conn_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_ex_free_cb);
-    if (conn_ex_index < 0 || pthread_mutex_init(&svc.tls_lock, NULL) != 0) {
-        r = -ENOMEM;
-        goto done;
-    }
-    lock_ok = true;
-    r = svc_metrics_new(&svc.metrics);
-    if (r < 0)
-        goto done;
-    r = metrics_setup(&svc);
-    if (r < 0)
-        goto done;
-    r = svc_tls_server_ctx(cfg->tls_cert, cfg->tls_key, &svc.ssl_ctx);
-    if (r < 0)
-        goto done;
-    r = listen_tcp(cfg, &svc.listen_fd);
-    if (r < 0)
-        goto done;
-    r = svc_admin_listen(cfg, &svc.admin_fd);
-    if (r < 0)
-        goto done;
-
-    svc.main_base = event_base_new();
-    if (svc.main_base == NULL) {
-        r = dkm_error_set(-ENOMEM, "cannot create the main event base");
-        goto done;
-    }
-    for (size_t i = 0; i < 3; i++) {
-        sigev[i] = evsignal_new(svc.main_base, signals[i], signal_cb, &svc);
-        if (sigev[i] == NULL || event_add(sigev[i], NULL) < 0) {
-            r = dkm_error_set(-ENOMEM, "cannot watch signals");
-            goto done;
-        }
-    }
-    svc.nworkers = cfg->workers;
-    svc.workers = calloc(svc.nworkers, sizeof(*svc.workers));
-    if (svc.workers == NULL) {
-        r = -ENOMEM;
-        goto done;
-    }
-    for (unsigned i = 0; i < svc.nworkers; i++) {
-        r = worker_setup(&svc, &svc.workers[i], i);
-        if (r < 0)
-            goto done;
-    }
-    for (unsigned i = 0; i < svc.nworkers; i++) {
-        if (pthread_create(&svc.workers[i].thread, NULL, worker_main, &svc.workers[i]) !=
-            0) {
-            r = dkm_error_set(-EAGAIN, "cannot start worker thread %u", i);
-            /* Stop the ones already running. */
-            for (unsigned j = 0; j < i; j++)
-                event_active(svc.workers[j].stop_ev, EV_TIMEOUT, 0);
-            goto done;
-        }
-        svc.workers[i].started = true;
-    }
-    log_notice("dkmd %s listening on %s:%u (TLS) and %s (admin), %u worker(s), schema "
-               "version %u",
-               DKM_VERSION, cfg->listen_host, cfg->listen_port, cfg->admin_socket,
-               svc.nworkers, schema_version);
-    if (event_base_dispatch(svc.main_base) < 0) {
-        r = dkm_error_set(-EIO, "the main event loop failed");
-        for (unsigned i = 0; i < svc.nworkers; i++)
-            event_active(svc.workers[i].stop_ev, EV_TIMEOUT, 0);
-    } else {
-        r = 0;
-    }
-done : {
-    /*
-         * Freeing the signal events below restores the default actions; a
-         * second SIGTERM during teardown must not turn a clean stop into a
-         * death by signal. Blocked, it stays pending until exit.
-         */
-    sigset_t stop;
-    sigemptyset(&stop);
-    for (size_t i = 0; i < 3; i++)
-        sigaddset(&stop, signals[i]);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
-}
-    for (unsigned i = 0; svc.workers != NULL && i < svc.nworkers; i++) {
-        if (svc.workers[i].started)
-            pthread_join(svc.workers[i].thread, NULL);
-        else
-            worker_teardown(&svc.workers[i]);
-    }
-    for (unsigned i = 0; svc.workers != NULL && i < svc.nworkers; i++)
-        worker_free(&svc.workers[i]);
-    free(svc.workers);
-    for (size_t i = 0; i < 3; i++)
-        if (sigev[i] != NULL)
-            event_free(sigev[i]);
-    if (svc.main_base != NULL)
-        event_base_free(svc.main_base);
-    if (svc.admin_fd >= 0) {
-        close(svc.admin_fd);
-        unlink(cfg->admin_socket);
-    }
-    if (svc.listen_fd >= 0)
-        close(svc.listen_fd);
-    SSL_CTX_free(svc.ssl_ctx);
-    svc_metrics_free(svc.metrics);
-    if (lock_ok)
-        pthread_mutex_destroy(&svc.tls_lock);
-    if (r == 0)
-        log_notice("stopped");
-    return r;
 }
