@@ -23,23 +23,10 @@
 
 static struct dkm_tpm *tpm1, *tpm2;
 
-static const char *tcti(int i)
-{
-    char name[32];
-    const char *v;
-
-    snprintf(name, sizeof(name), "DKM_TEST_TCTI_%d", i);
-    v = getenv(name);
-    if (v == NULL) {
-        fprintf(stderr, "%s is not set: run under tests/with-swtpm.sh\n", name);
-        abort();
-    }
-    return v;
-}
-
 static int suite_init(void)
 {
-    return dkm_tpm_open(tcti(1), &tpm1) < 0 || dkm_tpm_open(tcti(2), &tpm2) < 0;
+    return dkm_tpm_open(dkm_test_tcti(1), &tpm1) < 0 ||
+           dkm_tpm_open(dkm_test_tcti(2), &tpm2) < 0;
 }
 
 static int suite_cleanup(void)
@@ -112,7 +99,7 @@ static void test_cachekey_same_after_reopen(void)
     CU_ASSERT_FATAL(key_mac(tpm1, d, b) == 0); /* loads */
     CU_ASSERT(memcmp(a, b, 32) == 0);
     /* A new process: a new ESAPI context. */
-    CU_ASSERT_FATAL(dkm_tpm_open(tcti(1), &fresh) == 0);
+    CU_ASSERT_FATAL(dkm_tpm_open(dkm_test_tcti(1), &fresh) == 0);
     CU_ASSERT_FATAL(key_mac(fresh, d, c) == 0);
     dkm_tpm_close(fresh);
     CU_ASSERT(memcmp(a, c, 32) == 0);
@@ -215,7 +202,7 @@ static void test_cachekey_transient_srk(void)
     dkm_tpm_unlock(tpm2);
 
     CU_ASSERT_FATAL(key_mac(tpm2, dir("transient-srk"), a) == 0);
-    CU_ASSERT_FATAL(dkm_tpm_open(tcti(2), &fresh) == 0);
+    CU_ASSERT_FATAL(dkm_tpm_open(dkm_test_tcti(2), &fresh) == 0);
     CU_ASSERT_FATAL(key_mac(fresh, dir("transient-srk"), b) == 0);
     dkm_tpm_close(fresh);
     CU_ASSERT(memcmp(a, b, 32) == 0);

@@ -26,23 +26,10 @@
 
 static struct dkm_tpm *tpm1, *tpm2;
 
-static const char *tcti(int i)
-{
-    char name[32];
-    const char *v;
-
-    snprintf(name, sizeof(name), "DKM_TEST_TCTI_%d", i);
-    v = getenv(name);
-    if (v == NULL) {
-        fprintf(stderr, "%s is not set: run under tests/with-swtpm.sh\n", name);
-        abort();
-    }
-    return v;
-}
-
 static int suite_init(void)
 {
-    if (dkm_tpm_open(tcti(1), &tpm1) < 0 || dkm_tpm_open(tcti(2), &tpm2) < 0) {
+    if (dkm_tpm_open(dkm_test_tcti(1), &tpm1) < 0 ||
+        dkm_tpm_open(dkm_test_tcti(2), &tpm2) < 0) {
         fprintf(stderr, "cannot open the test TPMs: %s\n", dkm_error_detail());
         return 1;
     }
@@ -94,7 +81,7 @@ static void test_tpm_open_needs_tcti(void)
     CU_ASSERT(strstr(dkm_error_detail(), "DKM_TCTI") != NULL);
     CU_ASSERT_PTR_NULL(t);
     CU_ASSERT_EQUAL(dkm_tpm_open("", &t), DKM_E_CONFIG);
-    setenv("DKM_TCTI", tcti(1), 1);
+    setenv("DKM_TCTI", dkm_test_tcti(1), 1);
     CU_ASSERT_EQUAL(dkm_tpm_open(NULL, &t), 0);
     dkm_tpm_close(t);
     t = NULL;
@@ -178,7 +165,7 @@ static void test_node_id_stable(void)
     for (int type = DKM_EK_RSA2048; type <= DKM_EK_ECCP256; type++) {
         CU_ASSERT_FATAL(dkm_node_read_ek(tpm1, (enum dkm_ek_type)type, NULL, &a) == 0);
         CU_ASSERT_FATAL(dkm_node_read_ek(tpm1, (enum dkm_ek_type)type, NULL, &b) == 0);
-        CU_ASSERT_FATAL(dkm_tpm_open(tcti(1), &again) == 0);
+        CU_ASSERT_FATAL(dkm_tpm_open(dkm_test_tcti(1), &again) == 0);
         CU_ASSERT_FATAL(dkm_node_read_ek(again, (enum dkm_ek_type)type, NULL, &c) == 0);
         dkm_tpm_close(again);
         CU_ASSERT(dkm_node_id_equal(&a, &b));
@@ -342,7 +329,7 @@ static void test_node_ek_template_ecc_matches_tpm2_tools(void)
     snprintf(cmd, sizeof(cmd),
              "tpm2_createek -T '%s' -G ecc -c '%s' -u '%s' >/dev/null 2>&1 && "
              "tpm2_flushcontext -T '%s' -t >/dev/null 2>&1",
-             tcti(1), ctx, path, tcti(1));
+             dkm_test_tcti(1), ctx, path, dkm_test_tcti(1));
     CU_ASSERT_EQUAL_FATAL(run(cmd), 0);
     CU_ASSERT_FATAL(dkm_file_read(path, 4096, &file, &file_len) == 0);
     memset(&theirs, 0, sizeof(theirs));
@@ -597,7 +584,7 @@ static void test_node_name_matches_tpm2_tools(void)
     FILE *p;
 
     snprintf(cmd, sizeof(cmd), "tpm2_readpublic -T '%s' -c 0x81010001 2>/dev/null",
-             tcti(1));
+             dkm_test_tcti(1));
     p = popen(cmd, "r");
     CU_ASSERT_FATAL(p != NULL);
     while (fgets(buf, sizeof(buf), p) != NULL)

@@ -30,22 +30,9 @@
 static struct dkm_tpm *tpm_a, *tpm_b;
 static TPM2B_PUBLIC ek_a[2], ek_b[2]; /* indexed by enum dkm_ek_type */
 
-static const char *tcti(int n)
-{
-    char name[32];
-
-    snprintf(name, sizeof(name), "DKM_TEST_TCTI_%d", n);
-    return getenv(name);
-}
-
 static int open_tpm(int n, struct dkm_tpm **ret, TPM2B_PUBLIC ek[2])
 {
-    if (tcti(n) == NULL) {
-        fprintf(stderr, "DKM_TEST_TCTI_%d is not set (run under tests/with-swtpm.sh)\n",
-                n);
-        return -1;
-    }
-    if (dkm_tpm_open(tcti(n), ret) != 0) {
+    if (dkm_tpm_open(dkm_test_tcti(n), ret) != 0) {
         fprintf(stderr, "cannot open TPM %d: %s\n", n, dkm_error_detail());
         return -1;
     }
@@ -541,7 +528,7 @@ static void test_seal_cached_after_reopen(void)
             /* a new TPM context: no state but the cached file */
             dkm_tpm_close(tpm_a);
             tpm_a = NULL;
-            CU_ASSERT_EQUAL_FATAL(dkm_tpm_open(tcti(1), &tpm_a), 0);
+            CU_ASSERT_EQUAL_FATAL(dkm_tpm_open(dkm_test_tcti(1), &tpm_a), 0);
             f = fopen(path, "rb");
             CU_ASSERT_PTR_NOT_NULL_FATAL(f);
             n = fread(buf, 1, sizeof(buf), f);
@@ -595,7 +582,7 @@ static void test_seal_secret_not_on_bus(void)
 
     CU_ASSERT_EQUAL_FATAL(RAND_bytes(key, sizeof(key)), 1);
     snprintf(path, sizeof(path), "%s/tpm.pcap", dkm_test_tmpdir());
-    snprintf(conf, sizeof(conf), "pcap:%s", tcti(1));
+    snprintf(conf, sizeof(conf), "pcap:%s", dkm_test_tcti(1));
     CU_ASSERT_EQUAL_FATAL(setenv("TCTI_PCAP_FILE", path, 1), 0);
     CU_ASSERT_EQUAL_FATAL(dkm_tpm_open(conf, &traced), 0);
 

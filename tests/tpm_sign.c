@@ -26,25 +26,12 @@ static struct dkm_tpm *tpm1, *tpm2;
 static struct dkm_node_id id1, id2;
 static char sk1_path[512], sk2_path[512];
 
-static const char *tcti(int i)
-{
-    char name[32];
-    const char *v;
-
-    snprintf(name, sizeof(name), "DKM_TEST_TCTI_%d", i);
-    v = getenv(name);
-    if (v == NULL) {
-        fprintf(stderr, "%s is not set: run under tests/with-swtpm.sh\n", name);
-        abort();
-    }
-    return v;
-}
-
 static int suite_init(void)
 {
     struct dkm_signkey *sk = NULL;
 
-    if (dkm_tpm_open(tcti(1), &tpm1) < 0 || dkm_tpm_open(tcti(2), &tpm2) < 0)
+    if (dkm_tpm_open(dkm_test_tcti(1), &tpm1) < 0 ||
+        dkm_tpm_open(dkm_test_tcti(2), &tpm2) < 0)
         return 1;
     if (dkm_node_read_ek(tpm1, DKM_EK_ECCP256, NULL, &id1) < 0 ||
         dkm_node_read_ek(tpm2, DKM_EK_ECCP256, NULL, &id2) < 0)
@@ -142,7 +129,7 @@ static void test_signkey_reload_in_new_context(void)
     /* A new ESAPI context, as after a restart of the server. */
     dkm_tpm_close(tpm1);
     tpm1 = NULL;
-    CU_ASSERT_FATAL(dkm_tpm_open(tcti(1), &fresh) == 0);
+    CU_ASSERT_FATAL(dkm_tpm_open(dkm_test_tcti(1), &fresh) == 0);
     tpm1 = fresh;
     again = load(tpm1, sk1_path);
     dkm_signkey_public(again, &pub_again);
