@@ -19,6 +19,7 @@
 #include "dkm/diskcache.h"
 #include "dkm/dup.h"
 #include "dkm/file.h"
+#include "fixtures.h"
 #include "unit.h"
 
 static const uint8_t cache_key[DKM_DISKCACHE_KEY_SIZE] = {1, 2, 3, 4, 5};
@@ -28,21 +29,12 @@ static const uint8_t response[300] = {'D', 'K', 'F', 'R', 0, 1, 42};
 
 static int suite_init(void)
 {
-    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     struct dkm_import_blob blob;
     TPM2B_PUBLIC ek;
-    uint8_t pt[65], secret[32] = {7};
-    size_t n = 0;
-    int ok = k != NULL &&
-             EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt),
-                                             &n) == 1 &&
-             n == 65 && dkm_tpm_ek_template(DKM_EK_ECCP256, &ek) == 0;
+    uint8_t secret[32] = {7};
 
-    EVP_PKEY_free(k);
-    if (!ok)
+    if (dkm_test_soft_ek(DKM_EK_ECCP256, &ek, NULL) < 0)
         return -1;
-    memcpy(ek.publicArea.unique.ecc.x.buffer, pt + 1, 32);
-    memcpy(ek.publicArea.unique.ecc.y.buffer, pt + 33, 32);
     if (dkm_dup_seal(&ek, secret, sizeof(secret), 0, NULL, &blob) < 0)
         return -1;
     /* What TPM2_Import would return: the public area and an opaque private. */

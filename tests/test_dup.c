@@ -23,6 +23,7 @@
 #include "dkm/node.h"
 #include "dkm/tpm.h"
 #include "dkm/unseal.h"
+#include "fixtures.h"
 #include "unit.h"
 
 /* A software key pair dressed as a TCG default EK, so that seal accepts
@@ -34,29 +35,7 @@ struct fake_ek {
 
 static void fake_ek_make(enum dkm_ek_type type, struct fake_ek *ek)
 {
-    BIGNUM *bn = NULL;
-    uint8_t point[65];
-    size_t len = 0;
-
-    CU_ASSERT_EQUAL_FATAL(dkm_tpm_ek_template(type, &ek->pub), 0);
-    if (type == DKM_EK_RSA2048) {
-        ek->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(ek->pkey);
-        CU_ASSERT_FATAL(EVP_PKEY_get_bn_param(ek->pkey, OSSL_PKEY_PARAM_RSA_N, &bn));
-        CU_ASSERT_EQUAL_FATAL(BN_bn2binpad(bn, ek->pub.publicArea.unique.rsa.buffer, 256),
-                              256);
-        ek->pub.publicArea.unique.rsa.size = 256;
-        BN_free(bn);
-    } else {
-        ek->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-        CU_ASSERT_PTR_NOT_NULL_FATAL(ek->pkey);
-        CU_ASSERT_FATAL(EVP_PKEY_get_octet_string_param(ek->pkey, OSSL_PKEY_PARAM_PUB_KEY,
-                                                        point, sizeof(point), &len));
-        CU_ASSERT_EQUAL_FATAL(len, 65);
-        memcpy(ek->pub.publicArea.unique.ecc.x.buffer, point + 1, 32);
-        memcpy(ek->pub.publicArea.unique.ecc.y.buffer, point + 33, 32);
-    }
-    CU_ASSERT_EQUAL_FATAL(dkm_tpm_ek_public_check(&ek->pub, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(dkm_test_soft_ek(type, &ek->pub, &ek->pkey), 0);
 }
 
 static void fake_ek_free(struct fake_ek *ek)

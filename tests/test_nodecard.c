@@ -18,6 +18,7 @@
 
 #include "dkm/codec.h"
 #include "dkm/nodecard.h"
+#include "fixtures.h"
 #include "unit.h"
 
 #define HOST "node-1.example.org"
@@ -26,39 +27,6 @@
 static TPM2B_PUBLIC ecc_ek, rsa_ek;
 static uint8_t *cert;
 static int cert_len;
-
-/* Run once from the suite's init, where CUnit allows no asserts: each
- * step returns false on failure. */
-static bool make_ecc_ek(TPM2B_PUBLIC *ek)
-{
-    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    uint8_t pt[65];
-    size_t n = 0;
-    bool ok = k != NULL &&
-              EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt),
-                                              &n) == 1 &&
-              n == 65 && dkm_tpm_ek_template(DKM_EK_ECCP256, ek) == 0;
-
-    if (ok) {
-        memcpy(ek->publicArea.unique.ecc.x.buffer, pt + 1, 32);
-        memcpy(ek->publicArea.unique.ecc.y.buffer, pt + 33, 32);
-    }
-    EVP_PKEY_free(k);
-    return ok;
-}
-
-static bool make_rsa_ek(TPM2B_PUBLIC *ek)
-{
-    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
-    BIGNUM *n = NULL;
-    bool ok = k != NULL && EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_RSA_N, &n) == 1 &&
-              dkm_tpm_ek_template(DKM_EK_RSA2048, ek) == 0 &&
-              BN_bn2binpad(n, ek->publicArea.unique.rsa.buffer, 256) == 256;
-
-    BN_free(n);
-    EVP_PKEY_free(k);
-    return ok;
-}
 
 /* A self-signed certificate stands in for an EK certificate. */
 static bool make_cert(void)
@@ -91,7 +59,10 @@ done:
 
 static int suite_init(void)
 {
-    return make_ecc_ek(&ecc_ek) && make_rsa_ek(&rsa_ek) && make_cert() ? 0 : 1;
+    return dkm_test_soft_ek(DKM_EK_ECCP256, &ecc_ek, NULL) == 0 &&
+                   dkm_test_soft_ek(DKM_EK_RSA2048, &rsa_ek, NULL) == 0 && make_cert()
+               ? 0
+               : 1;
 }
 
 static int suite_cleanup(void)

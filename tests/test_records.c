@@ -17,6 +17,7 @@
 #include "dkm/dup.h"
 #include "dkm/records.h"
 #include "dkm/tpm.h"
+#include "fixtures.h"
 #include "unit.h"
 
 struct soft_key {
@@ -54,24 +55,6 @@ done:
     return r;
 }
 
-static bool make_ek(TPM2B_PUBLIC *ek)
-{
-    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    uint8_t pt[65];
-    size_t n = 0;
-    bool ok = k != NULL &&
-              EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt),
-                                              &n) == 1 &&
-              n == 65 && dkm_tpm_ek_template(DKM_EK_ECCP256, ek) == 0;
-
-    if (ok) {
-        memcpy(ek->publicArea.unique.ecc.x.buffer, pt + 1, 32);
-        memcpy(ek->publicArea.unique.ecc.y.buffer, pt + 33, 32);
-    }
-    EVP_PKEY_free(k);
-    return ok;
-}
-
 static bool make_key(struct soft_key *k)
 {
     size_t n = 0;
@@ -80,7 +63,8 @@ static bool make_key(struct soft_key *k)
     return k->pkey != NULL &&
            EVP_PKEY_get_octet_string_param(k->pkey, OSSL_PKEY_PARAM_PUB_KEY, k->pub.point,
                                            sizeof(k->pub.point), &n) == 1 &&
-           n == DKM_P256_PUBLIC_SIZE && make_ek(&k->ek) &&
+           n == DKM_P256_PUBLIC_SIZE &&
+           dkm_test_soft_ek(DKM_EK_ECCP256, &k->ek, NULL) == 0 &&
            dkm_node_id_from_public(&k->ek, &k->id) == 0;
 }
 
