@@ -42,8 +42,7 @@ static double median(double *v, size_t n)
 
 static void fail(const char *what, int r)
 {
-    fprintf(stderr, "tpm_ops: %s: %s (%s)\n", what, dkm_strerror(r),
-            dkm_error_detail());
+    fprintf(stderr, "tpm_ops: %s: %s (%s)\n", what, dkm_strerror(r), dkm_error_detail());
     exit(1);
 }
 
