@@ -62,6 +62,20 @@ it_check "metrics are Prometheus text" sh -c "svc_ct=\$(curl -sS -o /dev/null \
 it_check_fails "plain HTTP gets no answer on the TLS port" \
     curl -sS --max-time 3 "http://127.0.0.1:$SVC_PORT/v1/health"
 
+# Regression: without TCP_NODELAY every keep-alive answer waited ~40 ms for
+# the client's delayed ACK (Nagle holding back the last TLS record).
+for _ in $(seq 1 100); do
+    printf 'url = "https://127.0.0.1:%s/v1/health"\noutput = "/dev/null"\n' "$SVC_PORT"
+done >"$IT_TMP/keepalive.cfg"
+curl -sS --cacert "$SVC_STATE/tls.crt" -K "$IT_TMP/keepalive.cfg" \
+    -w '%{time_total} %{http_code} %{num_connects}\n' >"$IT_TMP/keepalive.out"
+read -r mean_ms bad conns < <(awk '{ s += $1; if ($2 != 200) b++; c += $3 }
+    END { printf "%d %d %d\n", s / NR * 1000, b, c }' "$IT_TMP/keepalive.out")
+echo "# 100 keep-alive requests: mean ${mean_ms} ms, $conns connection(s)"
+it_check_eq "100 keep-alive requests all succeed on one connection" "0 1" "$bad $conns"
+it_check "keep-alive requests are not delayed (mean $mean_ms ms < 10 ms)" \
+    test "$mean_ms" -lt 10
+
 # --- the JSON error contract --------------------------------------------------
 json_error() { # PATH ARGS... -> "CODE ERROR"
     local out code
