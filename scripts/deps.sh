@@ -14,7 +14,7 @@ packages=(
     libpq-dev postgresql-15 postgresql-client-15
     libcunit1-dev libjansson-dev
     swtpm swtpm-tools
-    curl procps gdb python3 python3-cryptography time
+    curl procps gdb jq python3 python3-cryptography time
 )
 
 missing=()
