@@ -129,4 +129,30 @@ it_check_eq "then dkmd exited 0" 0 "$status"
 it_check "it logged the drain" grep -q 'finishing requests in flight' "$IT_TMP/dkmd.log"
 it_check_fails "no sanitizer report" grep -q 'Sanitizer' "$IT_TMP/dkmd.log"
 
+# --- a request that outlives shutdown_timeout -----------------------------------------------
+SVC_LIMITS=("request_timeout = 10" "shutdown_timeout = 1")
+svc_write_conf
+svc_start dkmd2
+svc_psql "BEGIN; LOCK TABLE schema_migrations IN ACCESS EXCLUSIVE MODE;
+          SELECT pg_sleep(6); COMMIT;" >/dev/null &
+locker=$!
+sleep 0.5
+svc_curl /v1/health -w '\n%{http_code}' >"$IT_TMP/abandoned.out" 2>&1 &
+client=$!
+it_check "a request is waiting in the database again" dkm_wait_for 5 waiting
+t0=$(now_ms)
+kill -TERM "$SVC_PID"
+it_check_gone "dkmd stops although the request is still waiting" "$SVC_PID"
+t1=$(now_ms)
+it_check "after about shutdown_timeout (1 s; took $((t1 - t0)) ms)" test $((t1 - t0)) -lt 4000
+status=0
+it_stop_pid "$SVC_PID" || status=$?
+it_check_eq "and exits 0" 0 "$status"
+wait "$client"
+it_check_ne "the abandoned request did not get 200" 200 "$(tail -n1 "$IT_TMP/abandoned.out")"
+it_check "the log says requests were abandoned" grep -q 'still running after shutdown_timeout' \
+    "$IT_TMP/dkmd2.log"
+it_check_fails "no sanitizer report" grep -q 'Sanitizer' "$IT_TMP/dkmd2.log"
+wait "$locker"
+
 it_finish
