@@ -16,6 +16,7 @@
 
 #include "dkm/log.h"
 #include "dkmd.h"
+#include "keys.h"
 
 static void usage(FILE *out)
 {
@@ -63,7 +64,7 @@ done:
 
 static int cmd_init(const struct svc_config *cfg)
 {
-    char fpr[128];
+    char fpr[128], trust[2 * DKM_FINGERPRINT_SIZE + 1];
     unsigned version = 0;
     int r;
 
@@ -82,17 +83,22 @@ static int cmd_init(const struct svc_config *cfg)
     r = migrate(cfg, &version);
     if (r < 0)
         goto done;
+    /* The TPM identity first: without it (no TPM) only TLS is set up. */
+    r = ks_identity_init(cfg, trust);
+    if (r == -ENODEV) {
+        log_warning("%s: the key endpoints stay off", dkm_error_detail());
+        trust[0] = '\0';
+    } else if (r < 0) {
+        goto done;
+    }
     r = svc_tls_create_identity(cfg->tls_cert, cfg->tls_key, fpr, sizeof(fpr));
     if (r < 0)
         goto done;
-    /*
-     * Bootstrap point for the TPM layer: node identity (EK), the server's
-     * TPM signing key and the self-signed authorized server list v1 go
-     * here, and the trust fingerprint printed below becomes the list's.
-     */
     printf("schema version %u\n", version);
     printf("TLS certificate %s\n", cfg->tls_cert);
     printf("TLS fingerprint SHA256 %s\n", fpr);
+    if (trust[0] != '\0')
+        printf("trust fingerprint %s\n", trust);
 done:
     return r;
 }
@@ -152,7 +158,10 @@ int main(int argc, char **argv)
     } else {
         r = migrate(cfg, &version);
         if (r == 0)
+            r = ks_start(cfg);
+        if (r == 0)
             r = svc_run(cfg, config_path, version);
+        ks_stop();
     }
     if (r < 0)
         log_error("%s", dkm_error_detail()[0] ? dkm_error_detail() : dkm_strerror(r));

@@ -3,9 +3,10 @@
  * Private interfaces of dkmd, the key service. Each block below belongs to
  * one file of service/: configuration (config.c), strict JSON (json.c),
  * the router (router.c), metrics (metrics.c), TLS (tls.c), migrations
- * (migrate.c), the non-blocking database pool (db.c), the HTTP server and
- * its worker threads (http.c), the admin socket (admin.c) and the endpoint
- * table (routes.c). Nothing here crosses into other components.
+ * (migrate.c), the non-blocking database pool (db.c), the HTTP layer
+ * (http.c), worker threads and start/stop (server.c, internals shared with
+ * http.c in server.h), the admin socket (admin.c) and the endpoint table
+ * (routes.c). Nothing here crosses into other components.
  */
 #ifndef DKM_SERVICE_DKMD_H
 #define DKM_SERVICE_DKMD_H
@@ -380,7 +381,7 @@ DKM_MUSTCHECK int svc_db_query(struct svc_db *db, enum svc_stmt stmt, int nparam
 DKM_MUSTCHECK int svc_db_transaction(struct svc_db *db, const struct svc_db_step *steps,
                                      size_t nsteps, svc_db_result_fn *cb, void *arg);
 
-/* ---- http.c ------------------------------------------------------------ */
+/* ---- http.c and server.c ------------------------------------------------ */
 
 struct svc;
 struct svc_worker;
@@ -437,9 +438,6 @@ void svc_refused_rows_add(struct svc *svc, uint64_t n);
 /* Run the service until SIGTERM/SIGINT; returns 0 after a clean drain. */
 DKM_MUSTCHECK int svc_run(struct svc_config *cfg, const char *config_path,
                           unsigned schema_version);
-
-/* Dispatch a request through the router (shared by TLS and admin). */
-void svc_dispatch(struct svc_worker *w, struct evhttp_request *req, bool admin_socket);
 
 /* ---- admin.c ----------------------------------------------------------- */
 

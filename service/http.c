@@ -111,12 +111,15 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
     if (w->conns != NULL)
         w->conns->prev = conn;
     w->conns = conn;
-    conn = NULL; /* owned by ssl now */
     bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                          BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (bev == NULL)
+    /* With BEV_OPT_CLOSE_ON_FREE libevent frees ssl (and so conn) even on failure. */
+    ssl = NULL;
+    if (bev == NULL) {
+        conn = NULL;
         goto fail;
-    ((struct svc_conn *)SSL_get_ex_data(ssl, conn_ex_index))->bev = bev;
+    }
+    conn->bev = bev;
     return bev;
 fail:
     /*
@@ -124,6 +127,8 @@ fail:
      * request on a connection without TLS, so that fallback serves nothing.
      */
     log_error("cannot set up TLS for a new connection");
+    if (ssl != NULL && conn != NULL && SSL_get_ex_data(ssl, conn_ex_index) == conn)
+        conn = NULL; /* SSL_free below frees it through the ex_data callback */
     free(conn);
     SSL_free(ssl);
     return NULL;
@@ -334,7 +339,8 @@ static bool is_json_type(const char *ct)
     return *ct == '\0' || *ct == ';';
 }
 
-void svc_dispatch(struct svc_worker *w, struct evhttp_request *req, bool admin_socket)
+/* Route a request (TLS port or admin socket) and run its handler. */
+static void dispatch(struct svc_worker *w, struct evhttp_request *req, bool admin_socket)
 {
     struct svc_route_match m;
     struct evbuffer *in;
@@ -446,12 +452,12 @@ void svc_dispatch(struct svc_worker *w, struct evhttp_request *req, bool admin_s
 
 static void request_cb(struct evhttp_request *req, void *arg)
 {
-    svc_dispatch(arg, req, false);
+    dispatch(arg, req, false);
 }
 
 static void admin_request_cb(struct evhttp_request *req, void *arg)
 {
-    svc_dispatch(arg, req, true);
+    dispatch(arg, req, true);
 }
 
 /* ---- accessors for handlers ------------------------------------------------ */

@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Private interfaces of dkmd's key service: the server identity
+ * (identity.c), the in-memory state snapshot loaded from the database
+ * (state.c), the keeper thread that owns the TPM, the signing key and a
+ * database connection of its own (keeper.c), the fetch and trust
+ * endpoints (keys.c) and the admin endpoints (groups.c, nodes.c).
+ *
+ * Threads: request handlers run on the HTTP workers and only ever read a
+ * snapshot (ks_snapshot_get / ks_snapshot_put), which is immutable once
+ * published. Everything that blocks (TPM commands, database writes,
+ * reloads) runs on the keeper thread; handlers hand it a job and get the
+ * answer back on their own loop.
+ */
+#ifndef DKM_SERVICE_KEYS_H
+#define DKM_SERVICE_KEYS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dkm/node.h"
+#include "dkm/records.h"
+#include "dkm/sign.h"
+#include "dkmd.h"
+
+/* File names in the state directory. */
+#define KS_SIGNKEY_FILE "signkey"
+#define KS_TRUST_FILE "trust" /* hex fingerprint of server list v1 */
+
+/* Delegation window: starts this far back (clients' clock skew) ... */
+#define KS_DELEGATION_BACK (5 * 60)
+/* ... lasts this long, and is renewed this long before it ends. */
+#define KS_DELEGATION_LIFE (24 * 3600)
+#define KS_DELEGATION_RENEW (3600)
+
+/* A key length: AES-256. */
+#define KS_KEY_SIZE 32
+
+/* ---- identity.c -------------------------------------------------------- */
+
+/*
+ * dkmd init, TPM part: open the TPM (cfg->tcti), read the ECC EK, create
+ * the signing key in the state directory (refused when one exists), write
+ * server list v1 (this server alone, self-signed) and this server's node
+ * entry into the database in one transaction, and store the trust
+ * fingerprint in the state directory. ret_fpr gets its hex form. -ENODEV
+ * (nothing done) when the configured TPM cannot be opened.
+ */
+DKM_MUSTCHECK int ks_identity_init(const struct svc_config *cfg,
+                                   char ret_fpr[2 * DKM_FINGERPRINT_SIZE + 1]);
+
+/* The 98 bytes at the end of every signed record: signer id and signature. */
+#define KS_RECORD_TAIL (DKM_NODE_ID_SIZE + DKM_SIG_SIZE)
+
+/*
+ * Run a write transaction on a blocking connection: BEGIN, each statement
+ * (binary parameters where lengths[i] > 0, text otherwise), NOTIFY
+ * dkm_changes, COMMIT. On any failure the transaction is rolled back and
+ * DKM_E_DB (or -EEXIST for a unique violation) is returned with a detail.
+ */
+struct ks_stmt {
+    const char *sql;
+    int n;
+    const char *values[8];
+    int lengths[8]; /* > 0: binary parameter of that length */
+};
+DKM_MUSTCHECK int ks_db_write(PGconn *conn, const struct ks_stmt *stmts, size_t n);
+
+/* ---- state.c ----------------------------------------------------------- */
+
+enum ks_vstate {
+    KS_ACTIVE,
+    KS_DECRYPT_ONLY,
+    KS_EXPIRED,
+    KS_DESTROYED,
+};
+
+/* A key in clear, in secure memory; shared by consecutive snapshots. */
+struct ks_key {
+    atomic_int refs;
+    void *secret;
+    size_t len;
+};
+
+struct ks_version {
+    uint32_t version;
+    enum ks_vstate state;
+    uint64_t created_at;
+    uint64_t expires_at; /* from this server's signed sealed copy */
+    struct ks_key *key;  /* NULL: no valid copy for this server */
+};
+
+struct ks_group {
+    char name[DKM_GROUP_MAX + 1];
+    struct dkm_group_policy policy;
+    uint8_t *policy_rec; /* the signed record, embedded in fetch responses */
+    size_t policy_len;
+    uint8_t policy_digest[32];   /* PolicyPCR digest when policy.pcr_mask != 0 */
+    struct ks_version *versions; /* ascending */
+    size_t nversions;
+    uint32_t current;            /* the active version, 0 if none */
+    struct dkm_node_id *members; /* sorted */
+    size_t nmembers;
+};
+
+struct ks_node {
+    struct dkm_node_entry entry;
+    char hostname[256];
+};
+
+struct ks_deleg {
+    atomic_int refs;
+    struct dkm_delegated_key *dk;
+};
+
+struct ks_snapshot {
+    atomic_int refs;
+    uint8_t **lists; /* encoded server lists v1..vN */
+    size_t *list_lens;
+    size_t nlists;
+    struct dkm_server_list list; /* the last verified one */
+    struct ks_node *nodes;       /* sorted by node id */
+    size_t nnodes;
+    struct ks_group *groups; /* sorted by name */
+    size_t ngroups;
+    struct ks_deleg *deleg;
+    uint64_t refused; /* rows refused while loading this snapshot */
+};
+
+/* Everything the loader needs: the keeper's resources. */
+struct ks_loader {
+    PGconn *conn;
+    struct dkm_tpm *tpm;
+    struct dkm_node_id self;
+    uint8_t pin[DKM_FINGERPRINT_SIZE];
+    struct ks_deleg *deleg;
+};
+
+/*
+ * Build a snapshot from the database (blocking queries on l->conn). Keys
+ * already unsealed in prev (may be NULL) are shared; only new versions
+ * are unsealed with the TPM. Rows that fail validation are logged,
+ * counted in ret->refused and left out.
+ */
+DKM_MUSTCHECK int ks_snapshot_load(struct ks_loader *l, const struct ks_snapshot *prev,
+                                   struct ks_snapshot **ret);
+void ks_snapshot_unref(struct ks_snapshot *s);
+void ks_deleg_unref(struct ks_deleg *d);
+
+const struct ks_node *ks_snapshot_node(const struct ks_snapshot *s,
+                                       const struct dkm_node_id *id);
+const struct ks_group *ks_snapshot_group(const struct ks_snapshot *s, const char *name);
+bool ks_group_member(const struct ks_group *g, const struct dkm_node_id *id);
+const struct ks_version *ks_group_version(const struct ks_group *g, uint32_t version);
+
+/* ---- keeper.c ---------------------------------------------------------- */
+
+/*
+ * Start the key service: load the identity from the state directory, make
+ * a delegation, load the first snapshot, start the keeper thread. When
+ * this server has no identity (initialised without a TPM) the key
+ * endpoints stay off (503) and 0 is returned.
+ */
+DKM_MUSTCHECK int ks_start(const struct svc_config *cfg);
+/* Flush the audit queue, stop the thread, free everything. */
+void ks_stop(void);
+
+/* A read reference to the current snapshot, or NULL (then answer 503). */
+struct ks_snapshot *ks_snapshot_get(void);
+static inline void ks_snapshot_put(struct ks_snapshot *s)
+{
+    ks_snapshot_unref(s);
+}
+/* Rows refused in the current snapshot (for /v1/health). */
+uint64_t ks_refused_rows(void);
+
+/* Queue an audit record (written in batches by the keeper). Thread-safe. */
+void ks_audit(const char *actor, const char *action, const char *target,
+              const char *outcome, const char *detail);
+
+/*
+ * Admin work: fn runs on the keeper thread with its resources, fills
+ * status and reply (a JSON object, or error/detail), and the request is
+ * answered on its own worker's loop afterwards.
+ */
+struct ks_ctx {
+    PGconn *conn;
+    struct dkm_tpm *tpm;
+    struct dkm_signkey *sk;
+    struct dkm_signer signer;
+    struct ks_snapshot *snap; /* current snapshot (reloaded after each write) */
+};
+struct ks_job;
+typedef void ks_job_fn(struct ks_ctx *ctx, struct ks_job *job);
+struct ks_job {
+    struct svc_req *req;
+    ks_job_fn *fn;
+    int status;
+    json_t *reply;
+    char error[64];
+    char detail[256];
+    bool wrote; /* reload the snapshot before answering */
+};
+/* Run job->fn on the keeper; 503 at once when the key service is off. */
+void ks_submit(struct svc_req *r, ks_job_fn *fn);
+/* Helpers for jobs. */
+void ks_job_fail(struct ks_job *job, int status, const char *error, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The actor of an admin request, for audit: "admin:uid=N". */
+void ks_actor(const struct svc_req *r, char *buf, size_t size);
+
+/* Rotate one group now (also used by the timer). */
+DKM_MUSTCHECK int ks_rotate_group(struct ks_ctx *ctx, const char *group,
+                                  uint32_t *ret_version);
+/* The rotation and expiry pass of the timer. */
+void ks_timer_pass(struct ks_ctx *ctx);
+
+/* ---- keys.c, groups.c, nodes.c: handlers ------------------------------ */
+
+void ks_trust_handler(struct svc_req *r);
+void ks_fetch_handler(struct svc_req *r);
+extern const struct svc_json_field ks_fetch_body[];
+extern const size_t ks_fetch_nbody;
+
+void ks_nodes_list_handler(struct svc_req *r);
+void ks_nodes_authorize_handler(struct svc_req *r);
+void ks_nodes_revoke_handler(struct svc_req *r);
+extern const struct svc_json_field ks_nodes_authorize_body[];
+extern const size_t ks_nodes_authorize_nbody;
+
+void ks_groups_list_handler(struct svc_req *r);
+void ks_groups_show_handler(struct svc_req *r);
+void ks_groups_create_handler(struct svc_req *r);
+void ks_groups_rotate_handler(struct svc_req *r);
+void ks_groups_policy_handler(struct svc_req *r);
+void ks_groups_grant_handler(struct svc_req *r);
+void ks_groups_revoke_handler(struct svc_req *r);
+void ks_audit_handler(struct svc_req *r);
+extern const struct svc_json_field ks_groups_create_body[];
+extern const size_t ks_groups_create_nbody;
+extern const struct svc_json_field ks_groups_policy_body[];
+extern const size_t ks_groups_policy_nbody;
+extern const struct svc_json_field ks_node_id_body[];
+extern const size_t ks_node_id_nbody;
+
+#endif
