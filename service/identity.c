@@ -29,6 +29,7 @@
 #include "dkm/codec.h"
 #include "dkm/log.h"
 #include "dkm/node.h"
+#include "dkm/nodecard.h"
 #include "dkm/records.h"
 #include "dkm/sign.h"
 #include "dkm/tpm.h"

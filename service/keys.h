@@ -213,8 +213,26 @@ void ks_actor(const struct svc_req *r, char *buf, size_t size);
 /* Rotate one group now (also used by the timer). */
 DKM_MUSTCHECK int ks_rotate_group(struct ks_ctx *ctx, const char *group,
                                   uint32_t *ret_version);
-/* The rotation and expiry pass of the timer. */
-void ks_timer_pass(struct ks_ctx *ctx);
+/*
+ * Seal a fresh random key as version `version` of group to every server
+ * on the current list and add the statements that store it (key_versions
+ * row with `state`, one key_copies row per server) to stmts. The records
+ * are malloc'd into recs (free each with free()); *n counts statements.
+ */
+#define KS_MAX_STMTS (DKM_SERVER_LIST_MAX + 4)
+struct ks_version_write {
+    struct ks_stmt stmts[KS_MAX_STMTS];
+    size_t n;
+    uint8_t *recs[DKM_SERVER_LIST_MAX];
+    size_t nrecs;
+    char texts[4][32];
+};
+DKM_MUSTCHECK int ks_new_version(struct ks_ctx *ctx, const struct dkm_group_policy *p,
+                                 uint32_t version, struct ks_version_write *w);
+void ks_version_write_clear(struct ks_version_write *w);
+
+/* The rotation and expiry pass of the timer; true when it wrote anything. */
+bool ks_timer_pass(struct ks_ctx *ctx);
 
 /* ---- keys.c, groups.c, nodes.c: handlers ------------------------------ */
 

@@ -199,8 +199,9 @@ static int load_lists(struct ks_loader *l, struct ks_snapshot *s)
     PGresult *res = NULL;
     int r, n;
 
-    r = query(l->conn, "SELECT version, body, signature FROM server_lists ORDER BY version",
-              NULL, &res);
+    r = query(l->conn,
+              "SELECT version, body, signature FROM server_lists ORDER BY version", NULL,
+              &res);
     if (r < 0)
         return r;
     n = PQntuples(res);
@@ -388,7 +389,8 @@ static int load_versions(struct ks_loader *l, struct ks_snapshot *s)
         return r;
     n = PQntuples(res);
     for (int i = 0; i < n; i++) {
-        struct ks_group *g = (struct ks_group *)ks_snapshot_group(s, PQgetvalue(res, i, 0));
+        struct ks_group *g =
+            (struct ks_group *)ks_snapshot_group(s, PQgetvalue(res, i, 0));
         struct ks_version *v;
 
         if (g == NULL)
@@ -485,8 +487,8 @@ static int load_copies(struct ks_loader *l, const struct ks_snapshot *prev,
         const char *name = PQgetvalue(res, i, 0);
         struct ks_group *g = (struct ks_group *)ks_snapshot_group(s, name);
         uint32_t version = get_u32(res, i, 1);
-        struct ks_version *v = g != NULL ? (struct ks_version *)ks_group_version(g, version)
-                                         : NULL;
+        struct ks_version *v =
+            g != NULL ? (struct ks_version *)ks_group_version(g, version) : NULL;
         struct dkm_sealed_copy c;
         size_t len = 0;
         uint8_t *rec;
@@ -539,7 +541,8 @@ static int load_access(struct ks_loader *l, struct ks_snapshot *s)
         return r;
     n = PQntuples(res);
     for (int i = 0; i < n; i++) {
-        struct ks_group *g = (struct ks_group *)ks_snapshot_group(s, PQgetvalue(res, i, 0));
+        struct ks_group *g =
+            (struct ks_group *)ks_snapshot_group(s, PQgetvalue(res, i, 0));
         struct dkm_node_id *m;
 
         if (g == NULL || PQgetlength(res, i, 1) != DKM_NODE_ID_SIZE)

@@ -8,6 +8,11 @@
 -- fails is counted as refused, never used); the database needs no
 -- confidentiality, since every key in it is sealed to a server's TPM.
 --
+-- Signed records (docs/formats.md) are stored split: the record without
+-- its 64-byte signature in one column (body, policy, sealed, entry), the
+-- signature in another; the signer's id is inside the former and repeated
+-- in a signer column where there is one. body || signature is the record.
+--
 -- Sizes: node ids are the TPM name of an EK (2-byte hash algorithm +
 -- SHA-256 digest = 34 bytes; up to 66 for SHA-512); EK publics are TPM2B
 -- public areas (under 1 KiB); signatures are DER ECDSA P-256 (<= 72 bytes)
@@ -37,7 +42,11 @@ CREATE TABLE nodes (
     authorized_by bytea NOT NULL CHECK (octet_length(authorized_by) BETWEEN 2 AND 66),
     signature     bytea NOT NULL CHECK (octet_length(signature) BETWEEN 8 AND 1024),
     created_at    timestamptz NOT NULL DEFAULT now(),
-    revoked_at    timestamptz CHECK (revoked_at IS NULL OR revoked_at >= created_at)
+    revoked_at    timestamptz CHECK (revoked_at IS NULL OR revoked_at >= created_at),
+    -- The signed node entry without its signature (which is the column
+    -- above): entry || signature is the whole record dkmd verifies.
+    entry         bytea CHECK (entry IS NULL OR octet_length(entry) BETWEEN 16 AND 32768),
+    hostname      text CHECK (hostname IS NULL OR length(hostname) BETWEEN 1 AND 253)
 );
 CREATE INDEX nodes_active ON nodes (node_id) WHERE revoked_at IS NULL;
 

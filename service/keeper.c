@@ -1,0 +1,598 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The keeper: one thread that owns what must never run on a request path,
+ * the TPM (signing key, unseals), a database connection of its own
+ * (LISTEN dkm_changes, state loads, admin writes, audit batches) and the
+ * timers (delegation renewal, rotation and expiry).
+ *
+ * Handlers read the published snapshot (ks_snapshot_get: a reference
+ * taken under a mutex held for a few instructions) and hand admin work to
+ * the keeper as jobs; the keeper runs a job, reloads the snapshot after a
+ * write so the answer and every later request see it, and posts the reply
+ * back to the request's own worker loop (event_base_once, which libevent
+ * makes thread-safe once evthread_use_pthreads has run).
+ *
+ * Audit records go to an in-memory queue; the keeper writes them in
+ * batches, one multi-row INSERT each, and drains the queue on shutdown.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "dkm/codec.h"
+#include "dkm/log.h"
+#include "dkm/secmem.h"
+#include "dkm/sign.h"
+#include "dkm/tpm.h"
+#include "keys.h"
+#include "server.h"
+
+#define AUDIT_QUEUE_MAX 100000
+#define AUDIT_BATCH 200
+#define TIMER_PERIOD_MS 1000
+#define RECONNECT_MS 1000
+
+struct audit_rec {
+    char *f[5]; /* actor, action, target, outcome, detail */
+    struct audit_rec *next;
+};
+
+struct job_node {
+    struct ks_job job;
+    struct job_node *next;
+};
+
+static struct keeper {
+    bool on;
+    const struct svc_config *cfg;
+    pthread_t thread;
+    bool thread_started;
+    int wake_fd;
+    pthread_mutex_t lock; /* snap, jobs, audit queue, stop */
+    struct ks_snapshot *snap;
+    struct job_node *jobs, *jobs_tail;
+    struct audit_rec *audit, *audit_tail;
+    size_t naudit;
+    uint64_t audit_dropped;
+    bool stop;
+    /* Keeper-thread only. */
+    struct ks_loader loader;
+    struct ks_ctx ctx;
+    char conninfo[1024];
+} K = {.wake_fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
+
+struct ks_snapshot *ks_snapshot_get(void)
+{
+    struct ks_snapshot *s;
+
+    pthread_mutex_lock(&K.lock);
+    s = K.snap;
+    if (s != NULL)
+        atomic_fetch_add(&s->refs, 1);
+    pthread_mutex_unlock(&K.lock);
+    return s;
+}
+
+uint64_t ks_refused_rows(void)
+{
+    struct ks_snapshot *s = ks_snapshot_get();
+    uint64_t n = s != NULL ? s->refused : 0;
+
+    ks_snapshot_put(s);
+    return n;
+}
+
+static void wake(void)
+{
+    uint64_t one = 1;
+
+    if (K.wake_fd >= 0 && write(K.wake_fd, &one, sizeof(one)) < 0)
+        log_debug("keeper wake-up: %s", strerror(errno));
+}
+
+static void publish(struct ks_snapshot *s)
+{
+    struct ks_snapshot *old;
+
+    pthread_mutex_lock(&K.lock);
+    old = K.snap;
+    K.snap = s;
+    pthread_mutex_unlock(&K.lock);
+    ks_snapshot_unref(old);
+}
+
+/* ---- audit ------------------------------------------------------------- */
+
+void ks_audit(const char *actor, const char *action, const char *target,
+              const char *outcome, const char *detail)
+{
+    struct audit_rec *a;
+    const char *v[5] = {actor, action, target, outcome, detail};
+
+    if (!K.on)
+        return;
+    a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        goto fail;
+    for (int i = 0; i < 5; i++) {
+        if (v[i] == NULL)
+            continue;
+        a->f[i] = strndup(v[i], i == 4 ? 2000 : 200);
+        if (a->f[i] == NULL)
+            goto fail;
+    }
+    pthread_mutex_lock(&K.lock);
+    if (K.naudit >= AUDIT_QUEUE_MAX) {
+        K.audit_dropped++;
+        pthread_mutex_unlock(&K.lock);
+        goto fail;
+    }
+    if (K.audit_tail != NULL)
+        K.audit_tail->next = a;
+    else
+        K.audit = a;
+    K.audit_tail = a;
+    K.naudit++;
+    pthread_mutex_unlock(&K.lock);
+    return;
+fail:
+    log_error("audit record lost: %s %s %s", action, target ? target : "", outcome);
+    if (a != NULL)
+        for (int i = 0; i < 5; i++)
+            free(a->f[i]);
+    free(a);
+}
+
+static void audit_free_list(struct audit_rec *a)
+{
+    while (a != NULL) {
+        struct audit_rec *next = a->next;
+
+        for (int i = 0; i < 5; i++)
+            free(a->f[i]);
+        free(a);
+        a = next;
+    }
+}
+
+/* Write up to AUDIT_BATCH queued records with one INSERT; keep them on failure. */
+static int audit_flush_once(void)
+{
+    struct audit_rec *batch, *a;
+    const char *values[AUDIT_BATCH * 5];
+    char *sql = NULL;
+    size_t n = 0, cap = 128 + AUDIT_BATCH * 40, len;
+    PGresult *res = NULL;
+    int r = 0;
+
+    pthread_mutex_lock(&K.lock);
+    batch = K.audit;
+    for (a = batch; a != NULL && n < AUDIT_BATCH; a = a->next)
+        n++;
+    pthread_mutex_unlock(&K.lock);
+    if (n == 0)
+        return 0;
+    sql = malloc(cap);
+    if (sql == NULL)
+        return -ENOMEM;
+    len = (size_t)snprintf(sql, cap,
+                           "INSERT INTO audit_log (actor, action, target, outcome, "
+                           "detail) VALUES ");
+    a = batch;
+    for (size_t i = 0; i < n; i++, a = a->next) {
+        len += (size_t)snprintf(sql + len, cap - len, "%s($%zu,$%zu,$%zu,$%zu,$%zu)",
+                                i ? "," : "", 5 * i + 1, 5 * i + 2, 5 * i + 3, 5 * i + 4,
+                                5 * i + 5);
+        for (int j = 0; j < 5; j++)
+            values[5 * i + (size_t)j] = a->f[j];
+    }
+    res = PQexecParams(K.ctx.conn, sql, (int)(5 * n), NULL, values, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        r = dkm_error_set(DKM_E_DB, "audit write failed: %s", PQresultErrorMessage(res));
+        goto done;
+    }
+    /* Only the writer removes from the head, so batch..a is still ours. */
+    pthread_mutex_lock(&K.lock);
+    K.audit = a;
+    if (a == NULL)
+        K.audit_tail = NULL;
+    K.naudit -= n;
+    pthread_mutex_unlock(&K.lock);
+    {
+        struct audit_rec *p = batch;
+
+        for (size_t i = 0; i + 1 < n; i++)
+            p = p->next;
+        p->next = NULL;
+        audit_free_list(batch);
+    }
+    r = (int)n;
+done:
+    PQclear(res);
+    free(sql);
+    return r;
+}
+
+static void audit_flush(void)
+{
+    int r;
+
+    do {
+        r = audit_flush_once();
+    } while (r == AUDIT_BATCH);
+    if (r < 0)
+        log_error("%s", dkm_error_detail());
+}
+
+/* ---- jobs -------------------------------------------------------------- */
+
+void ks_job_fail(struct ks_job *job, int status, const char *error, const char *fmt, ...)
+{
+    va_list ap;
+
+    job->status = status;
+    snprintf(job->error, sizeof(job->error), "%s", error);
+    va_start(ap, fmt);
+    vsnprintf(job->detail, sizeof(job->detail), fmt, ap);
+    va_end(ap);
+    json_decref(job->reply);
+    job->reply = NULL;
+}
+
+void ks_actor(const struct svc_req *r, char *buf, size_t size)
+{
+    snprintf(buf, size, "admin:uid=%u", (unsigned)r->peer_uid);
+}
+
+static void reply_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct job_node *jn = arg;
+    struct ks_job *job = &jn->job;
+
+    (void)fd;
+    (void)what;
+    if (job->reply != NULL)
+        svc_reply_json(job->req, job->status ? job->status : 200, job->reply);
+    else
+        svc_reply_error(job->req, job->status ? job->status : 500,
+                        job->error[0] ? job->error : "internal error", "%s", job->detail);
+    free(jn);
+}
+
+static void post_reply(struct job_node *jn)
+{
+    struct timeval now = {0, 0};
+
+    if (event_base_once(jn->job.req->worker->base, -1, EV_TIMEOUT, reply_cb, jn, &now) <
+        0)
+        log_error("cannot post an admin answer back to its worker");
+}
+
+void ks_submit(struct svc_req *r, ks_job_fn *fn)
+{
+    struct job_node *jn;
+
+    if (!K.on) {
+        svc_reply_error(r, 503, "service unavailable",
+                        "this server has no key-service identity (dkmd init with a TPM)");
+        return;
+    }
+    jn = calloc(1, sizeof(*jn));
+    if (jn == NULL) {
+        svc_reply_error(r, 500, "internal error", "out of memory");
+        return;
+    }
+    jn->job.req = r;
+    jn->job.fn = fn;
+    pthread_mutex_lock(&K.lock);
+    if (K.jobs_tail != NULL)
+        K.jobs_tail->next = jn;
+    else
+        K.jobs = jn;
+    K.jobs_tail = jn;
+    pthread_mutex_unlock(&K.lock);
+    wake();
+}
+
+/* ---- the thread -------------------------------------------------------- */
+
+static int reload(void)
+{
+    struct ks_snapshot *s = NULL;
+    int r;
+
+    r = ks_snapshot_load(&K.loader, K.ctx.snap, &s);
+    if (r < 0) {
+        log_error("state reload failed: %s", dkm_error_detail());
+        return r;
+    }
+    if (K.ctx.snap != NULL)
+        ks_snapshot_unref(K.ctx.snap);
+    K.ctx.snap = s;
+    atomic_fetch_add(&s->refs, 1);
+    publish(s);
+    log_debug("state loaded: %zu list(s), %zu node(s), %zu group(s), %llu refused",
+              s->nlists, s->nnodes, s->ngroups, (unsigned long long)s->refused);
+    return 0;
+}
+
+static int db_connect(void)
+{
+    PGresult *res;
+    int r;
+
+    PQfinish(K.ctx.conn);
+    K.ctx.conn = NULL;
+    K.loader.conn = NULL;
+    r = svc_db_connect_blocking(K.conninfo, &K.ctx.conn);
+    if (r < 0)
+        return r;
+    K.loader.conn = K.ctx.conn;
+    res = PQexec(K.ctx.conn, "LISTEN " SVC_CHANGES_CHANNEL);
+    r = PQresultStatus(res) == PGRES_COMMAND_OK
+            ? 0
+            : dkm_error_set(DKM_E_DB, "LISTEN failed: %s", PQerrorMessage(K.ctx.conn));
+    PQclear(res);
+    return r;
+}
+
+static int new_delegation(void)
+{
+    struct ks_deleg *d;
+    uint64_t now = (uint64_t)time(NULL);
+    int r;
+
+    d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return -ENOMEM;
+    atomic_init(&d->refs, 1);
+    r = dkm_delegation_create(K.ctx.sk, &K.loader.self, now - KS_DELEGATION_BACK,
+                              now + KS_DELEGATION_LIFE, &d->dk);
+    if (r < 0) {
+        free(d);
+        return r;
+    }
+    ks_deleg_unref(K.loader.deleg);
+    K.loader.deleg = d;
+    log_info("new response-signing delegation, valid until %llu",
+             (unsigned long long)(now + KS_DELEGATION_LIFE));
+    return 0;
+}
+
+static struct job_node *pop_job(void)
+{
+    struct job_node *jn;
+
+    pthread_mutex_lock(&K.lock);
+    jn = K.jobs;
+    if (jn != NULL) {
+        K.jobs = jn->next;
+        if (K.jobs == NULL)
+            K.jobs_tail = NULL;
+    }
+    pthread_mutex_unlock(&K.lock);
+    return jn;
+}
+
+static void run_jobs(void)
+{
+    struct job_node *jn;
+
+    while ((jn = pop_job()) != NULL) {
+        if (K.ctx.conn == NULL || PQstatus(K.ctx.conn) != CONNECTION_OK) {
+            ks_job_fail(&jn->job, 503, "service unavailable",
+                        "the database is unavailable");
+        } else {
+            /* Audit queries must see every record queued before them. */
+            audit_flush();
+            jn->job.fn(&K.ctx, &jn->job);
+            if (jn->job.wrote && reload() < 0 && jn->job.reply != NULL)
+                log_warning("a write succeeded but the state reload failed; "
+                            "it is retried on the next change");
+        }
+        post_reply(jn);
+    }
+}
+
+static void *keeper_main(void *arg)
+{
+    uint64_t last_timer = 0, last_connect = 0;
+    bool need_reload = false;
+
+    (void)arg;
+    for (;;) {
+        struct pollfd pfd[2] = {{.fd = K.wake_fd, .events = POLLIN},
+                                {.fd = -1, .events = POLLIN}};
+        uint64_t now_ms;
+        bool stop;
+        struct timespec ts;
+
+        if (K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK)
+            pfd[1].fd = PQsocket(K.ctx.conn);
+        if (poll(pfd, 2, 200) > 0 && (pfd[0].revents & POLLIN)) {
+            uint64_t v;
+
+            if (read(K.wake_fd, &v, sizeof(v)) < 0)
+                log_debug("keeper wake-up read: %s", strerror(errno));
+        }
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+
+        if (K.ctx.conn == NULL || PQstatus(K.ctx.conn) != CONNECTION_OK) {
+            if (now_ms - last_connect >= RECONNECT_MS) {
+                last_connect = now_ms;
+                if (db_connect() == 0) {
+                    log_info("keeper: database connection back; reloading the state");
+                    need_reload = true;
+                } else {
+                    log_warning("keeper: %s", dkm_error_detail());
+                }
+            }
+        } else if (pfd[1].revents != 0) {
+            PGnotify *nt;
+
+            if (PQconsumeInput(K.ctx.conn) == 0) {
+                log_warning("keeper: database connection lost: %s",
+                            PQerrorMessage(K.ctx.conn));
+            }
+            while ((nt = PQnotifies(K.ctx.conn)) != NULL) {
+                need_reload = true;
+                PQfreemem(nt);
+            }
+        }
+        run_jobs();
+        if (need_reload && K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK)
+            need_reload = reload() < 0;
+        if (K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK) {
+            PGnotify *nt;
+
+            audit_flush();
+            /* Our own writes' notifications: already reloaded. */
+            while ((nt = PQnotifies(K.ctx.conn)) != NULL)
+                PQfreemem(nt);
+        }
+        if (now_ms - last_timer >= TIMER_PERIOD_MS && K.ctx.conn != NULL &&
+            PQstatus(K.ctx.conn) == CONNECTION_OK) {
+            const struct dkm_delegation *info =
+                dkm_delegated_key_info(K.loader.deleg->dk);
+
+            last_timer = now_ms;
+            if ((uint64_t)time(NULL) + KS_DELEGATION_RENEW >= info->not_after) {
+                if (new_delegation() < 0)
+                    log_error("delegation renewal failed: %s", dkm_error_detail());
+                else if (reload() < 0)
+                    need_reload = true;
+            }
+            if (ks_timer_pass(&K.ctx) && reload() < 0)
+                need_reload = true;
+        }
+        pthread_mutex_lock(&K.lock);
+        stop = K.stop && K.jobs == NULL;
+        pthread_mutex_unlock(&K.lock);
+        if (stop)
+            break;
+    }
+    if (K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK)
+        audit_flush();
+    return NULL;
+}
+
+int ks_start(const struct svc_config *cfg)
+{
+    char path[4096], hex[2 * DKM_FINGERPRINT_SIZE + 8];
+    size_t len = 0;
+    FILE *f = NULL;
+    sigset_t all, old;
+    int r;
+
+    K.cfg = cfg;
+    snprintf(path, sizeof(path), "%s/%s", cfg->state_dir, KS_SIGNKEY_FILE);
+    if (access(path, F_OK) != 0) {
+        log_warning("%s does not exist: this server has no key-service identity, the "
+                    "key endpoints answer 503",
+                    path);
+        return 0;
+    }
+    snprintf(K.conninfo, sizeof(K.conninfo), "%s", cfg->db_conninfo);
+    r = dkm_sign_secure_heap_init();
+    if (r < 0)
+        goto done;
+    r = dkm_tpm_open(cfg->tcti, &K.ctx.tpm);
+    if (r < 0)
+        goto done;
+    K.loader.tpm = K.ctx.tpm;
+    r = dkm_node_read_ek(K.ctx.tpm, DKM_EK_ECCP256, NULL, &K.loader.self);
+    if (r < 0)
+        goto done;
+    r = dkm_signkey_load(K.ctx.tpm, path, &K.ctx.sk);
+    if (r < 0)
+        goto done;
+    K.ctx.signer = dkm_signer_signkey(K.ctx.sk, &K.loader.self);
+    snprintf(path, sizeof(path), "%s/%s", cfg->state_dir, KS_TRUST_FILE);
+    f = fopen(path, "re");
+    if (f == NULL || fgets(hex, sizeof(hex), f) == NULL ||
+        dkm_hex_decode(hex, 2 * DKM_FINGERPRINT_SIZE, K.loader.pin, sizeof(K.loader.pin),
+                       &len) < 0 ||
+        len != DKM_FINGERPRINT_SIZE) {
+        r = dkm_error_set(DKM_E_CONFIG, "cannot read the pinned trust fingerprint in %s",
+                          path);
+        goto done;
+    }
+    r = new_delegation();
+    if (r < 0)
+        goto done;
+    r = db_connect();
+    if (r < 0)
+        goto done;
+    r = reload();
+    if (r < 0)
+        goto done;
+    if (dkm_server_list_find(&K.ctx.snap->list, &K.loader.self) == NULL) {
+        r = dkm_error_set(DKM_E_DENIED,
+                          "this server is not on the authorized server list");
+        goto done;
+    }
+    K.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (K.wake_fd < 0) {
+        r = dkm_error_set(-errno, "eventfd: %s", strerror(errno));
+        goto done;
+    }
+    /* Signals belong to the main loop: the keeper must not take them. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    r = pthread_create(&K.thread, NULL, keeper_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0) {
+        r = dkm_error_set(-r, "cannot start the keeper thread");
+        goto done;
+    }
+    K.thread_started = true;
+    K.on = true;
+    log_notice("key service on: %zu group(s), %zu node(s), %llu refused row(s)",
+               K.ctx.snap->ngroups, K.ctx.snap->nnodes,
+               (unsigned long long)K.ctx.snap->refused);
+    r = 0;
+done:
+    if (f != NULL)
+        fclose(f);
+    return r;
+}
+
+void ks_stop(void)
+{
+    if (K.thread_started) {
+        pthread_mutex_lock(&K.lock);
+        K.stop = true;
+        pthread_mutex_unlock(&K.lock);
+        wake();
+        pthread_join(K.thread, NULL);
+        K.thread_started = false;
+    }
+    K.on = false;
+    publish(NULL);
+    ks_snapshot_unref(K.ctx.snap);
+    K.ctx.snap = NULL;
+    audit_free_list(K.audit);
+    K.audit = K.audit_tail = NULL;
+    ks_deleg_unref(K.loader.deleg);
+    K.loader.deleg = NULL;
+    PQfinish(K.ctx.conn);
+    K.ctx.conn = NULL;
+    dkm_signkey_free(K.ctx.sk);
+    K.ctx.sk = NULL;
+    dkm_tpm_close(K.ctx.tpm);
+    K.ctx.tpm = NULL;
+    if (K.wake_fd >= 0)
+        close(K.wake_fd);
+    K.wake_fd = -1;
+}

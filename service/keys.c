@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The node-facing endpoints: GET /v1/trust (every authorized server list,
+ * for clients to follow from their pinned fingerprint) and POST
+ * /v1/keys/fetch, the hot path. A fetch reads only the current snapshot:
+ * the ACL check, the requester's EK from its signed node entry, the key
+ * unsealed at load time. It seals the key to that EK in software
+ * (dkm_dup_seal) and signs the answer with the delegated software key, so
+ * it costs no database round trip and no TPM command. Refusals are 403
+ * and audited; the detail names the reason, never another node or group.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dkm/codec.h"
+#include "dkm/dup.h"
+#include "dkm/log.h"
+#include "dkm/uri.h"
+#include "keys.h"
+
+const struct svc_json_field ks_fetch_body[] = {
+    {.name = "group", .type = SVC_JSON_STRING, .required = true, .min = 1, .max = 64},
+    {.name = "version", .type = SVC_JSON_STRING, .required = true, .min = 1, .max = 10},
+    {.name = "node_id", .type = SVC_JSON_STRING, .required = true, .min = 68, .max = 68},
+    {.name = "nonce",
+     .type = SVC_JSON_B64URL,
+     .required = true,
+     .min = DKM_NONCE_MIN,
+     .max = DKM_NONCE_MAX},
+};
+const size_t ks_fetch_nbody = sizeof(ks_fetch_body) / sizeof(ks_fetch_body[0]);
+
+static bool snapshot_or_503(struct svc_req *r, struct ks_snapshot **ret)
+{
+    *ret = ks_snapshot_get();
+    if (*ret != NULL)
+        return true;
+    svc_reply_error(r, 503, "service unavailable",
+                    "the key state is not loaded (no key-service identity)");
+    return false;
+}
+
+void ks_trust_handler(struct svc_req *r)
+{
+    struct ks_snapshot *s;
+    json_t *arr, *o;
+
+    if (!snapshot_or_503(r, &s))
+        return;
+    arr = json_array();
+    for (size_t i = 0; arr != NULL && i < s->nlists; i++) {
+        size_t n = dkm_b64url_encoded_len(s->list_lens[i]) + 1;
+        char *text = malloc(n);
+
+        if (text == NULL ||
+            dkm_b64url_encode(s->lists[i], s->list_lens[i], text, n) < 0 ||
+            json_array_append_new(arr, json_string(text)) < 0) {
+            free(text);
+            json_decref(arr);
+            arr = NULL;
+            break;
+        }
+        free(text);
+    }
+    ks_snapshot_put(s);
+    o = arr != NULL ? json_pack("{s:o}", "lists", arr) : NULL;
+    svc_reply_json(r, 200, o);
+}
+
+/* Parse "current" or 1..4294967295; false otherwise. */
+static bool parse_version(const char *s, uint32_t *ret)
+{
+    unsigned long long v = 0;
+
+    if (strcmp(s, "current") == 0) {
+        *ret = DKM_VERSION_CURRENT;
+        return true;
+    }
+    if (s[0] < '1' || s[0] > '9')
+        return false;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        v = v * 10 + (unsigned long long)(*p - '0');
+        if (v > UINT32_MAX)
+            return false;
+    }
+    *ret = (uint32_t)v;
+    return true;
+}
+
+static void deny(struct svc_req *r, const char *node_hex, const char *group,
+                 const char *why)
+{
+    char target[DKM_GROUP_MAX + 8];
+
+    snprintf(target, sizeof(target), "group:%s", group);
+    ks_audit(node_hex, "key.fetch", target, "denied", why);
+    svc_reply_error(r, 403, "forbidden", "%s", why);
+}
+
+/* Seal, sign, encode: the part of a fetch that builds the answer. */
+static int make_response(const struct ks_snapshot *s, const struct ks_group *g,
+                         const struct ks_version *v, const struct ks_node *node,
+                         const uint8_t *nonce, size_t nonce_len, char **ret)
+{
+    struct dkm_fetch_response f = {.version = v->version};
+    struct dkm_import_blob blob;
+    uint8_t env[DKM_DUP_ENCODED_MAX], *out = NULL;
+    size_t out_len = 0, n;
+    char *text = NULL;
+    int r;
+
+    r = dkm_dup_seal(&node->entry.ek, v->key->secret, v->key->len, g->policy.pcr_mask,
+                     g->policy.pcr_mask != 0 ? g->policy_digest : NULL, &blob);
+    if (r < 0)
+        goto done;
+    r = dkm_dup_encode(&blob, env, sizeof(env), &f.blob_len);
+    if (r < 0)
+        goto done;
+    strcpy(f.group, g->name);
+    f.node_id = node->entry.node_id;
+    memcpy(f.nonce, nonce, nonce_len);
+    f.nonce_len = nonce_len;
+    f.issued_at = (uint64_t)time(NULL);
+    f.expires_at = v->expires_at;
+    f.policy = g->policy_rec;
+    f.policy_len = g->policy_len;
+    f.blob = env;
+    r = dkm_fetch_response_sign(&f, s->deleg->dk, &out, &out_len);
+    if (r < 0)
+        goto done;
+    n = dkm_b64url_encoded_len(out_len) + 1;
+    text = malloc(n);
+    if (text == NULL) {
+        r = -ENOMEM;
+        goto done;
+    }
+    r = dkm_b64url_encode(out, out_len, text, n);
+    if (r < 0)
+        goto done;
+    *ret = text;
+    text = NULL;
+done:
+    free(text);
+    free(out);
+    return r;
+}
+
+void ks_fetch_handler(struct svc_req *r)
+{
+    const char *group = json_string_value(json_object_get(r->body, "group"));
+    const char *vtext = json_string_value(json_object_get(r->body, "version"));
+    const char *idtext = json_string_value(json_object_get(r->body, "node_id"));
+    uint8_t nonce[DKM_NONCE_MAX];
+    size_t nonce_len = 0;
+    struct dkm_node_id id;
+    struct ks_snapshot *s = NULL;
+    const struct ks_node *node;
+    const struct ks_group *g;
+    const struct ks_version *v;
+    uint32_t version;
+    char *text = NULL;
+
+    if (!dkm_group_valid(group, strlen(group))) {
+        svc_reply_error(r, 400, "bad request", "group: not a valid group name");
+        return;
+    }
+    if (!parse_version(vtext, &version)) {
+        svc_reply_error(r, 400, "bad request", "version: \"current\" or 1..4294967295");
+        return;
+    }
+    if (dkm_node_id_parse(idtext, &id) < 0) {
+        svc_reply_error(r, 400, "bad request", "node_id: 68 hex characters");
+        return;
+    }
+    if (svc_json_get_b64url(r->body, "nonce", nonce, sizeof(nonce), &nonce_len) < 0) {
+        svc_reply_error(r, 400, "bad request", "nonce: bad base64url");
+        return;
+    }
+    if (!snapshot_or_503(r, &s))
+        return;
+    node = ks_snapshot_node(s, &id);
+    if (node == NULL) {
+        deny(r, idtext, group, "unknown node");
+        goto done;
+    }
+    if (node->entry.revoked_at != 0) {
+        deny(r, idtext, group, "revoked node");
+        goto done;
+    }
+    g = ks_snapshot_group(s, group);
+    if (g == NULL || !ks_group_member(g, &id)) {
+        /* An unknown group looks the same as one not granted: names do not leak. */
+        deny(r, idtext, group, "not granted this group");
+        goto done;
+    }
+    if (version == DKM_VERSION_CURRENT)
+        version = g->current;
+    v = version != 0 ? ks_group_version(g, version) : NULL;
+    if (v == NULL) {
+        svc_reply_error(r, 404, "not found", "no such version of the group");
+        goto done;
+    }
+    if (v->state == KS_EXPIRED || v->state == KS_DESTROYED ||
+        (v->expires_at != 0 && (uint64_t)time(NULL) >= v->expires_at)) {
+        svc_reply_error(r, 410, "expired", "version %u is past its lifetime", version);
+        goto done;
+    }
+    if (v->key == NULL) {
+        svc_reply_error(r, 503, "service unavailable",
+                        "this server holds no valid copy of version %u", version);
+        goto done;
+    }
+    if (make_response(s, g, v, node, nonce, nonce_len, &text) < 0) {
+        log_error("fetch %s/%u: %s", group, version, dkm_error_detail());
+        svc_reply_error(r, 500, "internal error", "cannot build the answer");
+        goto done;
+    }
+    svc_reply_json(r, 200, json_pack("{s:s}", "response", text));
+done:
+    free(text);
+    ks_snapshot_put(s);
+}
