@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dkm-test-fetch: the node half of a key fetch, for the integration tests.
+ * Given dkmd's GET /v1/trust answer, the fingerprint a client pins, a
+ * POST /v1/keys/fetch answer and the node's TPM, it follows the server
+ * lists from the pinned one, verifies the answer's whole chain (server SK
+ * -> delegation -> response, embedded policy), checks that it was made
+ * for this node, group, version and nonce, imports and unseals the key
+ * with the node's TPM and prints the SHA-256 of the key (never the key).
+ *
+ *   dkm-test-fetch --tcti T --pin HEX --trust FILE --response FILE
+ *                  --group G --version V|current --nonce B64URL
+ *
+ * Output: "version N" and "key-sha256 HEX". Exit 0, or 1 with a message.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "dkm/codec.h"
+#include "dkm/dup.h"
+#include "dkm/node.h"
+#include "dkm/records.h"
+#include "dkm/secmem.h"
+#include "dkm/unseal.h"
+
+static int fail(const char *what)
+{
+    const char *d = dkm_error_detail();
+
+    fprintf(stderr, "dkm-test-fetch: %s%s%s\n", what, d[0] ? ": " : "", d);
+    return 1;
+}
+
+/* Decode a base64url string into a malloc'd buffer. */
+static uint8_t *b64(const char *s, size_t *ret_len)
+{
+    size_t cap = strlen(s) + 4;
+    uint8_t *buf = malloc(cap);
+
+    if (buf == NULL || dkm_b64url_decode(s, strlen(s), buf, cap, ret_len) < 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"tcti", required_argument, NULL, 't'},
+        {"pin", required_argument, NULL, 'p'},
+        {"trust", required_argument, NULL, 'T'},
+        {"response", required_argument, NULL, 'r'},
+        {"group", required_argument, NULL, 'g'},
+        {"version", required_argument, NULL, 'v'},
+        {"nonce", required_argument, NULL, 'n'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *tcti = NULL, *pin_hex = NULL, *trust_file = NULL, *resp_file = NULL;
+    const char *group = NULL, *vtext = "current", *nonce_text = NULL;
+    uint8_t pin[DKM_FINGERPRINT_SIZE], nonce[DKM_NONCE_MAX], *resp = NULL;
+    size_t len = 0, nonce_len = 0, resp_len = 0, slen = 0;
+    struct dkm_server_list list;
+    struct dkm_fetch_response f;
+    struct dkm_import_blob blob;
+    struct dkm_node_id self;
+    struct dkm_tpm *tpm = NULL;
+    json_t *trust = NULL, *answer = NULL, *lists;
+    void *secret = NULL;
+    uint8_t digest[32];
+    char hex[65];
+    uint32_t version = DKM_VERSION_CURRENT;
+    uint64_t now = (uint64_t)time(NULL);
+    int c, rc = 1;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 't':
+            tcti = optarg;
+            break;
+        case 'p':
+            pin_hex = optarg;
+            break;
+        case 'T':
+            trust_file = optarg;
+            break;
+        case 'r':
+            resp_file = optarg;
+            break;
+        case 'g':
+            group = optarg;
+            break;
+        case 'v':
+            vtext = optarg;
+            break;
+        case 'n':
+            nonce_text = optarg;
+            break;
+        default:
+            return 2;
+        }
+    }
+    if (!tcti || !pin_hex || !trust_file || !resp_file || !group || !nonce_text) {
+        fprintf(stderr, "dkm-test-fetch: missing arguments (see the file's header)\n");
+        return 2;
+    }
+    if (strcmp(vtext, "current") != 0)
+        version = (uint32_t)strtoul(vtext, NULL, 10);
+    if (dkm_hex_decode(pin_hex, strlen(pin_hex), pin, sizeof(pin), &len) < 0 ||
+        len != sizeof(pin)) {
+        rc = fail("bad pin");
+        goto done;
+    }
+    if (dkm_b64url_decode(nonce_text, strlen(nonce_text), nonce, sizeof(nonce),
+                          &nonce_len) < 0) {
+        rc = fail("bad nonce");
+        goto done;
+    }
+    trust = json_load_file(trust_file, 0, NULL);
+    answer = json_load_file(resp_file, 0, NULL);
+    lists = json_object_get(trust, "lists");
+    if (!json_is_array(lists) || json_array_size(lists) == 0 ||
+        !json_is_string(json_object_get(answer, "response"))) {
+        fprintf(stderr,
+                "dkm-test-fetch: the trust or response file is not as expected\n");
+        goto done;
+    }
+    /* The pinned list, then each later one signed by its predecessor. */
+    {
+        bool found = false;
+
+        for (size_t i = 0; i < json_array_size(lists); i++) {
+            uint8_t *rec = b64(json_string_value(json_array_get(lists, i)), &len);
+            struct dkm_server_list next;
+            int r;
+
+            if (rec == NULL) {
+                rc = fail("a server list is not base64url");
+                goto done;
+            }
+            if (!found) {
+                r = dkm_server_list_verify_pinned(rec, len, pin, &next);
+                found = r == 0;
+                r = 0;
+            } else {
+                r = dkm_server_list_verify_next(&list, rec, len, &next);
+            }
+            free(rec);
+            if (r < 0) {
+                rc = fail("a server list does not verify");
+                goto done;
+            }
+            if (found)
+                list = next;
+        }
+        if (!found) {
+            fprintf(stderr,
+                    "dkm-test-fetch: no server list has the pinned fingerprint\n");
+            goto done;
+        }
+    }
+    resp = b64(json_string_value(json_object_get(answer, "response")), &resp_len);
+    if (resp == NULL) {
+        rc = fail("the response is not base64url");
+        goto done;
+    }
+    if (dkm_tpm_open(tcti, &tpm) < 0 ||
+        dkm_node_read_ek(tpm, DKM_EK_ECCP256, NULL, &self) < 0) {
+        rc = fail("cannot read the node's EK");
+        goto done;
+    }
+    if (dkm_fetch_response_verify(&list, resp, resp_len, &f, NULL) < 0) {
+        rc = fail("the response does not verify");
+        goto done;
+    }
+    if (dkm_fetch_response_check(&f, &self, group, version, nonce, nonce_len, now, 300) <
+        0) {
+        rc = fail("the response is not the one asked for");
+        goto done;
+    }
+    if (dkm_dup_decode(f.blob, f.blob_len, &blob) < 0 ||
+        dkm_unseal_blob(tpm, &blob, NULL, &secret, &slen) < 0) {
+        rc = fail("cannot unseal the key");
+        goto done;
+    }
+    if (EVP_Digest(secret, slen, digest, NULL, EVP_sha256(), NULL) != 1 ||
+        dkm_hex_encode(digest, sizeof(digest), hex, sizeof(hex)) < 0) {
+        rc = fail("cannot hash the key");
+        goto done;
+    }
+    printf("version %u\nexpires_at %llu\nkey-sha256 %s\n", f.version,
+           (unsigned long long)f.expires_at, hex);
+    rc = 0;
+done:
+    dkm_secmem_free(secret);
+    dkm_tpm_close(tpm);
+    free(resp);
+    json_decref(trust);
+    json_decref(answer);
+    return rc;
+}
