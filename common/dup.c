@@ -24,18 +24,10 @@
 
 #include "dkm/codec.h"
 #include "dkm/kdf.h"
+#include "envelope.h"
 
 /* The terminating zero octet is part of the label (Part 1, 11.4.10). */
 static const char duplicate_label[] = "DUPLICATE";
-
-/* Wire values of the EK type: independent of the C enum's numbering. */
-#define WIRE_EK_RSA2048 1u
-#define WIRE_EK_ECCP256 2u
-
-/* PCR selections carry 3 octets of bitmap (PCRs 0..23), the PC Client
- * minimum: the node's PolicyPCR must marshal the same selection that was
- * hashed into the policy here. */
-#define PCR_SELECT_SIZE 3u
 
 #define SEALED_ATTRS_NO_POLICY (TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA)
 #define SEALED_ATTRS_POLICY (TPMA_OBJECT_ADMINWITHPOLICY | TPMA_OBJECT_NODA)
@@ -55,19 +47,6 @@ static unsigned popcount24(uint32_t mask)
     for (unsigned i = 0; i < DKM_DUP_PCR_COUNT; i++)
         n += (mask >> i) & 1u;
     return n;
-}
-
-/* TPML_PCR_SELECTION with one SHA-256 bank, as the TPM marshals it. */
-static size_t pcr_selection_marshal(uint32_t mask, uint8_t out[10])
-{
-    struct dkm_writer w = dkm_writer_init(out, 10);
-
-    (void)dkm_put_u32be(&w, 1);
-    (void)dkm_put_u16be(&w, TPM2_ALG_SHA256);
-    (void)dkm_put_u8(&w, PCR_SELECT_SIZE);
-    for (unsigned i = 0; i < PCR_SELECT_SIZE; i++)
-        (void)dkm_put_u8(&w, (uint8_t)(mask >> (8 * i)));
-    return w.len;
 }
 
 int dkm_dup_policy_pcr(uint32_t pcr_mask, const uint8_t *pcr_values, size_t values_len,
@@ -90,7 +69,7 @@ int dkm_dup_policy_pcr(uint32_t pcr_mask, const uint8_t *pcr_values, size_t valu
                              "PCR policy: %zu bytes of PCR values for %u selected PCRs "
                              "(need 32 each)",
                              values_len, popcount24(pcr_mask));
-    sel_len = pcr_selection_marshal(pcr_mask, sel);
+    sel_len = dkm_env_pcr_selection_marshal(pcr_mask, sel);
     cc[0] = (uint8_t)(TPM2_CC_PolicyPCR >> 24);
     cc[1] = (uint8_t)(TPM2_CC_PolicyPCR >> 16);
     cc[2] = (uint8_t)(TPM2_CC_PolicyPCR >> 8);
@@ -533,14 +512,11 @@ static int check_seed(enum dkm_ek_type type, const uint8_t *p, size_t len)
 
 int dkm_dup_decode(const uint8_t *buf, size_t len, struct dkm_import_blob *ret)
 {
+    static const char what[] = "import blob";
     struct dkm_cursor c = dkm_cursor_init(buf, len);
     struct dkm_import_blob blob;
-    uint8_t magic[4], version, wire_type, size_select, select[PCR_SELECT_SIZE];
-    uint8_t remarshal[sizeof(TPMT_PUBLIC)];
     const uint8_t *ref;
-    uint32_t count;
-    uint16_t hash;
-    size_t n, off;
+    size_t n;
     int r;
 
     memset(&blob, 0, sizeof(blob));
@@ -549,54 +525,10 @@ int dkm_dup_decode(const uint8_t *buf, size_t len, struct dkm_import_blob *ret)
     if (len > DKM_DUP_ENCODED_MAX)
         return dkm_error_set(DKM_E_FORMAT, "import blob: %zu bytes, more than %u", len,
                              DKM_DUP_ENCODED_MAX);
-    if (!dkm_get_bytes(&c, magic, sizeof(magic)) || memcmp(magic, DKM_DUP_MAGIC, 4) != 0)
-        return dkm_error_set(DKM_E_FORMAT,
-                             "import blob: bad magic (not a dkm import blob)");
-    if (!dkm_get_u8(&c, &version))
-        return dkm_error_set(DKM_E_FORMAT, "import blob: truncated before the version");
-    if (version != DKM_DUP_VERSION)
-        return dkm_error_set(DKM_E_FORMAT, "import blob: format version %u, expected %u",
-                             version, DKM_DUP_VERSION);
-    if (!dkm_get_u8(&c, &wire_type))
-        return dkm_error_set(DKM_E_FORMAT, "import blob: truncated before the EK type");
-    if (wire_type == WIRE_EK_RSA2048)
-        blob.ek_type = DKM_EK_RSA2048;
-    else if (wire_type == WIRE_EK_ECCP256)
-        blob.ek_type = DKM_EK_ECCP256;
-    else
-        return dkm_error_set(DKM_E_FORMAT, "import blob: unknown EK type %u", wire_type);
-
-    if (!dkm_get_len16_ref(&c, DKM_NODE_ID_SIZE, &ref, &n) || n != DKM_NODE_ID_SIZE)
-        return dkm_error_set(DKM_E_FORMAT,
-                             "import blob: node id is not %u bytes or is "
-                             "truncated",
-                             DKM_NODE_ID_SIZE);
-    if (ref[0] != (TPM2_ALG_SHA256 >> 8) || ref[1] != (TPM2_ALG_SHA256 & 0xff))
-        return dkm_error_set(DKM_E_FORMAT, "import blob: node id is not a SHA-256 name");
-    memcpy(blob.node_id.bytes, ref, DKM_NODE_ID_SIZE);
-
-    if (!dkm_get_len16_ref(&c, sizeof(TPMT_PUBLIC), &ref, &n) || n == 0)
-        return dkm_error_set(DKM_E_FORMAT,
-                             "import blob: object public area length is zero, too "
-                             "large, or beyond the end");
-    off = 0;
-    if (Tss2_MU_TPMT_PUBLIC_Unmarshal(ref, n, &off, &blob.public.publicArea) !=
-            TSS2_RC_SUCCESS ||
-        off != n)
-        return dkm_error_set(DKM_E_FORMAT,
-                             "import blob: object public area does not parse as a "
-                             "TPMT_PUBLIC of exactly %zu bytes",
-                             n);
-    /* The TPM hashes its own marshaling into the name; refuse anything
-     * that does not marshal back to the same bytes. */
-    off = 0;
-    if (Tss2_MU_TPMT_PUBLIC_Marshal(&blob.public.publicArea, remarshal, sizeof(remarshal),
-                                    &off) != TSS2_RC_SUCCESS ||
-        off != n || memcmp(remarshal, ref, n) != 0)
-        return dkm_error_set(DKM_E_FORMAT,
-                             "import blob: object public area is not canonically "
-                             "marshaled");
-    blob.public.size = (UINT16)n;
+    r = dkm_env_get_prefix(&c, DKM_DUP_MAGIC, DKM_DUP_VERSION, what, &blob.ek_type,
+                           &blob.node_id, &blob.public);
+    if (r < 0)
+        return r;
 
     if (!dkm_get_len16_ref(&c, sizeof(blob.duplicate.buffer), &ref, &n))
         return dkm_error_set(DKM_E_FORMAT,
@@ -616,30 +548,9 @@ int dkm_dup_decode(const uint8_t *buf, size_t len, struct dkm_import_blob *ret)
     memcpy(blob.seed.secret, ref, n);
     blob.seed.size = (UINT16)n;
 
-    if (!dkm_get_u32be(&c, &count))
-        return dkm_error_set(DKM_E_FORMAT,
-                             "import blob: truncated before the PCR selection");
-    if (count > 1)
-        return dkm_error_set(DKM_E_FORMAT,
-                             "import blob: %u PCR banks selected, at most 1 (SHA-256)",
-                             (unsigned)count);
-    if (count == 1) {
-        if (!dkm_get_u16be(&c, &hash) || !dkm_get_u8(&c, &size_select) ||
-            !dkm_get_bytes(&c, select, sizeof(select)))
-            return dkm_error_set(DKM_E_FORMAT, "import blob: PCR selection truncated");
-        if (hash != TPM2_ALG_SHA256)
-            return dkm_error_set(DKM_E_FORMAT,
-                                 "import blob: PCR bank 0x%04x is not SHA-256",
-                                 (unsigned)hash);
-        if (size_select != PCR_SELECT_SIZE)
-            return dkm_error_set(DKM_E_FORMAT,
-                                 "import blob: PCR bitmap of %u bytes, expected %u",
-                                 size_select, PCR_SELECT_SIZE);
-        blob.pcr_mask =
-            (uint32_t)select[0] | (uint32_t)select[1] << 8 | (uint32_t)select[2] << 16;
-        if (blob.pcr_mask == 0)
-            return dkm_error_set(DKM_E_FORMAT, "import blob: empty PCR selection");
-    }
+    r = dkm_env_get_pcr_selection(&c, what, &blob.pcr_mask);
+    if (r < 0)
+        return r;
     if (!dkm_cursor_empty(&c))
         return dkm_error_set(DKM_E_FORMAT, "import blob: %zu trailing bytes", c.left);
 
@@ -653,10 +564,8 @@ int dkm_dup_decode(const uint8_t *buf, size_t len, struct dkm_import_blob *ret)
 int dkm_dup_encode(const struct dkm_import_blob *blob, uint8_t *buf, size_t cap,
                    size_t *ret_len)
 {
-    uint8_t pub[sizeof(TPMT_PUBLIC)], sel[10];
     struct dkm_import_blob check;
     struct dkm_writer w;
-    size_t pub_len = 0;
     int r;
 
     if (blob == NULL || buf == NULL || ret_len == NULL)
@@ -668,17 +577,12 @@ int dkm_dup_encode(const struct dkm_import_blob *blob, uint8_t *buf, size_t cap,
         return dkm_error_set(-EINVAL,
                              "import blob: PCR selection 0x%x names a PCR above 23",
                              (unsigned)blob->pcr_mask);
-    if (Tss2_MU_TPMT_PUBLIC_Marshal(&blob->public.publicArea, pub, sizeof(pub),
-                                    &pub_len) != TSS2_RC_SUCCESS)
+    w = dkm_writer_init(buf, cap);
+    if (!dkm_env_put_prefix(&w, DKM_DUP_MAGIC, DKM_DUP_VERSION, blob->ek_type,
+                            &blob->node_id, &blob->public) &&
+        dkm_writer_ok(&w))
         return dkm_error_set(-EINVAL, "import blob: object public area cannot be "
                                       "marshaled");
-    w = dkm_writer_init(buf, cap);
-    (void)dkm_put_bytes(&w, DKM_DUP_MAGIC, 4);
-    (void)dkm_put_u8(&w, DKM_DUP_VERSION);
-    (void)dkm_put_u8(&w,
-                     blob->ek_type == DKM_EK_RSA2048 ? WIRE_EK_RSA2048 : WIRE_EK_ECCP256);
-    (void)dkm_put_len16(&w, blob->node_id.bytes, DKM_NODE_ID_SIZE);
-    (void)dkm_put_len16(&w, pub, pub_len);
     (void)dkm_put_len16(&w, blob->duplicate.buffer,
                         blob->duplicate.size <= sizeof(blob->duplicate.buffer)
                             ? blob->duplicate.size
@@ -686,10 +590,7 @@ int dkm_dup_encode(const struct dkm_import_blob *blob, uint8_t *buf, size_t cap,
     (void)dkm_put_len16(&w, blob->seed.secret,
                         blob->seed.size <= sizeof(blob->seed.secret) ? blob->seed.size
                                                                      : 0);
-    if (blob->pcr_mask != 0)
-        (void)dkm_put_bytes(&w, sel, pcr_selection_marshal(blob->pcr_mask, sel));
-    else
-        (void)dkm_put_u32be(&w, 0);
+    (void)dkm_env_put_pcr_selection(&w, blob->pcr_mask);
     if (!dkm_writer_ok(&w))
         return dkm_error_set(-ENOBUFS, "import blob: does not fit in %zu bytes", cap);
     /* Never emit what the decoder would refuse. */

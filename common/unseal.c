@@ -24,9 +24,7 @@
 #include "dkm/codec.h"
 #include "dkm/log.h"
 #include "dkm/secmem.h"
-
-/* Same bitmap size as the policy computed by dkm_dup_policy_pcr. */
-#define PCR_SELECT_SIZE 3u
+#include "envelope.h"
 
 static void pcr_list(uint32_t mask, char *out, size_t cap)
 {
@@ -212,8 +210,8 @@ static int load_unseal_with(struct dkm_tpm *tpm, ESYS_TR ek,
         memset(&current, 0, sizeof(current));
         sel.count = 1;
         sel.pcrSelections[0].hash = TPM2_ALG_SHA256;
-        sel.pcrSelections[0].sizeofSelect = PCR_SELECT_SIZE;
-        for (unsigned i = 0; i < PCR_SELECT_SIZE; i++)
+        sel.pcrSelections[0].sizeofSelect = DKM_ENV_PCR_SELECT_SIZE;
+        for (unsigned i = 0; i < DKM_ENV_PCR_SELECT_SIZE; i++)
             sel.pcrSelections[0].pcrSelect[i] = (uint8_t)(sealed->pcr_mask >> (8 * i));
         rc = Esys_StartAuthSession(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                    ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_POLICY,
@@ -378,16 +376,12 @@ done:
 }
 
 /* Wire values of the EK type, as in the import blob envelope. */
-#define WIRE_EK_RSA2048 1u
-#define WIRE_EK_ECCP256 2u
 
 int dkm_sealed_encode(const struct dkm_sealed *sealed, uint8_t *buf, size_t cap,
                       size_t *ret_len)
 {
-    uint8_t pub[sizeof(TPMT_PUBLIC)];
     struct dkm_sealed check;
     struct dkm_writer w;
-    size_t pub_len = 0;
     int r;
 
     if (sealed == NULL || buf == NULL || ret_len == NULL)
@@ -402,26 +396,13 @@ int dkm_sealed_encode(const struct dkm_sealed *sealed, uint8_t *buf, size_t cap,
     if (sealed->private.size > sizeof(sealed->private.buffer))
         return dkm_error_set(-EINVAL, "sealed key: private area size %u is too large",
                              (unsigned)sealed->private.size);
-    if (Tss2_MU_TPMT_PUBLIC_Marshal(&sealed->public.publicArea, pub, sizeof(pub),
-                                    &pub_len) != TSS2_RC_SUCCESS)
-        return dkm_error_set(-EINVAL, "sealed key: public area cannot be marshaled");
     w = dkm_writer_init(buf, cap);
-    (void)dkm_put_bytes(&w, DKM_SEALED_MAGIC, 4);
-    (void)dkm_put_u8(&w, DKM_SEALED_VERSION);
-    (void)dkm_put_u8(&w, sealed->ek_type == DKM_EK_RSA2048 ? WIRE_EK_RSA2048
-                                                           : WIRE_EK_ECCP256);
-    (void)dkm_put_len16(&w, sealed->node_id.bytes, DKM_NODE_ID_SIZE);
-    (void)dkm_put_len16(&w, pub, pub_len);
+    if (!dkm_env_put_prefix(&w, DKM_SEALED_MAGIC, DKM_SEALED_VERSION, sealed->ek_type,
+                            &sealed->node_id, &sealed->public) &&
+        dkm_writer_ok(&w))
+        return dkm_error_set(-EINVAL, "sealed key: public area cannot be marshaled");
     (void)dkm_put_len16(&w, sealed->private.buffer, sealed->private.size);
-    if (sealed->pcr_mask != 0) {
-        (void)dkm_put_u32be(&w, 1);
-        (void)dkm_put_u16be(&w, TPM2_ALG_SHA256);
-        (void)dkm_put_u8(&w, PCR_SELECT_SIZE);
-        for (unsigned i = 0; i < PCR_SELECT_SIZE; i++)
-            (void)dkm_put_u8(&w, (uint8_t)(sealed->pcr_mask >> (8 * i)));
-    } else {
-        (void)dkm_put_u32be(&w, 0);
-    }
+    (void)dkm_env_put_pcr_selection(&w, sealed->pcr_mask);
     if (!dkm_writer_ok(&w))
         return dkm_error_set(-ENOBUFS, "sealed key: does not fit in %zu bytes", cap);
     /* Never write what the decoder would refuse. */
@@ -438,14 +419,11 @@ int dkm_sealed_encode(const struct dkm_sealed *sealed, uint8_t *buf, size_t cap,
 
 int dkm_sealed_decode(const uint8_t *buf, size_t len, struct dkm_sealed *ret)
 {
+    static const char what[] = "sealed key";
     struct dkm_cursor c = dkm_cursor_init(buf, len);
     struct dkm_sealed s;
-    uint8_t magic[4], version, wire_type, size_select, select[PCR_SELECT_SIZE];
-    uint8_t remarshal[sizeof(TPMT_PUBLIC)];
     const uint8_t *ref;
-    uint32_t count;
-    uint16_t hash;
-    size_t n, off;
+    size_t n;
     int r;
 
     memset(&s, 0, sizeof(s));
@@ -454,46 +432,10 @@ int dkm_sealed_decode(const uint8_t *buf, size_t len, struct dkm_sealed *ret)
     if (len > DKM_SEALED_ENCODED_MAX)
         return dkm_error_set(DKM_E_FORMAT, "sealed key: %zu bytes, more than %u", len,
                              DKM_SEALED_ENCODED_MAX);
-    if (!dkm_get_bytes(&c, magic, sizeof(magic)) ||
-        memcmp(magic, DKM_SEALED_MAGIC, 4) != 0)
-        return dkm_error_set(DKM_E_FORMAT,
-                             "sealed key: bad magic (not a dkm sealed key)");
-    if (!dkm_get_u8(&c, &version) || version != DKM_SEALED_VERSION)
-        return dkm_error_set(DKM_E_FORMAT,
-                             "sealed key: missing or unknown format version");
-    if (!dkm_get_u8(&c, &wire_type))
-        return dkm_error_set(DKM_E_FORMAT, "sealed key: truncated before the EK type");
-    if (wire_type == WIRE_EK_RSA2048)
-        s.ek_type = DKM_EK_RSA2048;
-    else if (wire_type == WIRE_EK_ECCP256)
-        s.ek_type = DKM_EK_ECCP256;
-    else
-        return dkm_error_set(DKM_E_FORMAT, "sealed key: unknown EK type %u", wire_type);
-    if (!dkm_get_len16_ref(&c, DKM_NODE_ID_SIZE, &ref, &n) || n != DKM_NODE_ID_SIZE ||
-        ref[0] != (TPM2_ALG_SHA256 >> 8) || ref[1] != (TPM2_ALG_SHA256 & 0xff))
-        return dkm_error_set(DKM_E_FORMAT,
-                             "sealed key: node id is not a %u-byte SHA-256 name",
-                             DKM_NODE_ID_SIZE);
-    memcpy(s.node_id.bytes, ref, DKM_NODE_ID_SIZE);
-
-    if (!dkm_get_len16_ref(&c, sizeof(TPMT_PUBLIC), &ref, &n) || n == 0)
-        return dkm_error_set(DKM_E_FORMAT, "sealed key: public area length is zero, too "
-                                           "large, or beyond the end");
-    off = 0;
-    if (Tss2_MU_TPMT_PUBLIC_Unmarshal(ref, n, &off, &s.public.publicArea) !=
-            TSS2_RC_SUCCESS ||
-        off != n)
-        return dkm_error_set(DKM_E_FORMAT,
-                             "sealed key: public area does not parse as a TPMT_PUBLIC "
-                             "of exactly %zu bytes",
-                             n);
-    off = 0;
-    if (Tss2_MU_TPMT_PUBLIC_Marshal(&s.public.publicArea, remarshal, sizeof(remarshal),
-                                    &off) != TSS2_RC_SUCCESS ||
-        off != n || memcmp(remarshal, ref, n) != 0)
-        return dkm_error_set(DKM_E_FORMAT,
-                             "sealed key: public area is not canonically marshaled");
-    s.public.size = (UINT16)n;
+    r = dkm_env_get_prefix(&c, DKM_SEALED_MAGIC, DKM_SEALED_VERSION, what, &s.ek_type,
+                           &s.node_id, &s.public);
+    if (r < 0)
+        return r;
 
     /* A TPM private area starts with its 32-byte outer HMAC (SHA-256,
      * the EK's name algorithm); the rest only the TPM can check. */
@@ -505,22 +447,9 @@ int dkm_sealed_decode(const uint8_t *buf, size_t len, struct dkm_sealed *ret)
     memcpy(s.private.buffer, ref, n);
     s.private.size = (UINT16)n;
 
-    if (!dkm_get_u32be(&c, &count) || count > 1)
-        return dkm_error_set(DKM_E_FORMAT,
-                             "sealed key: missing PCR selection or more than one bank");
-    if (count == 1) {
-        if (!dkm_get_u16be(&c, &hash) || !dkm_get_u8(&c, &size_select) ||
-            !dkm_get_bytes(&c, select, sizeof(select)))
-            return dkm_error_set(DKM_E_FORMAT, "sealed key: PCR selection truncated");
-        if (hash != TPM2_ALG_SHA256 || size_select != PCR_SELECT_SIZE)
-            return dkm_error_set(DKM_E_FORMAT,
-                                 "sealed key: PCR selection is not a 3-byte SHA-256 "
-                                 "bitmap");
-        s.pcr_mask =
-            (uint32_t)select[0] | (uint32_t)select[1] << 8 | (uint32_t)select[2] << 16;
-        if (s.pcr_mask == 0)
-            return dkm_error_set(DKM_E_FORMAT, "sealed key: empty PCR selection");
-    }
+    r = dkm_env_get_pcr_selection(&c, what, &s.pcr_mask);
+    if (r < 0)
+        return r;
     if (!dkm_cursor_empty(&c))
         return dkm_error_set(DKM_E_FORMAT, "sealed key: %zu trailing bytes", c.left);
     r = dkm_dup_check_public(&s.public.publicArea, s.pcr_mask);
