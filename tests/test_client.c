@@ -1,0 +1,377 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Tests of the service client's HTTP/1.1 layer (common/http.c): a
+ * well-formed answer is read exactly, and every malformed one (status
+ * line, header syntax, Content-Length missing, repeated, non-decimal or
+ * too large, chunked bodies, truncated bodies, oversized headers, bytes
+ * after the body) is refused with DKM_E_PROTOCOL; a silent server runs
+ * into the deadline. The server side is a thread writing canned bytes
+ * into one end of a socketpair. Also: the request bytes written, and the
+ * service URL parser.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dkm/client.h"
+#include "unit.h"
+
+struct feeder {
+    int fd;
+    const char *data;
+    size_t len;
+    bool hold; /* keep the connection open after writing */
+};
+
+static void *feed(void *arg)
+{
+    struct feeder *f = arg;
+    size_t off = 0;
+
+    while (off < f->len) {
+        ssize_t n = send(f->fd, f->data + off, f->len - off, MSG_NOSIGNAL);
+
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    if (!f->hold)
+        shutdown(f->fd, SHUT_WR);
+    return NULL;
+}
+
+/* Serve data (len bytes) and parse the answer with limits. */
+static int parse_len(const char *data, size_t len, const struct dkm_http_limits *limits,
+                     unsigned timeout_ms, bool hold, struct dkm_http_response *ret)
+{
+    int sv[2];
+    pthread_t t;
+    struct feeder f;
+    struct dkm_http_fd hf;
+    struct dkm_http_io io;
+    int r;
+
+    CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    f = (struct feeder){.fd = sv[1], .data = data, .len = len, .hold = hold};
+    CU_ASSERT_FATAL(pthread_create(&t, NULL, feed, &f) == 0);
+    hf = (struct dkm_http_fd){.fd = sv[0], .deadline_ms = dkm_http_deadline(timeout_ms)};
+    io = dkm_http_fd_io(&hf);
+    r = dkm_http_read_response(&io, limits, ret);
+    close(sv[0]);
+    pthread_join(t, NULL);
+    close(sv[1]);
+    return r;
+}
+
+static int parse(const char *data, struct dkm_http_response *ret)
+{
+    return parse_len(data, strlen(data), NULL, 5000, false, ret);
+}
+
+static void test_client_http_ok(void)
+{
+    struct dkm_http_response res = {0};
+
+    CU_ASSERT_EQUAL(parse("HTTP/1.1 200 OK\r\n"
+                          "Content-Type: application/json\r\n"
+                          "content-length:  13 \r\n"
+                          "Cache-Control: no-store\r\n"
+                          "\r\n"
+                          "{\"a\": \"b c\"}\n",
+                          &res),
+                    0);
+    CU_ASSERT_EQUAL(res.status, 200);
+    CU_ASSERT_STRING_EQUAL(res.content_type, "application/json");
+    CU_ASSERT_EQUAL(res.body_len, 13);
+    CU_ASSERT_STRING_EQUAL(res.body, "{\"a\": \"b c\"}\n");
+    dkm_http_response_clear(&res);
+    CU_ASSERT_PTR_NULL(res.body);
+
+    /* Error statuses, an empty reason and an empty body are answers too. */
+    CU_ASSERT_EQUAL(parse("HTTP/1.0 403 \r\nContent-Length: 0\r\n\r\n", &res), 0);
+    CU_ASSERT_EQUAL(res.status, 403);
+    CU_ASSERT_EQUAL(res.body_len, 0);
+    CU_ASSERT_STRING_EQUAL(res.body, "");
+    CU_ASSERT_STRING_EQUAL(res.content_type, "");
+    dkm_http_response_clear(&res);
+    dkm_http_response_clear(NULL);
+}
+
+static void test_client_http_large_body_in_pieces(void)
+{
+    const size_t n = 300000;
+    struct dkm_http_limits lim = {.max_header_bytes = 1024, .max_body_bytes = n};
+    struct dkm_http_response res = {0};
+    char head[64];
+    char *data;
+    int hl;
+
+    hl =
+        snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", n);
+    data = malloc((size_t)hl + n);
+    CU_ASSERT_FATAL(data != NULL);
+    memcpy(data, head, (size_t)hl);
+    for (size_t i = 0; i < n; i++)
+        data[hl + i] = (char)('a' + i % 26);
+    CU_ASSERT_EQUAL(parse_len(data, (size_t)hl + n, &lim, 5000, false, &res), 0);
+    CU_ASSERT_EQUAL(res.body_len, n);
+    CU_ASSERT(res.body != NULL && memcmp(res.body, data + hl, n) == 0);
+    dkm_http_response_clear(&res);
+    /* One byte over the limit is refused before the body is read. */
+    lim.max_body_bytes = n - 1;
+    CU_ASSERT_EQUAL(parse_len(data, (size_t)hl + n, &lim, 5000, false, &res),
+                    DKM_E_PROTOCOL);
+    CU_ASSERT_PTR_NULL(res.body);
+    free(data);
+}
+
+static void test_client_http_bad_status_line(void)
+{
+    static const char *const bad[] = {
+        "HTTP/2 200 OK\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.2 200 OK\r\nContent-Length: 0\r\n\r\n",
+        "http/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200OK\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1  200 OK\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 100 Continue\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 199 x\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 600 x\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 O\x01K\r\nContent-Length: 0\r\n\r\n",
+        " HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        "\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    };
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct dkm_http_response res = {0};
+        int r = parse(bad[i], &res);
+
+        if (r != DKM_E_PROTOCOL)
+            fprintf(stderr, "accepted status line %zu (%d)\n", i, r);
+        CU_ASSERT_EQUAL(r, DKM_E_PROTOCOL);
+        CU_ASSERT_PTR_NULL(res.body);
+    }
+}
+
+static void test_client_http_bad_headers(void)
+{
+    static const char *const bad[] = {
+        /* Bare LF, bare CR, folding, no name, bad name, control character. */
+        "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A: b\rc\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\n: b\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX A: b\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A b\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A: b\x7f\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Type: a\r\nContent-Type: b\r\n"
+        "Content-Length: 0\r\n\r\n",
+        /* Content-Length: missing, repeated (even equal), not decimal, signed,
+         * two values, empty, too many digits. */
+        "HTTP/1.1 200 OK\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A: b\r\n\r\n{}",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: 3\r\n\r\n{}",
+        "HTTP/1.1 200 OK\r\nContent-Length: 0x2\r\n\r\n{}",
+        "HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n{}",
+        "HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\n{}",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\n{}",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2 2\r\n\r\n{}",
+        "HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n{}",
+        "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n{}",
+        "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551618\r\n\r\n{}",
+        /* Larger than the default body limit. */
+        "HTTP/1.1 200 OK\r\nContent-Length: 1048577\r\n\r\n{}",
+        /* Chunked, with or without a length. */
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: identity\r\n\r\n{}",
+        /* Body shorter than announced, bytes after it, nothing at all, no
+         * end of header. */
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n{}",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n{}",
+        "",
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n",
+    };
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct dkm_http_response res = {0};
+        int r = parse(bad[i], &res);
+
+        if (r != DKM_E_PROTOCOL)
+            fprintf(stderr, "accepted header case %zu (%d)\n", i, r);
+        CU_ASSERT_EQUAL(r, DKM_E_PROTOCOL);
+        CU_ASSERT_PTR_NULL(res.body);
+    }
+}
+
+static void test_client_http_oversized_header(void)
+{
+    struct dkm_http_limits lim = {.max_header_bytes = 256, .max_body_bytes = 1024};
+    struct dkm_http_response res = {0};
+    char data[2048];
+    int n;
+
+    /* Exactly at the limit is fine... */
+    n = snprintf(data, sizeof(data), "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-P: ");
+    while (n < 256 - 4)
+        data[n++] = 'p';
+    memcpy(data + n, "\r\n\r\n{}", 7);
+    CU_ASSERT_EQUAL(parse_len(data, strlen(data), &lim, 5000, false, &res), 0);
+    CU_ASSERT_STRING_EQUAL(res.body, "{}");
+    dkm_http_response_clear(&res);
+    /* ...one byte more is not, nor a header that never ends. */
+    memmove(data + 30, data + 29, strlen(data + 29) + 1);
+    CU_ASSERT_EQUAL(parse_len(data, strlen(data), &lim, 5000, false, &res),
+                    DKM_E_PROTOCOL);
+    memset(data, 'x', sizeof(data));
+    memcpy(data, "HTTP/1.1 200 OK\r\nX-P: ", 22);
+    CU_ASSERT_EQUAL(parse_len(data, sizeof(data), &lim, 5000, false, &res),
+                    DKM_E_PROTOCOL);
+    /* Too many header lines, each small. */
+    n = snprintf(data, sizeof(data), "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n");
+    for (int i = 0; i <= DKM_HTTP_HEADERS_MAX; i++)
+        n += snprintf(data + n, sizeof(data) - (size_t)n, "A: b\r\n");
+    snprintf(data + n, sizeof(data) - (size_t)n, "\r\n");
+    CU_ASSERT_EQUAL(parse(data, &res), DKM_E_PROTOCOL);
+    CU_ASSERT_PTR_NULL(res.body);
+}
+
+static void test_client_http_deadline(void)
+{
+    struct dkm_http_response res = {0};
+    int64_t t0 = dkm_http_now_ms();
+
+    /* The server says part of the answer and then nothing. */
+    CU_ASSERT_EQUAL(parse_len("HTTP/1.1 200 OK\r\n", 17, NULL, 300, true, &res),
+                    -ETIMEDOUT);
+    CU_ASSERT(dkm_http_now_ms() - t0 >= 290);
+    CU_ASSERT(dkm_http_now_ms() - t0 < 3000);
+    CU_ASSERT_PTR_NULL(res.body);
+}
+
+static int sink_write(void *ctx, const void *buf, size_t len)
+{
+    char *out = ctx;
+    size_t have = strlen(out);
+
+    if (have + len >= 1024)
+        return -ENOBUFS;
+    memcpy(out + have, buf, len);
+    out[have + len] = '\0';
+    return 0;
+}
+
+static void test_client_http_request_bytes(void)
+{
+    char out[1024] = "";
+    struct dkm_http_io io = {.write = sink_write, .ctx = out};
+    char expect[512];
+
+    CU_ASSERT_EQUAL(
+        dkm_http_write_request(&io, "POST", "h.example:8443", "/v1/keys/fetch", "{}", 2),
+        0);
+    snprintf(expect, sizeof(expect),
+             "POST /v1/keys/fetch HTTP/1.1\r\nHost: h.example:8443\r\n"
+             "User-Agent: dkm/%s\r\nAccept: application/json\r\nConnection: close\r\n"
+             "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+             DKM_VERSION);
+    CU_ASSERT_STRING_EQUAL(out, expect);
+
+    /* A POST without a body still says its length; a GET does not. */
+    out[0] = '\0';
+    CU_ASSERT_EQUAL(dkm_http_write_request(&io, "POST", "h", "/v1/x/revoke", NULL, 0), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\r\nContent-Length: 0\r\n\r\n"));
+    CU_ASSERT_PTR_NULL(strstr(out, "Content-Type"));
+    out[0] = '\0';
+    CU_ASSERT_EQUAL(dkm_http_write_request(&io, "GET", "h", "/v1/trust", NULL, 0), 0);
+    CU_ASSERT_PTR_NULL(strstr(out, "Content-Length"));
+
+    /* Nothing that would split the request line or a header is written. */
+    out[0] = '\0';
+    CU_ASSERT_EQUAL(dkm_http_write_request(&io, "GET", "h", "/a b", NULL, 0), -EINVAL);
+    CU_ASSERT_EQUAL(dkm_http_write_request(&io, "GET", "h", "/a\r\nX: y", NULL, 0),
+                    -EINVAL);
+    CU_ASSERT_EQUAL(dkm_http_write_request(&io, "GET", "h", "v1", NULL, 0), -EINVAL);
+    CU_ASSERT_EQUAL(dkm_http_write_request(&io, "G T", "h", "/", NULL, 0), -EINVAL);
+    CU_ASSERT_EQUAL(dkm_http_write_request(&io, "GET", "h\r\nX: y", "/", NULL, 0),
+                    -EINVAL);
+    CU_ASSERT_STRING_EQUAL(out, "");
+}
+
+static void test_client_url_parse(void)
+{
+    struct dkm_http_url u;
+    static const char *const bad[] = {
+        "http://h:1",  "https://",        "https://:1",   "https://h:",
+        "https://h:0", "https://h:65536", "https://h:1x", "https://h/path",
+        "https://u@h", "https://h:1:2",   "https://[::1", "https://[]:1",
+        "https://h h", "ftp://h",         "https://h?x",
+    };
+
+    CU_ASSERT_EQUAL(dkm_http_url_parse("https://dkm.example", 19, &u), 0);
+    CU_ASSERT_STRING_EQUAL(u.host, "dkm.example");
+    CU_ASSERT_EQUAL(u.port, 443);
+    CU_ASSERT_EQUAL(dkm_http_url_parse("https://127.0.0.1:8443/", 23, &u), 0);
+    CU_ASSERT_STRING_EQUAL(u.host, "127.0.0.1");
+    CU_ASSERT_EQUAL(u.port, 8443);
+    CU_ASSERT_EQUAL(dkm_http_url_parse("HTTPS://[::1]:65535", 19, &u), 0);
+    CU_ASSERT_STRING_EQUAL(u.host, "::1");
+    CU_ASSERT_EQUAL(u.port, 65535);
+    /* Only len bytes count: the first URL of a list. */
+    CU_ASSERT_EQUAL(dkm_http_url_parse("https://a:1,https://b:2", 11, &u), 0);
+    CU_ASSERT_STRING_EQUAL(u.host, "a");
+    CU_ASSERT_EQUAL(u.port, 1);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int r = dkm_http_url_parse(bad[i], strlen(bad[i]), &u);
+
+        if (r != -EINVAL)
+            fprintf(stderr, "accepted URL %s\n", bad[i]);
+        CU_ASSERT_EQUAL(r, -EINVAL);
+    }
+}
+
+static void test_client_connect_refused(void)
+{
+    int fd = -1;
+    char path[512];
+
+    /* A Unix socket path where nothing listens: unavailable, named. */
+    snprintf(path, sizeof(path), "%s/nothing.sock", dkm_test_tmpdir());
+    CU_ASSERT_EQUAL(dkm_http_connect_unix(path, dkm_http_deadline(1000), &fd),
+                    DKM_E_UNAVAILABLE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dkm_error_detail(), "nothing.sock"));
+    CU_ASSERT_EQUAL(fd, -1);
+}
+
+static CU_TestInfo http_tests[] = {
+    {"test_client_http_ok", test_client_http_ok},
+    {"test_client_http_large_body_in_pieces", test_client_http_large_body_in_pieces},
+    {"test_client_http_bad_status_line", test_client_http_bad_status_line},
+    {"test_client_http_bad_headers", test_client_http_bad_headers},
+    {"test_client_http_oversized_header", test_client_http_oversized_header},
+    {"test_client_http_deadline", test_client_http_deadline},
+    {"test_client_http_request_bytes", test_client_http_request_bytes},
+    {"test_client_url_parse", test_client_url_parse},
+    {"test_client_connect_refused", test_client_connect_refused},
+    CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+    {"client_http", NULL, NULL, NULL, NULL, http_tests},
+    CU_SUITE_INFO_NULL,
+};
+
+int main(int argc, char **argv)
+{
+    return dkm_test_main(argc, argv, suites);
+}
