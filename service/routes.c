@@ -34,9 +34,10 @@ static void health_reply(struct svc_req *r, bool db_ok, long db_version, const c
     o = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:s}", "status",
                   db_ok ? "ok" : "unavailable", "database", db_ok, "schema_version",
                   (json_int_t)(db_ok ? db_version : (long)st.schema_version), "workers",
-                  (json_int_t)st.workers, "refused_rows", (json_int_t)(st.refused_rows + ks_refused_rows()),
-                  "uptime_s", (json_int_t)st.uptime_s, "connections",
-                  (json_int_t)st.connections, "version", DKM_VERSION);
+                  (json_int_t)st.workers, "refused_rows",
+                  (json_int_t)(st.refused_rows + ks_refused_rows()), "uptime_s",
+                  (json_int_t)st.uptime_s, "connections", (json_int_t)st.connections,
+                  "version", DKM_VERSION);
     if (o != NULL && !db_ok) {
         /* Same shape as every error, so clients need one error parser. */
         json_object_set_new(o, "error", json_string("service unavailable"));
@@ -134,7 +135,10 @@ const struct svc_route svc_routes[] = {
      .flags = SVC_ROUTE_ADMIN,
      .handler = admin_ping_handler},
     /* ---- the key service (keys.h) ---- */
-    {.methods = SVC_GET, .pattern = "/v1/trust", .name = "trust", .handler = ks_trust_handler},
+    {.methods = SVC_GET,
+     .pattern = "/v1/trust",
+     .name = "trust",
+     .handler = ks_trust_handler},
     {.methods = SVC_POST,
      .pattern = "/v1/keys/fetch",
      .name = "fetch",

@@ -177,7 +177,7 @@ static uint8_t *join_record(PGresult *res, int row, int body_col, int sig_col,
         return NULL;
     blen = (size_t)PQgetlength(res, row, body_col);
     slen = (size_t)PQgetlength(res, row, sig_col);
-    if (slen != DKM_SIG_SIZE || blen < KS_RECORD_TAIL || blen > DKM_RECORD_MAX)
+    if (slen != DKM_SIG_SIZE || blen < 6 + DKM_NODE_ID_SIZE || blen > DKM_RECORD_MAX)
         return NULL;
     buf = malloc(blen + slen);
     if (buf == NULL)

@@ -12,6 +12,9 @@
  *                  --group G --version V|current --nonce B64URL
  *
  * Output: "version N" and "key-sha256 HEX". Exit 0, or 1 with a message.
+ * With --search FILE it also reports whether FILE holds the key in any
+ * form a leak would take (raw bytes, hex in either case, base64 and
+ * base64url): "key-in-file no" or "key-in-file yes".
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -50,6 +53,101 @@ static uint8_t *b64(const char *s, size_t *ret_len)
     return buf;
 }
 
+static bool contains(const uint8_t *hay, size_t n, const void *needle, size_t m)
+{
+    for (size_t i = 0; m <= n && i <= n - m; i++)
+        if (memcmp(hay + i, needle, m) == 0)
+            return true;
+    return false;
+}
+
+/* The forms a leaked key takes in a file: hex either case, base64, base64url. */
+static int key_forms(const uint8_t *key, size_t len, char forms[5][256])
+{
+    for (size_t i = 0; i < len; i++) {
+        snprintf(forms[0] + 2 * i, 3, "%02x", key[i]);
+        snprintf(forms[1] + 2 * i, 3, "%02X", key[i]);
+    }
+    EVP_EncodeBlock((unsigned char *)forms[2], key, (int)len);
+    if (dkm_b64url_encode(key, len, forms[3], 256) < 0)
+        return -1;
+    /* Base64 text up to its last full group: what appears inside longer data. */
+    memcpy(forms[4], forms[2], len / 3 * 4);
+    forms[4][len / 3 * 4] = '\0';
+    forms[3][len / 3 * 4] = '\0';
+    return 0;
+}
+
+static int search_buf(const uint8_t *data, size_t n, const uint8_t *key, size_t len)
+{
+    char forms[5][256];
+    int found;
+
+    if (len > 64 || key_forms(key, len, forms) < 0)
+        return -1;
+    found = contains(data, n, key, len);
+    for (int i = 0; i < 5; i++)
+        found |= contains(data, n, forms[i], strlen(forms[i]));
+    return found;
+}
+
+/* 1 when the file holds the key in one of its leak forms, 0 when not, -1 on error. */
+static int search(const char *path, const uint8_t *key, size_t len)
+{
+    uint8_t *data = NULL;
+    size_t n = 0, cap = 0;
+    FILE *f = fopen(path, "rb");
+    int found;
+
+    if (f == NULL)
+        return -1;
+    for (;;) {
+        if (n == cap) {
+            uint8_t *p = realloc(data, cap = cap ? 2 * cap : 65536);
+
+            if (p == NULL) {
+                fclose(f);
+                free(data);
+                return -1;
+            }
+            data = p;
+        }
+        size_t got = fread(data + n, 1, cap - n, f);
+        if (got == 0)
+            break;
+        n += got;
+    }
+    fclose(f);
+    found = search_buf(data, n, key, len);
+    free(data);
+    return found;
+}
+
+/*
+ * The search's own check, in memory only: each leak form embedded in
+ * other bytes is found, and the same bytes without it are not.
+ */
+static bool search_control(const uint8_t *key, size_t len)
+{
+    char forms[5][256];
+    uint8_t buf[600];
+
+    if (len > 64 || key_forms(key, len, forms) < 0)
+        return false;
+    for (int i = -1; i < 5; i++) {
+        const void *form = i < 0 ? (const void *)key : forms[i];
+        size_t flen = i < 0 ? len : strlen(forms[i]);
+
+        memset(buf, '#', sizeof(buf));
+        memcpy(buf + 101, form, flen);
+        if (search_buf(buf, sizeof(buf), key, len) != 1)
+            return false;
+    }
+    memset(buf, '#', sizeof(buf));
+    dkm_memzero(forms, sizeof(forms));
+    return search_buf(buf, sizeof(buf), key, len) == 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -60,10 +158,11 @@ int main(int argc, char **argv)
         {"group", required_argument, NULL, 'g'},
         {"version", required_argument, NULL, 'v'},
         {"nonce", required_argument, NULL, 'n'},
+        {"search", required_argument, NULL, 's'},
         {NULL, 0, NULL, 0},
     };
     const char *tcti = NULL, *pin_hex = NULL, *trust_file = NULL, *resp_file = NULL;
-    const char *group = NULL, *vtext = "current", *nonce_text = NULL;
+    const char *group = NULL, *vtext = "current", *nonce_text = NULL, *search_file = NULL;
     uint8_t pin[DKM_FINGERPRINT_SIZE], nonce[DKM_NONCE_MAX], *resp = NULL;
     size_t len = 0, nonce_len = 0, resp_len = 0, slen = 0;
     struct dkm_server_list list;
@@ -101,6 +200,9 @@ int main(int argc, char **argv)
             break;
         case 'n':
             nonce_text = optarg;
+            break;
+        case 's':
+            search_file = optarg;
             break;
         default:
             return 2;
@@ -193,6 +295,16 @@ int main(int argc, char **argv)
         dkm_hex_encode(digest, sizeof(digest), hex, sizeof(hex)) < 0) {
         rc = fail("cannot hash the key");
         goto done;
+    }
+    if (search_file != NULL) {
+        int found = search(search_file, secret, slen);
+
+        if (found < 0) {
+            fprintf(stderr, "dkm-test-fetch: cannot read %s\n", search_file);
+            goto done;
+        }
+        printf("key-in-file %s\n", found ? "yes" : "no");
+        printf("search-control %s\n", search_control(secret, slen) ? "ok" : "FAILED");
     }
     printf("version %u\nexpires_at %llu\nkey-sha256 %s\n", f.version,
            (unsigned long long)f.expires_at, hex);
