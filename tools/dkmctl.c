@@ -16,34 +16,39 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: dkmctl [--config FILE] [--json] COMMAND [ARGS...]\n"
-            "\n"
-            "Administer dkm, the TPM-rooted key service, and this node's identity.\n"
-            "\n"
-            "Node commands (this machine's TPM):\n"
-            "  node init [--tcti T] [--out FILE] [--ek rsa|ecc]\n"
-            "                          read the TPM's EK, write a node card, print the "
-            "node id\n"
-            "  node show [--in FILE]   print the node card's contents\n"
-            "\n"
-            "Key names:\n"
-            "  uri-hex URI             print the -K value that names URI for\n"
-            "                          openssl enc -DKM-AES-256-GCM\n"
-            "\n"
-            "Service administration (through dkmd's admin socket or admin TLS):\n"
-            "  group create|list|show|rotate|policy|grant|revoke ...\n"
-            "  node authorize|revoke|list ...\n"
-            "  audit ...\n"
-            "\n"
-            "Global options:\n"
-            "  -c, --config FILE       configuration file\n"
-            "  -j, --json              machine-readable output\n"
-            "  -h, --help              show this help (COMMAND --help for a command's)\n"
-            "  -V, --version           show the version\n"
-            "\n"
-            "Exit status: 0 success, 1 failure, 2 usage, 3 configuration, 4 TPM,\n"
-            "5 service unavailable, 6 not authorized, 7 not found.\n");
+    fprintf(
+        out,
+        "Usage: dkmctl [--config FILE] [--json] COMMAND [ARGS...]\n"
+        "\n"
+        "Administer dkm, the TPM-rooted key service, and this node's identity.\n"
+        "\n"
+        "Node commands (this machine's TPM):\n"
+        "  node init [--tcti T] [--out FILE] [--ek rsa|ecc]\n"
+        "                          read the TPM's EK, write a node card, print the "
+        "node id\n"
+        "  node show [--in FILE]   print the node card's contents\n"
+        "\n"
+        "Key names:\n"
+        "  uri-hex URI             print the -K value that names URI for\n"
+        "                          openssl enc -DKM-AES-256-GCM\n"
+        "\n"
+        "Service administration (through dkmd's admin socket):\n"
+        "  group create|list|show|rotate|policy|grant|revoke ...\n"
+        "  node authorize|revoke|list ...\n"
+        "  audit [--limit N] [--after ID]\n"
+        "\n"
+        "Node debugging:\n"
+        "  key fetch GROUP[/VERSION]  fetch, verify and unseal a key as the provider\n"
+        "                          does; prints its version and key id, never the key\n"
+        "\n"
+        "Global options:\n"
+        "  -c, --config FILE       configuration file\n"
+        "  -j, --json              machine-readable output\n"
+        "  -h, --help              show this help (COMMAND --help for a command's)\n"
+        "  -V, --version           show the version\n"
+        "\n"
+        "Exit status: 0 success, 1 failure, 2 usage, 3 configuration, 4 TPM,\n"
+        "5 service unavailable, 6 not authorized, 7 not found.\n");
 }
 
 int dkmctl_exit_code(int r)
@@ -82,15 +87,6 @@ void dkmctl_report(const char *what, int r)
         fprintf(stderr, "dkmctl: %s: %s (%s)\n", what, detail, dkm_strerror(r));
     else
         fprintf(stderr, "dkmctl: %s: %s\n", what, dkm_strerror(r));
-}
-
-static int not_available(const char *cmd)
-{
-    fprintf(stderr,
-            "dkmctl: %s: needs a running dkmd; the service commands are not part of this "
-            "build yet\n",
-            cmd);
-    return DKMCTL_EXIT_FAILURE;
 }
 
 int main(int argc, char **argv)
@@ -140,12 +136,20 @@ int main(int argc, char **argv)
     argv += optind;
     /* Each family parses its own options, from its argv[0]. */
     optind = 0;
+    if (strcmp(cmd, "node") == 0 && argc > 1 &&
+        (strcmp(argv[1], "authorize") == 0 || strcmp(argv[1], "revoke") == 0 ||
+         strcmp(argv[1], "list") == 0))
+        return dkmctl_cmd_node_service(&g, argc, argv);
     if (strcmp(cmd, "node") == 0)
         return dkmctl_cmd_node(&g, argc, argv);
     if (strcmp(cmd, "uri-hex") == 0)
         return dkmctl_cmd_uri_hex(&g, argc, argv);
-    if (strcmp(cmd, "group") == 0 || strcmp(cmd, "audit") == 0)
-        return not_available(cmd);
+    if (strcmp(cmd, "group") == 0)
+        return dkmctl_cmd_group(&g, argc, argv);
+    if (strcmp(cmd, "audit") == 0)
+        return dkmctl_cmd_audit(&g, argc, argv);
+    if (strcmp(cmd, "key") == 0)
+        return dkmctl_cmd_key(&g, argc, argv);
     if (strcmp(cmd, "help") == 0) {
         usage(stdout);
         return DKMCTL_EXIT_OK;

@@ -36,4 +36,11 @@ void dkmctl_report(const char *what, int r);
 int dkmctl_cmd_node(const struct dkmctl_globals *g, int argc, char **argv);
 int dkmctl_cmd_uri_hex(const struct dkmctl_globals *g, int argc, char **argv);
 
+/* Service commands (cmd_admin.c): argv[0] is the family name. */
+int dkmctl_cmd_group(const struct dkmctl_globals *g, int argc, char **argv);
+/* node authorize|revoke|list; argv[1] is the subcommand. */
+int dkmctl_cmd_node_service(const struct dkmctl_globals *g, int argc, char **argv);
+int dkmctl_cmd_audit(const struct dkmctl_globals *g, int argc, char **argv);
+int dkmctl_cmd_key(const struct dkmctl_globals *g, int argc, char **argv);
+
 #endif

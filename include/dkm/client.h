@@ -228,8 +228,9 @@ void dkm_client_key_clear(struct dkm_client_key *k);
 DKM_MUSTCHECK int dkm_client_node_id(struct dkm_client *c, struct dkm_node_id *ret);
 
 /*
- * Call fn for each group with an unexpired entry in the disk cache, each
- * once; stops at fn's first error. 0 without calling fn when no cache
+ * Call fn for each group with an entry in the disk cache (expired ones
+ * included until the cache prunes them), each once; stops at fn's first
+ * error. 0 without calling fn when no cache
  * directory is configured.
  */
 DKM_MUSTCHECK int dkm_client_cached_groups(struct dkm_client *c,
