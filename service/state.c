@@ -95,6 +95,8 @@ const struct ks_node *ks_snapshot_node(const struct ks_snapshot *s,
     struct ks_node key;
 
     key.entry.node_id = *id;
+    if (s->nnodes == 0)
+        return NULL;
     return bsearch(&key, s->nodes, s->nnodes, sizeof(*s->nodes), node_cmp);
 }
 
@@ -102,7 +104,7 @@ const struct ks_group *ks_snapshot_group(const struct ks_snapshot *s, const char
 {
     struct ks_group key;
 
-    if (strlen(name) > DKM_GROUP_MAX)
+    if (strlen(name) > DKM_GROUP_MAX || s->ngroups == 0)
         return NULL;
     strcpy(key.name, name);
     return bsearch(&key, s->groups, s->ngroups, sizeof(*s->groups), group_cmp);
@@ -110,6 +112,8 @@ const struct ks_group *ks_snapshot_group(const struct ks_snapshot *s, const char
 
 bool ks_group_member(const struct ks_group *g, const struct dkm_node_id *id)
 {
+    if (g->nmembers == 0)
+        return false;
     return bsearch(id, g->members, g->nmembers, sizeof(*g->members), id_cmp) != NULL;
 }
 
@@ -117,6 +121,8 @@ const struct ks_version *ks_group_version(const struct ks_group *g, uint32_t ver
 {
     struct ks_version key = {.version = version};
 
+    if (g->nversions == 0)
+        return NULL;
     return bsearch(&key, g->versions, g->nversions, sizeof(*g->versions), version_cmp);
 }
 
@@ -297,7 +303,8 @@ static int load_nodes(struct ks_loader *l, struct ks_snapshot *s)
                      PQgetlength(res, i, 3), PQgetvalue(res, i, 3));
         s->nnodes++;
     }
-    qsort(s->nodes, s->nnodes, sizeof(*s->nodes), node_cmp);
+    if (s->nnodes > 1)
+        qsort(s->nodes, s->nnodes, sizeof(*s->nodes), node_cmp);
     r = 0;
 done:
     PQclear(res);
@@ -358,7 +365,8 @@ static int load_groups(struct ks_loader *l, struct ks_snapshot *s)
         g->policy_len = len;
         s->ngroups++;
     }
-    qsort(s->groups, s->ngroups, sizeof(*s->groups), group_cmp);
+    if (s->ngroups > 1)
+        qsort(s->groups, s->ngroups, sizeof(*s->groups), group_cmp);
     r = 0;
 done:
     PQclear(res);
@@ -410,7 +418,8 @@ static int load_versions(struct ks_loader *l, struct ks_snapshot *s)
     for (size_t i = 0; i < s->ngroups; i++) {
         struct ks_group *g = &s->groups[i];
 
-        qsort(g->versions, g->nversions, sizeof(*g->versions), version_cmp);
+        if (g->nversions > 1)
+            qsort(g->versions, g->nversions, sizeof(*g->versions), version_cmp);
         for (size_t j = 0; j < g->nversions; j++)
             if (g->versions[j].state == KS_ACTIVE)
                 g->current = g->versions[j].version;
@@ -556,7 +565,8 @@ static int load_access(struct ks_loader *l, struct ks_snapshot *s)
         memcpy(g->members[g->nmembers++].bytes, PQgetvalue(res, i, 1), DKM_NODE_ID_SIZE);
     }
     for (size_t i = 0; i < s->ngroups; i++)
-        qsort(s->groups[i].members, s->groups[i].nmembers, DKM_NODE_ID_SIZE, id_cmp);
+        if (s->groups[i].nmembers > 1)
+            qsort(s->groups[i].members, s->groups[i].nmembers, DKM_NODE_ID_SIZE, id_cmp);
     r = 0;
 done:
     PQclear(res);
