@@ -56,6 +56,7 @@ struct dkm_client {
     char *cache_dir;
     char *tls_key;
     char *tls_cert;
+    char *propq;
     bool have_pin;
     uint8_t pin[DKM_FINGERPRINT_SIZE];
     unsigned timeout_ms;
@@ -153,7 +154,8 @@ int dkm_client_new(const struct dkm_client_config *cfg, OSSL_LIB_CTX *libctx,
         (r = dup_opt(cfg->tcti, &c->tcti)) < 0 ||
         (r = dup_opt(cfg->cache_dir, &c->cache_dir)) < 0 ||
         (r = dup_opt(cfg->tls_key, &c->tls_key)) < 0 ||
-        (r = dup_opt(cfg->tls_cert, &c->tls_cert)) < 0)
+        (r = dup_opt(cfg->tls_cert, &c->tls_cert)) < 0 ||
+        (r = dup_opt(cfg->propq, &c->propq)) < 0)
         goto done;
     if (c->service != NULL && (r = parse_urls(c)) < 0)
         goto done;
@@ -190,6 +192,7 @@ void dkm_client_free(struct dkm_client *c)
     free(c->cache_dir);
     free(c->tls_key);
     free(c->tls_cert);
+    free(c->propq);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -215,7 +218,7 @@ static int ssl_ctx(struct dkm_client *c, SSL_CTX **ret)
         *ret = c->ssl;
         return 0;
     }
-    ctx = SSL_CTX_new_ex(c->libctx, NULL, TLS_client_method());
+    ctx = SSL_CTX_new_ex(c->libctx, c->propq, TLS_client_method());
     if (ctx == NULL) {
         r = tls_error(DKM_E_CRYPTO, "cannot create a TLS context");
         goto done;

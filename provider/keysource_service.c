@@ -1,21 +1,132 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The "service" key source: the place where the key service client goes
- * (fetch from dkmd, verify the signed answer against the pinned trust,
- * import and unseal with the local TPM, disk cache for restarts). Until
- * that client is built in, every lookup fails with a clear "no key
- * source" error, so the installed module loads and describes itself but
- * starts no key operation.
+ * The "service" key source: keys from dkmd through the service client
+ * (include/dkm/client.h): the server lists from the pinned trust, a
+ * signed fetch answer made for this node's TPM, import and unseal with
+ * that TPM into secure memory, and the node's disk cache, which also
+ * serves keys (never past their expiry) while no service URL answers.
+ *
+ * One client per provider context, so one TPM context with its lock:
+ * fetches are serialized, which costs nothing on the hot path because the
+ * key cache in front (keycache.c) keeps each key for its policy's TTL.
+ * Groups are listed from the disk cache only: dkmd has no endpoint that
+ * tells a node which groups it may use, and a listing must not need the
+ * network.
+ *
+ * The client needs libssl and jansson; a module linked without them
+ * (DKM_HAVE_SERVICE_CLIENT undefined) keeps the old behaviour of failing
+ * every lookup with a clear "no key source" error.
  */
 #include "keysource.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#ifdef DKM_HAVE_SERVICE_CLIENT
+
+#include "dkm/client.h"
+#include "dkm/log.h"
+#include "dkm/records.h"
+
+struct service_state {
+    const struct dkm_prov_config *cfg; /* outlives the key source */
+    struct dkm_client *client;
+};
+
+static int service_open(const struct dkm_prov_config *cfg, OSSL_LIB_CTX *libctx,
+                        void **ret_state)
+{
+    struct dkm_client_config cc = {
+        .service = cfg->service,
+        .trust = cfg->trust,
+        .tcti = cfg->tcti,
+        .cache_dir = cfg->cache_dir,
+        .tls_key = cfg->tls_key,
+        .tls_cert = cfg->tls_cert,
+        .propq = DKM_PRIVATE_PROPQ,
+    };
+    struct service_state *st;
+    int r;
+
+    st = OPENSSL_zalloc(sizeof(*st));
+    if (st == NULL)
+        return dkm_error_set(-ENOMEM, "out of memory for the key source");
+    st->cfg = cfg;
+    /* Nothing is contacted here: the module loads (and describes itself)
+     * with the service down or not configured. */
+    r = dkm_client_new(&cc, libctx, /* tpm= */ NULL, &st->client);
+    if (r < 0) {
+        OPENSSL_free(st);
+        return r;
+    }
+    *ret_state = st;
+    return 0;
+}
+
+static void service_close(void *state)
+{
+    struct service_state *st = state;
+
+    if (st == NULL)
+        return;
+    dkm_client_free(st->client);
+    OPENSSL_free(st);
+}
+
+static int service_resolve(void *state, const char *group, uint32_t version, uint8_t *key,
+                           struct dkm_key_info *ret_info)
+{
+    struct service_state *st = state;
+    struct dkm_client_key k = {0};
+    struct dkm_key_info info = {0};
+    int r;
+
+    if (st->cfg->service == NULL && st->cfg->cache_dir == NULL)
+        return dkm_error_set(-ENOSYS, "no key service configured: set `service` in the "
+                                      "provider's section or DKM_SERVICE");
+    r = dkm_client_fetch(st->client, group, version, &k);
+    if (r < 0)
+        goto done;
+    if (k.key_len != DKM_KEY_LEN || k.policy.algorithm != DKM_ALG_AES_256_GCM) {
+        r = dkm_error_set(DKM_E_PROTOCOL,
+                          "key %s/%u is not an AES-256-GCM key (%zu bytes, algorithm %u)",
+                          group, k.version, k.key_len, k.policy.algorithm);
+        goto done;
+    }
+    memcpy(key, k.key, DKM_KEY_LEN);
+    info.version = k.version;
+    /* Only an answer about "current" says which version is current. */
+    info.current_version = version == DKM_VERSION_CURRENT ? k.version : 0;
+    info.not_after = k.expires_at;
+    info.ttl = k.policy.cache_ttl;
+    snprintf(info.policy, sizeof(info.policy), "dkmd policy serial %u, cache ttl %us%s%s",
+             k.policy.serial, k.policy.cache_ttl,
+             k.policy.pcr_mask != 0 ? ", sealed to PCRs" : "",
+             k.from_cache ? ", from the disk cache" : "");
+    *ret_info = info;
+    r = 0;
+done:
+    dkm_client_key_clear(&k);
+    return r;
+}
+
+static int service_list(void *state, int (*fn)(void *arg, const char *group), void *arg)
+{
+    struct service_state *st = state;
+
+    return dkm_client_cached_groups(st->client, fn, arg);
+}
+
+#else /* !DKM_HAVE_SERVICE_CLIENT */
 
 static int service_open(const struct dkm_prov_config *cfg, OSSL_LIB_CTX *libctx,
                         void **ret_state)
 {
     (void)libctx;
-    /* The state is the configuration, which outlives the key source. */
     *ret_state = (void *)cfg;
     return 0;
 }
@@ -30,10 +141,9 @@ static int not_available(const struct dkm_prov_config *cfg)
     if (cfg->service == NULL)
         return dkm_error_set(-ENOSYS, "no key service configured: set `service` in the "
                                       "provider's section or DKM_SERVICE");
-    /* SERVICE CLIENT: the fetch + TPM unseal + disk cache client plugs in here. */
     return dkm_error_set(-ENOSYS,
-                         "the key service client is not part of this build: "
-                         "no key source for %s",
+                         "this build of the module has no key service client "
+                         "(libssl and jansson): no key source for %s",
                          cfg->service);
 }
 
@@ -53,6 +163,8 @@ static int service_list(void *state, int (*fn)(void *arg, const char *group), vo
     (void)arg;
     return not_available(state);
 }
+
+#endif
 
 const struct dkm_keysource_ops dkm_keysource_service = {
     .name = DKM_KEYSOURCE_SERVICE,

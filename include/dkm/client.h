@@ -153,6 +153,7 @@ struct dkm_client_config {
     const char *tls_key;      /* optional TLS client key and certificate (PEM) */
     const char *tls_cert;
     unsigned timeout_ms; /* per request and URL; 0: DKM_CLIENT_TIMEOUT_DEFAULT_MS */
+    const char *propq;   /* property query for TLS algorithms, or NULL */
 };
 
 struct dkm_client;

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# The provider's "service" key source end to end: the stock openssl binary
+# loads the built dkm.so through an openssl.cnf in the test's temp dir
+# that points at a real dkmd (swtpm for the server and for the node,
+# PostgreSQL), the pinned trust, the node's TPM and a disk cache.
+# pkeyutl -encrypt/-decrypt round trips under the current version and
+# after a rotation; a node that is not granted is refused; with dkmd
+# stopped, cached keys keep working and an uncached one fails with an
+# error naming the service; a key past its version's expiry is never
+# used from the cache. Also the same through -provider-path.
+#
+# The installed module links the service client only once the provider's
+# build links libssl and jansson and defines DKM_HAVE_SERVICE_CLIENT; while
+# build/provider/dkm.so lacks it, this test compiles the same provider
+# sources with the client into its temp dir and tests that module.
+
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=tests/integration/svc_common.bash
+. "$(dirname "${BASH_SOURCE[0]}")/svc_common.bash"
+# shellcheck source=tests/integration/keys_common.bash
+. "$(dirname "${BASH_SOURCE[0]}")/keys_common.bash"
+it_init client_provider
+
+BUILD=${DKM_BUILD_DIR:?DKM_BUILD_DIR must name the build directory}
+MODDIR=$BUILD/provider
+[ -f "$MODDIR/dkm.so" ] || it_fatal "no provider module in $MODDIR"
+asan=$(ldd "$MODDIR/dkm.so" | awk '/libasan\.so/ {print $3}')
+if [ -n "$asan" ]; then
+    export LD_PRELOAD=$asan
+    export ASAN_OPTIONS=detect_leaks=0
+fi
+
+# The client's trust file name is in every module that carries the client.
+if ! grep -aq 'trust\.lists' "$MODDIR/dkm.so"; then
+    MODDIR=$IT_TMP/module
+    mkdir -p "$MODDIR"
+    flags=(-std=gnu11 -O1 -g -fPIC -fvisibility=hidden -D_GNU_SOURCE
+        "-DDKM_VERSION=\"$("$KEYS_DKMCTL" --version | awk '{print $2}')\""
+        -DDKM_HAVE_SERVICE_CLIENT -I"$IT_SRC/include" -I"$IT_SRC/provider")
+    [ -n "$asan" ] && flags+=(-fsanitize=address,undefined)
+    srcs=()
+    for f in "$IT_SRC"/provider/*.c; do
+        [ "$(basename "$f")" = keysource_test.c ] || srcs+=("$f")
+    done
+    # shellcheck disable=SC2046
+    cc "${flags[@]}" -shared -o "$MODDIR/dkm.so" "${srcs[@]}" \
+        "$BUILD/common/libdkmcommon.a" \
+        $(pkg-config --libs libssl libcrypto jansson tss2-esys tss2-tctildr tss2-mu tss2-rc) \
+        -lpthread -Wl,--version-script="$IT_SRC/provider/provider.map" -Wl,--no-undefined \
+        2>"$IT_TMP/cc.err" || it_fatal "cannot build the module with the client: $(cat "$IT_TMP/cc.err")"
+    it_check "the module with the client exports only OSSL_provider_init" \
+        test "$(nm -D --defined-only "$MODDIR/dkm.so" | awk '$2 == "T" {print $3}')" = \
+        OSSL_provider_init
+fi
+unset DKM_KEYSOURCE DKM_SERVICE DKM_TRUST DKM_TCTI DKM_CACHE_DIR DKM_DEBUG
+
+keys_setup
+keys_init
+svc_start
+CTL=$KEYS_DKMCTL
+cat >"$IT_TMP/dkmctl.cnf" <<CNF
+[dkmctl]
+admin_socket = $SVC_SOCK
+CNF
+ctl() {
+    "$CTL" --config "$IT_TMP/dkmctl.cnf" "$@"
+}
+
+keys_node n1
+keys_node n2
+ctl node authorize "$IT_TMP/n1.card" >/dev/null || it_fatal "authorize n1 failed"
+ctl node authorize "$IT_TMP/n2.card" >/dev/null || it_fatal "authorize n2 failed"
+ctl group create pay --rotate 1h --lifetime 2h --ttl 1m >/dev/null ||
+    it_fatal "group create failed"
+ctl group create other >/dev/null || it_fatal "group create failed"
+ctl group create brief --rotate 6s --lifetime 6s --ttl 1s >/dev/null ||
+    it_fatal "group create failed"
+for g in pay other brief; do
+    ctl group grant $g "${NODE_ID[n1]}" >/dev/null || it_fatal "grant $g failed"
+done
+
+# One openssl.cnf per node.
+node_conf() {
+    local name=$1
+    cat >"$IT_TMP/$name.cnf" <<CNF
+openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+[provider_sect]
+default = default_sect
+dkm = dkm_sect
+[default_sect]
+activate = 1
+[dkm_sect]
+module = $MODDIR/dkm.so
+activate = 1
+service = https://127.0.0.1:$SVC_PORT
+trust = $KEYS_TRUST
+tcti = ${NODE_TCTI[$name]}
+cache_dir = $IT_TMP/cache-$name
+CNF
+}
+node_conf n1
+node_conf n2
+on() {
+    local name=$1
+    shift
+    OPENSSL_CONF=$IT_TMP/$name.cnf "$@"
+}
+
+head -c 1000 /dev/urandom >"$IT_TMP/msg"
+it_check "n1: pkeyutl -encrypt with dkm:pay" \
+    on n1 openssl pkeyutl -encrypt -inkey dkm:pay -in "$IT_TMP/msg" -out "$IT_TMP/blob1"
+it_check "n1: pkeyutl -decrypt gives the message back" \
+    on n1 openssl pkeyutl -decrypt -inkey dkm:pay -in "$IT_TMP/blob1" -out "$IT_TMP/out1"
+it_check "round trip" cmp "$IT_TMP/msg" "$IT_TMP/out1"
+it_check "the key was fetched into the disk cache" test -s "$IT_TMP/cache-n1/pay.1.dkc"
+out=$(on n1 openssl storeutl -text dkm:pay 2>&1)
+it_check "storeutl describes the key (version 1, dkmd policy)" \
+    grep -q "policy:       dkmd policy serial 1, cache ttl 60s" <<<"$out"
+it_check "storeutl names the version" grep -q "version:      1 (current: 1)" <<<"$out"
+
+# Rotation: new data under version 2, version 1 data still opens.
+ctl group rotate pay >/dev/null || it_fatal "rotate failed"
+it_check "after rotate: encrypt" \
+    on n1 openssl pkeyutl -encrypt -inkey dkm:pay -in "$IT_TMP/msg" -out "$IT_TMP/blob2"
+it_check "after rotate: the new blob uses version 2" test -s "$IT_TMP/cache-n1/pay.2.dkc"
+it_check "after rotate: version 1 data still decrypts" \
+    on n1 openssl pkeyutl -decrypt -inkey dkm:pay -in "$IT_TMP/blob1" -out "$IT_TMP/out1b"
+it_check "after rotate: version 2 data decrypts" \
+    on n1 openssl pkeyutl -decrypt -inkey dkm:pay -in "$IT_TMP/blob2" -out "$IT_TMP/out2"
+it_check "both round trips" cmp "$IT_TMP/out1b" "$IT_TMP/out2"
+
+# The same module through -provider-path and the environment.
+it_check "-provider-path and DKM_* environment" env OPENSSL_CONF=/dev/null \
+    DKM_SERVICE="https://127.0.0.1:$SVC_PORT" DKM_TRUST="$KEYS_TRUST" \
+    DKM_TCTI="${NODE_TCTI[n1]}" DKM_CACHE_DIR="$IT_TMP/cache-n1" \
+    openssl pkeyutl -decrypt -provider-path "$MODDIR" -provider dkm -provider default \
+    -inkey dkm:pay -in "$IT_TMP/blob2" -out "$IT_TMP/out2b"
+
+# n2 is authorized but not granted: refused, nothing cached.
+err=$(on n2 openssl pkeyutl -encrypt -inkey dkm:pay -in "$IT_TMP/msg" -out "$IT_TMP/b" 2>&1)
+it_check "n2 (not granted) cannot encrypt" test $? -ne 0
+it_check "n2's refusal says access denied" grep -qi "denied\|forbidden" <<<"$err"
+it_check_fails "n2 cannot decrypt n1's data" \
+    on n2 openssl pkeyutl -decrypt -inkey dkm:pay -in "$IT_TMP/blob1" -out "$IT_TMP/b"
+it_check "n2 has nothing cached" test ! -e "$IT_TMP/cache-n2/pay.1.dkc"
+# A wrong pin: nothing from this service is believed.
+sed -i "s/^trust = .*/trust = $(printf '%064d' 0)/" "$IT_TMP/n2.cnf"
+err=$(on n2 openssl pkeyutl -encrypt -inkey dkm:other -in "$IT_TMP/msg" -out "$IT_TMP/b" 2>&1)
+it_check "a wrong trust pin is refused and named" grep -q "pinned" <<<"$err"
+
+# The service goes away.
+on n1 openssl pkeyutl -encrypt -inkey dkm:brief -in "$IT_TMP/msg" -out "$IT_TMP/blob3" ||
+    it_fail "encrypt under brief"
+it_stop_pid "$SVC_PID" >/dev/null
+it_check "dkmd stopped: cached pay (current = v2) still encrypts" \
+    on n1 openssl pkeyutl -encrypt -inkey dkm:pay -in "$IT_TMP/msg" -out "$IT_TMP/blob4"
+it_check "dkmd stopped: cached v1 data still decrypts" \
+    on n1 openssl pkeyutl -decrypt -inkey dkm:pay -in "$IT_TMP/blob1" -out "$IT_TMP/out5"
+it_check "dkmd stopped: cached v2 data (made offline) decrypts" \
+    on n1 openssl pkeyutl -decrypt -inkey dkm:pay -in "$IT_TMP/blob4" -out "$IT_TMP/out6"
+it_check "offline round trips" cmp "$IT_TMP/msg" "$IT_TMP/out6"
+err=$(on n1 openssl pkeyutl -encrypt -inkey dkm:other -in "$IT_TMP/msg" -out "$IT_TMP/b" 2>&1)
+it_check "dkmd stopped: an uncached key fails" test $? -ne 0
+it_check "the error names the service URL" grep -q "https://127.0.0.1:$SVC_PORT" <<<"$err"
+it_check "the error says why" grep -qi "refused\|unreachable" <<<"$err"
+# brief's only version expires 6 s after creation; the cache never outlives it.
+sleep 7
+it_check_fails "an expired cached version is never used" \
+    on n1 openssl pkeyutl -decrypt -inkey dkm:brief -in "$IT_TMP/blob3" -out "$IT_TMP/b"
+
+# A tampered cache entry is refused, not used.
+svc_start dkmd2
+cp "$IT_TMP/cache-n1/pay.1.dkc" "$IT_TMP/pay.1.saved"
+it_stop_pid "$SVC_PID" >/dev/null
+printf '\x01' | dd of="$IT_TMP/cache-n1/pay.1.dkc" bs=1 seek=100 conv=notrunc 2>/dev/null
+it_check_fails "dkmd stopped: an altered cache entry is refused" \
+    on n1 openssl pkeyutl -decrypt -inkey dkm:pay -in "$IT_TMP/blob1" -out "$IT_TMP/b"
+
+it_finish
