@@ -6,6 +6,8 @@
 # rotated and the state reloaded over and over (NOTIFY dkm_changes); every
 # fetch must answer 200 and the server must stay healthy. Under the
 # sanitizer build this is the check of the snapshot's reference counting.
+# Then the database goes away: fetches, refusals and the trust list are
+# still answered from memory, and admin writes are 503.
 
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -46,8 +48,21 @@ it_check_eq "six rotations happened under load" 7 \
 it_check_eq "the current key after the load is version 7" 7 \
     "$(fetch n1 hot current | sed -n 's/^version //p')"
 it_check_eq "still healthy" ok "$(svc_curl /v1/health | jq -r .status)"
+
+# The hot path needs no database: with PostgreSQL gone, fetches go on.
+d7=$(key_digest n1 hot current)
+it_pg_stop pg
+it_check_eq "database down: the fetch still answers, same key" "$d7" \
+    "$(key_digest n1 hot current)"
+NODE_ID[nobody]=000b$(printf '%064d' 0)
+NODE_TCTI[nobody]=${NODE_TCTI[n1]}
+it_check_eq "database down: refusals still answer 403" 403 "$(fetch_status nobody hot current)"
+admin POST /v1/groups/hot/rotate >/dev/null
+it_check_eq "database down: an admin write is 503" 503 "$(admin_code)"
+it_check_eq "database down: trust is still served" 1 "$(svc_curl /v1/trust | jq '.lists|length')"
+
 it_stop_pid "$SVC_PID"
-it_check_eq "dkmd stops cleanly after the load" 0 "$?"
+it_check_eq "dkmd stops cleanly" 0 "$?"
 it_check "no sanitizer report in the log" sh -c \
     "! grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error' '$IT_TMP/dkmd.log'"
 
