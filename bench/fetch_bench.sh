@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
+# shellcheck disable=SC2119 # keys_setup takes no arguments here
 #
 # Key fetches per second and their latency through dkmd (TLS, 16
 # keep-alive clients, bench/fetch_load.c) next to the database's own

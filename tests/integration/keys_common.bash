@@ -20,6 +20,7 @@
 
 KEYS_FETCH_BIN=${DKM_BUILD_DIR:-$IT_SRC/build}/tests/tools/dkm-test-fetch
 KEYS_DKMCTL=${DKM_BUILD_DIR:-$IT_SRC/build}/tools/dkmctl
+# shellcheck disable=SC2034 # used by the tests that source this file
 declare -A NODE_TCTI NODE_ID NODE_CARD
 
 keys_setup() {
@@ -35,6 +36,7 @@ keys_init() {
     out=$("$SVC_BIN" init --config "$SVC_CONF" 2>"$IT_TMP/init.err") ||
         it_fatal "dkmd init failed: $(cat "$IT_TMP/init.err")"
     KEYS_TRUST=$(sed -n 's/^trust fingerprint //p' <<<"$out")
+    # shellcheck disable=SC2034 # svc_common.bash's variable
     SVC_FPR=$(sed -n 's/^TLS fingerprint SHA256 //p' <<<"$out")
     [ -n "$KEYS_TRUST" ] || it_fatal "dkmd init printed no trust fingerprint: $out"
 }
@@ -46,6 +48,7 @@ keys_node() {
     NODE_ID[$name]=$("$KEYS_DKMCTL" node init --tcti "$SWTPM_TCTI" --out "$card") ||
         it_fatal "dkmctl node init failed for $name"
     # The armor's body is the binary card in base64url, one line per 64 chars.
+    # shellcheck disable=SC2034 # read by the tests
     NODE_CARD[$name]=$(grep -v -- '-----' "$card" | tr -d '\n')
 }
 

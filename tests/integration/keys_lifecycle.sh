@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
+# Helpers run through it_check and take no arguments:
+# shellcheck disable=SC2317,SC2119
 #
 # The key service end to end with real TPMs (one swtpm for the server, one
 # per node) and PostgreSQL: dkmd init (identity, server list v1, trust

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
+# Helpers run through it_check and take no arguments:
+# shellcheck disable=SC2317,SC2119
 #
 # What the key service refuses: a node that is unknown, revoked, or not
 # granted the group gets 403 and leaves an audit record each (written by

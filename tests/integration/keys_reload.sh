@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
+# Helpers run through it_check and take no arguments:
+# shellcheck disable=SC2317,SC2119
 #
 # The state snapshot is swapped while fetches run: 8 keep-alive TLS
 # clients (bench/fetch_load) fetch the current key while the group is

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
+# Helpers run through it_check and take no arguments:
+# shellcheck disable=SC2317,SC2119
 #
 # Key versions over time: the timer rotates a group whose active version
 # is older than the policy's rotation period, an old version stays
