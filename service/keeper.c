@@ -165,23 +165,34 @@ static void audit_free_list(struct audit_rec *a)
     }
 }
 
-/* Write up to AUDIT_BATCH queued records with one INSERT; keep them on failure. */
+/*
+ * Write up to AUDIT_BATCH queued records with one INSERT. On failure the
+ * records stay queued; when the database refused the statement itself
+ * (the connection is fine), the next tries go one record at a time, and a
+ * single record the database refuses is dropped with a log line, so one
+ * bad record cannot hold up the rest. Returns the number written or
+ * dropped, 0 when the queue is empty, or a negative code.
+ */
 static int audit_flush_once(void)
 {
+    static bool one_by_one;
     struct audit_rec *batch, *a;
     const char *values[AUDIT_BATCH * 5];
     char *sql = NULL;
-    size_t n = 0, cap = 128 + AUDIT_BATCH * 40, len;
+    size_t n = 0, cap = 128 + AUDIT_BATCH * 40, len, limit = one_by_one ? 1 : AUDIT_BATCH;
     PGresult *res = NULL;
+    bool written;
     int r = 0;
 
     pthread_mutex_lock(&K.lock);
     batch = K.audit;
-    for (a = batch; a != NULL && n < AUDIT_BATCH; a = a->next)
+    for (a = batch; a != NULL && n < limit; a = a->next)
         n++;
     pthread_mutex_unlock(&K.lock);
-    if (n == 0)
+    if (n == 0) {
+        one_by_one = false;
         return 0;
+    }
     sql = malloc(cap);
     if (sql == NULL)
         return -ENOMEM;
@@ -197,9 +208,18 @@ static int audit_flush_once(void)
             values[5 * i + (size_t)j] = a->f[j];
     }
     res = PQexecParams(K.ctx.conn, sql, (int)(5 * n), NULL, values, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    written = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!written) {
         r = dkm_error_set(DKM_E_DB, "audit write failed: %s", PQresultErrorMessage(res));
-        goto done;
+        if (PQstatus(K.ctx.conn) != CONNECTION_OK)
+            goto done;
+        if (n > 1) {
+            one_by_one = true;
+            goto done;
+        }
+        log_error("audit record dropped (%s %s): %s", batch->f[1],
+                  batch->f[2] ? batch->f[2] : "", dkm_error_detail());
+        one_by_one = false;
     }
     /* Only the writer removes from the head, so batch..a is still ours. */
     pthread_mutex_lock(&K.lock);
@@ -223,15 +243,25 @@ done:
     return r;
 }
 
-static void audit_flush(void)
+/* Write queued records; rounds bounded so a long queue does not hold up admin jobs. */
+static void audit_flush_rounds(int rounds)
 {
     int r;
 
-    do {
+    for (int i = 0; i < rounds; i++) {
         r = audit_flush_once();
-    } while (r == AUDIT_BATCH);
-    if (r < 0)
-        log_error("%s", dkm_error_detail());
+        if (r == 0)
+            return;
+        if (r < 0 && (r == -ENOMEM || PQstatus(K.ctx.conn) != CONNECTION_OK)) {
+            log_error("%s", dkm_error_detail());
+            return;
+        }
+    }
+}
+
+static void audit_flush(void)
+{
+    audit_flush_rounds(50);
 }
 
 /* ---- jobs -------------------------------------------------------------- */
@@ -482,8 +512,9 @@ static void *keeper_main(void *arg)
         if (stop)
             break;
     }
+    /* Graceful stop: every queued record is written (or dropped with a log). */
     if (K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK)
-        audit_flush();
+        audit_flush_rounds(INT32_MAX);
     return NULL;
 }
 

@@ -5,7 +5,8 @@
 #
 # What the key service refuses: a node that is unknown, revoked, or not
 # granted the group gets 403 and leaves an audit record each (written by
-# the batch writer, and flushed on a graceful stop); a database row whose
+# the batch writer, and flushed on a graceful stop; one record the
+# database refuses does not hold up the others); a database row whose
 # signed record was altered (one byte of a sealed copy, one byte of a
 # policy) is refused, never served, and counted in /v1/health.
 
@@ -114,5 +115,16 @@ svc_start dkmd3
 it_check_eq "after a restart the altered rows are still refused" 2 \
     "$(svc_curl /v1/health | jq -r .refused_rows)"
 it_check_eq "... and still not served" 503 "$(fetch_status good alpha current)"
+
+# One record the database refuses does not hold up the others.
+svc_psql "ALTER TABLE audit_log ADD CONSTRAINT test_poison
+          CHECK (detail IS DISTINCT FROM 'revoked node') NOT VALID"
+fetch_status gone alpha current >/dev/null
+fetch_status stranger alpha current >/dev/null
+it_stop_pid "$SVC_PID"
+it_check_eq "a refused audit record does not block the next one" 7 \
+    "$(svc_psql "SELECT count(*) FROM audit_log WHERE actor = '${NODE_ID[stranger]}'")"
+it_check "the refused record is logged" grep -q 'audit record dropped (key.fetch' \
+    "$IT_TMP/dkmd3.log"
 
 it_finish
