@@ -27,11 +27,11 @@ it_init client_provider
 BUILD=${DKM_BUILD_DIR:?DKM_BUILD_DIR must name the build directory}
 MODDIR=$BUILD/provider
 [ -f "$MODDIR/dkm.so" ] || it_fatal "no provider module in $MODDIR"
+# A sanitizer build of the module needs its runtime preloaded into the stock
+# openssl binary (and only there: the TPM tools must not get it).
 asan=$(ldd "$MODDIR/dkm.so" | awk '/libasan\.so/ {print $3}')
-if [ -n "$asan" ]; then
-    export LD_PRELOAD=$asan
-    export ASAN_OPTIONS=detect_leaks=0
-fi
+OSSL_ENV=()
+[ -n "$asan" ] && OSSL_ENV=(LD_PRELOAD="$asan" ASAN_OPTIONS=detect_leaks=0)
 
 # The client's trust file name is in every module that carries the client.
 if ! grep -aq 'trust\.lists' "$MODDIR/dkm.so"; then
@@ -108,7 +108,7 @@ node_conf n2
 on() {
     local name=$1
     shift
-    OPENSSL_CONF=$IT_TMP/$name.cnf "$@"
+    env OPENSSL_CONF="$IT_TMP/$name.cnf" "${OSSL_ENV[@]}" "$@"
 }
 
 head -c 1000 /dev/urandom >"$IT_TMP/msg"
@@ -135,7 +135,7 @@ it_check "after rotate: version 2 data decrypts" \
 it_check "both round trips" cmp "$IT_TMP/out1b" "$IT_TMP/out2"
 
 # The same module through -provider-path and the environment.
-it_check "-provider-path and DKM_* environment" env OPENSSL_CONF=/dev/null \
+it_check "-provider-path and DKM_* environment" env OPENSSL_CONF=/dev/null "${OSSL_ENV[@]}" \
     DKM_SERVICE="https://127.0.0.1:$SVC_PORT" DKM_TRUST="$KEYS_TRUST" \
     DKM_TCTI="${NODE_TCTI[n1]}" DKM_CACHE_DIR="$IT_TMP/cache-n1" \
     openssl pkeyutl -decrypt -provider-path "$MODDIR" -provider dkm -provider default \
