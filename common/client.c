@@ -78,6 +78,18 @@ struct dkm_client {
 
 /* ---- configuration ---- */
 
+/*
+ * Set a new detail that quotes the current one: the detail lives in a
+ * per-thread buffer that dkm_error_set overwrites, so copy it first.
+ */
+static int rewrap(int r, const char *prefix)
+{
+    char prev[512];
+
+    snprintf(prev, sizeof(prev), "%s", dkm_error_detail());
+    return dkm_error_set(r, "%s%s", prefix, prev);
+}
+
 static int dup_opt(const char *s, char **ret)
 {
     *ret = NULL;
@@ -121,7 +133,7 @@ static int parse_urls(struct dkm_client *c)
                                  DKM_CLIENT_URLS_MAX);
         r = dkm_http_url_parse(p, len, &c->urls[c->n_urls]);
         if (r < 0)
-            return dkm_error_set(DKM_E_CONFIG, "service: %s", dkm_error_detail());
+            return rewrap(DKM_E_CONFIG, "service: ");
         c->n_urls++;
         if (comma == NULL)
             break;
@@ -368,7 +380,7 @@ static int exchange(struct dkm_client *c, const struct dkm_http_url *url,
             errno = 0;
             r = tls_want(&t, ok, "TLS handshake");
             if (r < 0) {
-                r = dkm_error_set(DKM_E_UNAVAILABLE, "%s", dkm_error_detail());
+                r = rewrap(DKM_E_UNAVAILABLE, "");
                 goto done;
             }
         }
@@ -633,9 +645,13 @@ static int verify_chain(const uint8_t *pin, uint8_t *const *lists, const size_t 
         return r;
     for (i = first + 1; i < n; i++) {
         r = dkm_server_list_verify_next(&cur, lists[i], lens[i], &next);
-        if (r < 0)
-            return dkm_error_set(r, "server list %zu after the pinned one: %s", i - first,
-                                 dkm_error_detail());
+        if (r < 0) {
+            char prefix[64];
+
+            snprintf(prefix, sizeof(prefix),
+                     "server list %zu after the pinned one: ", i - first);
+            return rewrap(r, prefix);
+        }
         cur = next;
     }
     *ret = cur;
@@ -910,8 +926,11 @@ static int fetch_online(struct dkm_client *c, const char *group, uint32_t versio
             r = check_response(c, rec, rec_len, group, version, nonce, &resp, &policy);
     }
     if (r < 0) {
-        r = dkm_error_set(r, "the key service's answer for %s/%s was refused: %s", group,
-                          vtext, dkm_error_detail());
+        char prefix[128];
+
+        snprintf(prefix, sizeof(prefix),
+                 "the key service's answer for %s/%s was refused: ", group, vtext);
+        r = rewrap(r, prefix);
         goto done;
     }
     r = dkm_dup_decode(resp.blob, resp.blob_len, &blob);
@@ -1033,16 +1052,16 @@ int dkm_client_fetch(struct dkm_client *c, const char *group, uint32_t version,
                  group, ret->version, (unsigned long long)ret->expires_at);
         goto done;
     }
-    if (version == DKM_VERSION_CURRENT)
-        r = dkm_error_set(DKM_E_UNAVAILABLE,
-                          "no key service reachable for %s (%s) and no usable cached "
-                          "key: %s",
-                          group, why, dkm_error_detail());
-    else
-        r = dkm_error_set(DKM_E_UNAVAILABLE,
-                          "no key service reachable for %s/%u (%s) and no usable "
-                          "cached key: %s",
-                          group, version, why, dkm_error_detail());
+    {
+        char prefix[CAUSES_MAX + 160], vtext[16] = "";
+
+        if (version != DKM_VERSION_CURRENT)
+            snprintf(vtext, sizeof(vtext), "/%u", version);
+        snprintf(prefix, sizeof(prefix),
+                 "no key service reachable for %s%s (%s) and no usable cached key: ",
+                 group, vtext, why);
+        r = rewrap(DKM_E_UNAVAILABLE, prefix);
+    }
 done:
     pthread_mutex_unlock(&c->lock);
     return r;

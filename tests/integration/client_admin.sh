@@ -104,6 +104,36 @@ it_check_eq "an unknown version: not found (7)" 7 "$(code fetch_ctl n1 payments/
 err=$(fetch_ctl n1 payments --trust "$(printf '%064d' 0)" 2>&1 >/dev/null)
 it_check "a wrong pin is refused, and says so" grep -q "pinned" <<<"$err"
 
+# Failover: the first URL is dead, the second answers.
+ctl group create ops --ttl 1m >/dev/null || it_fatal "group create ops failed"
+ctl group grant ops "${NODE_ID[n1]}" >/dev/null || it_fatal "grant ops failed"
+dead=$(dkm_pick_ports 1) || it_fatal "no free port"
+out=$(fetch_ctl n1 ops --service "https://127.0.0.1:$dead,https://127.0.0.1:$SVC_PORT")
+it_check_eq "failover: a dead first URL, the second answers" "1 service" \
+    "$(sed -n 's/^version //p; s/^source //p' <<<"$out" | paste -sd' ')"
+it_check "no URL answers, nothing cached in a fresh cache: the URL is named" \
+    grep -q "https://127.0.0.1:$dead: cannot connect" <<<"$(fetch_ctl n2 ops \
+        --service "https://127.0.0.1:$dead" 2>&1 >/dev/null)"
+it_check "no URL answers: n1 uses its cached key and says so" \
+    test "$(fetch_ctl n1 ops --service "https://127.0.0.1:$dead" | sed -n 's/^source //p')" \
+    = "disk cache (service unreachable)"
+
+# TLS below 1.2 is refused, whatever the server offers.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=old \
+    -keyout "$IT_TMP/old.key" -out "$IT_TMP/old.crt" -days 1 2>/dev/null ||
+    it_fatal "cannot make a certificate"
+old=$(dkm_pick_ports 1) || it_fatal "no free port"
+it_daemon old-tls openssl s_server -accept "127.0.0.1:$old" -tls1_1 \
+    -cipher 'DEFAULT@SECLEVEL=0' -cert "$IT_TMP/old.crt" -key "$IT_TMP/old.key" -www
+old_pid=$IT_PID
+dkm_wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$old" 2>/dev/null ||
+    it_fatal "s_server did not start"
+err=$(fetch_ctl n2 ops --service "https://127.0.0.1:$old" 2>&1 >/dev/null)
+it_check_eq "a TLS 1.1 server: unavailable (5)" 5 \
+    "$(code fetch_ctl n2 ops --service "https://127.0.0.1:$old")"
+it_check "a TLS 1.1 server: the handshake is refused" grep -qi "handshake\|protocol" <<<"$err"
+it_stop_pid "$old_pid" >/dev/null
+
 it_check_eq "group revoke" "group payments: node ${NODE_ID[n1]} no longer granted" \
     "$(ctl group revoke payments "${NODE_ID[n1]}")"
 it_check_eq "after the revoke, fetch is denied (6)" 6 "$(code fetch_ctl n1 payments)"
