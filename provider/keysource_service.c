@@ -12,10 +12,6 @@
  * Groups are listed from the disk cache only: dkmd has no endpoint that
  * tells a node which groups it may use, and a listing must not need the
  * network.
- *
- * The client needs libssl and jansson; a module linked without them
- * (DKM_HAVE_SERVICE_CLIENT undefined) keeps the old behaviour of failing
- * every lookup with a clear "no key source" error.
  */
 #include "keysource.h"
 
@@ -25,8 +21,6 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-
-#ifdef DKM_HAVE_SERVICE_CLIENT
 
 #include "dkm/client.h"
 #include "dkm/log.h"
@@ -120,51 +114,6 @@ static int service_list(void *state, int (*fn)(void *arg, const char *group), vo
 
     return dkm_client_cached_groups(st->client, fn, arg);
 }
-
-#else /* !DKM_HAVE_SERVICE_CLIENT */
-
-static int service_open(const struct dkm_prov_config *cfg, OSSL_LIB_CTX *libctx,
-                        void **ret_state)
-{
-    (void)libctx;
-    *ret_state = (void *)cfg;
-    return 0;
-}
-
-static void service_close(void *state)
-{
-    (void)state;
-}
-
-static int not_available(const struct dkm_prov_config *cfg)
-{
-    if (cfg->service == NULL)
-        return dkm_error_set(-ENOSYS, "no key service configured: set `service` in the "
-                                      "provider's section or DKM_SERVICE");
-    return dkm_error_set(-ENOSYS,
-                         "this build of the module has no key service client "
-                         "(libssl and jansson): no key source for %s",
-                         cfg->service);
-}
-
-static int service_resolve(void *state, const char *group, uint32_t version, uint8_t *key,
-                           struct dkm_key_info *ret_info)
-{
-    (void)group;
-    (void)version;
-    (void)key;
-    (void)ret_info;
-    return not_available(state);
-}
-
-static int service_list(void *state, int (*fn)(void *arg, const char *group), void *arg)
-{
-    (void)fn;
-    (void)arg;
-    return not_available(state);
-}
-
-#endif
 
 const struct dkm_keysource_ops dkm_keysource_service = {
     .name = DKM_KEYSOURCE_SERVICE,

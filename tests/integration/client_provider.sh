@@ -10,11 +10,6 @@
 # stopped, cached keys keep working and an uncached one fails with an
 # error naming the service; a key past its version's expiry is never
 # used from the cache. Also the same through -provider-path.
-#
-# The installed module links the service client only once the provider's
-# build links libssl and jansson and defines DKM_HAVE_SERVICE_CLIENT; while
-# build/provider/dkm.so lacks it, this test compiles the same provider
-# sources with the client into its temp dir and tests that module.
 
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -33,28 +28,6 @@ asan=$(ldd "$MODDIR/dkm.so" | awk '/libasan\.so/ {print $3}')
 OSSL_ENV=()
 [ -n "$asan" ] && OSSL_ENV=(LD_PRELOAD="$asan" ASAN_OPTIONS=detect_leaks=0)
 
-# The client's trust file name is in every module that carries the client.
-if ! grep -aq 'trust\.lists' "$MODDIR/dkm.so"; then
-    MODDIR=$IT_TMP/module
-    mkdir -p "$MODDIR"
-    flags=(-std=gnu11 -O1 -g -fPIC -fvisibility=hidden -D_GNU_SOURCE
-        "-DDKM_VERSION=\"$("$KEYS_DKMCTL" --version | awk '{print $2}')\""
-        -DDKM_HAVE_SERVICE_CLIENT -I"$IT_SRC/include" -I"$IT_SRC/provider")
-    [ -n "$asan" ] && flags+=(-fsanitize=address,undefined)
-    srcs=()
-    for f in "$IT_SRC"/provider/*.c; do
-        [ "$(basename "$f")" = keysource_test.c ] || srcs+=("$f")
-    done
-    # shellcheck disable=SC2046
-    cc "${flags[@]}" -shared -o "$MODDIR/dkm.so" "${srcs[@]}" \
-        "$BUILD/common/libdkmcommon.a" \
-        $(pkg-config --libs libssl libcrypto jansson tss2-esys tss2-tctildr tss2-mu tss2-rc) \
-        -lpthread -Wl,--version-script="$IT_SRC/provider/provider.map" -Wl,--no-undefined \
-        2>"$IT_TMP/cc.err" || it_fatal "cannot build the module with the client: $(cat "$IT_TMP/cc.err")"
-    it_check "the module with the client exports only OSSL_provider_init" \
-        test "$(nm -D --defined-only "$MODDIR/dkm.so" | awk '$2 == "T" {print $3}')" = \
-        OSSL_provider_init
-fi
 unset DKM_KEYSOURCE DKM_SERVICE DKM_TRUST DKM_TCTI DKM_CACHE_DIR DKM_DEBUG
 
 keys_setup
