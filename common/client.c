@@ -117,7 +117,9 @@ static int parse_urls(struct dkm_client *c)
 {
     const char *p = c->service;
 
-    while (*p != '\0') {
+    /* Every segment must be a URL: an empty one (",,", a trailing comma) is
+     * a mistake, not something to skip. */
+    for (;;) {
         const char *comma = strchr(p, ',');
         size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
         int r;
@@ -139,8 +141,6 @@ static int parse_urls(struct dkm_client *c)
             break;
         p = comma + 1;
     }
-    if (c->n_urls == 0)
-        return dkm_error_set(DKM_E_CONFIG, "service: no URL");
     return 0;
 }
 
@@ -511,7 +511,7 @@ static int call_locked(struct dkm_client *c, bool admin, const char *method,
     j = json_loadb(res.body, res.body_len, JSON_REJECT_DUPLICATES, NULL);
     if (!json_is_object(j)) {
         r = dkm_error_set(DKM_E_PROTOCOL,
-                          "%s answered %s %s with a body that is not a "
+                          "%s answered 200 to %s %s with a body that is not a "
                           "JSON object",
                           where, method, path);
         goto done;

@@ -8,6 +8,11 @@
  * into the deadline. The server side is a thread writing canned bytes
  * into one end of a socketpair. Also: the request bytes written, and the
  * service URL parser.
+ *
+ * The dkmd client (common/client.c) without a TPM: its configuration
+ * checks, the admin call against an in-test server on a Unix socket (each
+ * status mapped to its code with the server's reason, non-JSON answers
+ * refused, the request as sent), and the listing of cached groups.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -15,7 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include "dkm/file.h"
 
 #include "dkm/client.h"
 #include "unit.h"
@@ -353,6 +362,274 @@ static void test_client_connect_refused(void)
     CU_ASSERT_EQUAL(fd, -1);
 }
 
+/* ---- the dkmd client ---- */
+
+static void test_client_config_checks(void)
+{
+    static const char *const bad_services[] = {
+        "http://a:1",
+        "https://a:1,",
+        "https://a:1,,https://b:2",
+        "https://a:1,http://b:2",
+        "https://a:1,https://b:2,https://c:3,https://d:4,https://e:5,https://f:6,"
+        "https://g:7,https://h:8,https://i:9",
+    };
+    struct dkm_client_config cfg = {0};
+    struct dkm_client *c = NULL;
+
+    cfg.service = "https://a.example:8443, https://b.example";
+    cfg.trust = "sha256:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    CU_ASSERT_EQUAL(dkm_client_new(&cfg, NULL, NULL, &c), 0);
+    dkm_client_free(c);
+    c = NULL;
+    dkm_client_free(NULL);
+    for (size_t i = 0; i < sizeof(bad_services) / sizeof(bad_services[0]); i++) {
+        cfg.service = bad_services[i];
+        CU_ASSERT_EQUAL(dkm_client_new(&cfg, NULL, NULL, &c), DKM_E_CONFIG);
+        CU_ASSERT_PTR_NULL(c);
+    }
+    cfg.service = "https://a:1";
+    cfg.trust = "0011";
+    CU_ASSERT_EQUAL(dkm_client_new(&cfg, NULL, NULL, &c), DKM_E_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dkm_error_detail(), "trust"));
+    cfg.trust = NULL;
+    cfg.tls_key = "key.pem";
+    CU_ASSERT_EQUAL(dkm_client_new(&cfg, NULL, NULL, &c), DKM_E_CONFIG);
+    CU_ASSERT_PTR_NULL(c);
+}
+
+/* A one-answer-per-connection server on a Unix socket. */
+struct fake_dkmd {
+    int fd;
+    const char *const *answers;
+    size_t n;
+    char request[4096]; /* the last request, headers and body */
+    pthread_t thread;
+};
+
+static void *fake_dkmd_run(void *arg)
+{
+    struct fake_dkmd *d = arg;
+
+    for (size_t i = 0; i < d->n; i++) {
+        int cfd = accept(d->fd, NULL, NULL);
+        size_t have = 0;
+
+        if (cfd < 0)
+            break;
+        /* Read the head, then as many body bytes as Content-Length says. */
+        for (;;) {
+            const char *end, *cl;
+            ssize_t n = recv(cfd, d->request + have, sizeof(d->request) - 1 - have, 0);
+
+            if (n <= 0)
+                break;
+            have += (size_t)n;
+            d->request[have] = '\0';
+            end = strstr(d->request, "\r\n\r\n");
+            if (end == NULL)
+                continue;
+            cl = strstr(d->request, "Content-Length: ");
+            if (cl == NULL ||
+                have >= (size_t)(end + 4 - d->request) + strtoul(cl + 16, NULL, 10))
+                break;
+        }
+        (void)!send(cfd, d->answers[i], strlen(d->answers[i]), MSG_NOSIGNAL);
+        close(cfd);
+    }
+    return NULL;
+}
+
+static void fake_dkmd_start(struct fake_dkmd *d, const char *path,
+                            const char *const *answers, size_t n)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+    memset(d, 0, sizeof(*d));
+    d->answers = answers;
+    d->n = n;
+    unlink(path);
+    CU_ASSERT_FATAL(strlen(path) < sizeof(sa.sun_path));
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    d->fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(d->fd >= 0);
+    CU_ASSERT_FATAL(bind(d->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    CU_ASSERT_FATAL(listen(d->fd, 4) == 0);
+    CU_ASSERT_FATAL(pthread_create(&d->thread, NULL, fake_dkmd_run, d) == 0);
+}
+
+static void fake_dkmd_stop(struct fake_dkmd *d)
+{
+    pthread_join(d->thread, NULL);
+    close(d->fd);
+}
+
+static char *answer(const char *status, const char *body)
+{
+    char *s = NULL;
+
+    CU_ASSERT_FATAL(asprintf(&s,
+                             "HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
+                             "Content-Length: %zu\r\n\r\n%s",
+                             status, strlen(body), body) > 0);
+    return s;
+}
+
+static void test_client_admin_call_statuses(void)
+{
+    static const struct {
+        const char *status;
+        const char *body;
+        int code;
+        const char *reason; /* what the error detail must quote */
+    } cases[] = {
+        {"200 OK", "{\"version\": 2}", 0, NULL},
+        {"400 Bad Request", "{\"error\":\"bad request\",\"detail\":\"ttl: too big\"}",
+         -EINVAL, "bad request: ttl: too big"},
+        {"403 Forbidden", "{\"error\":\"forbidden\",\"detail\":\"not granted\"}",
+         DKM_E_DENIED, "forbidden: not granted"},
+        {"404 Not Found", "{\"error\":\"not found\",\"detail\":\"no group g\"}", -ENOENT,
+         "no group g"},
+        {"409 Conflict", "{\"error\":\"conflict\",\"detail\":\"exists\"}", -EEXIST,
+         "exists"},
+        {"410 Gone", "{\"error\":\"expired\",\"detail\":\"version 1\"}", DKM_E_EXPIRED,
+         "version 1"},
+        {"500 Internal Server Error", "{\"error\":\"internal error\"}", DKM_E_PROTOCOL,
+         "internal error"},
+        {"503 Service Unavailable", "{\"error\":\"service unavailable\"}",
+         DKM_E_UNAVAILABLE, NULL},
+        {"413 Payload Too Large", "<html>too large</html>", DKM_E_PROTOCOL, NULL},
+        {"200 OK", "not json", DKM_E_PROTOCOL, "not a JSON object"},
+        {"200 OK", "[1, 2]", DKM_E_PROTOCOL, "not a JSON object"},
+        {"200 OK", "{\"a\": 1, \"a\": 2}", DKM_E_PROTOCOL, "not a JSON object"},
+    };
+    enum { N = sizeof(cases) / sizeof(cases[0]) };
+    char *answers[N];
+    char path[512];
+    struct dkm_client_config cfg = {0};
+    struct dkm_client *c = NULL;
+    struct fake_dkmd d;
+
+    for (size_t i = 0; i < N; i++)
+        answers[i] = answer(cases[i].status, cases[i].body);
+    snprintf(path, sizeof(path), "%s/admin.sock", dkm_test_tmpdir());
+    fake_dkmd_start(&d, path, (const char *const *)answers, N);
+    cfg.admin_socket = path;
+    cfg.timeout_ms = 5000;
+    CU_ASSERT_FATAL(dkm_client_new(&cfg, NULL, NULL, &c) == 0);
+    for (size_t i = 0; i < N; i++) {
+        json_t *body = json_pack("{s:s}", "node_id", "n"), *ret = NULL;
+        int r = dkm_client_call(c, true, "POST", "/v1/groups/g/rotate",
+                                i == 0 ? body : NULL, &ret);
+
+        if (r != cases[i].code)
+            fprintf(stderr, "case %zu: %d (%s)\n", i, r, dkm_error_detail());
+        CU_ASSERT_EQUAL(r, cases[i].code);
+        if (r == 0) {
+            CU_ASSERT_EQUAL(json_integer_value(json_object_get(ret, "version")), 2);
+            /* The request as the server saw it. */
+            CU_ASSERT(strncmp(d.request, "POST /v1/groups/g/rotate HTTP/1.1\r\n", 35) ==
+                      0);
+            CU_ASSERT_PTR_NOT_NULL(
+                strstr(d.request, "Content-Type: application/json\r\n"));
+            CU_ASSERT_PTR_NOT_NULL(strstr(d.request, "\r\n\r\n{\"node_id\":\"n\"}"));
+        } else {
+            CU_ASSERT_PTR_NULL(ret);
+            /* The server's reason reaches the user. */
+            char said[32];
+
+            snprintf(said, sizeof(said), "answered %.3s", cases[i].status);
+            CU_ASSERT_PTR_NOT_NULL(strstr(dkm_error_detail(), said));
+            if (cases[i].reason != NULL)
+                CU_ASSERT_PTR_NOT_NULL(strstr(dkm_error_detail(), cases[i].reason));
+            CU_ASSERT_PTR_NOT_NULL(strstr(dkm_error_detail(), path));
+        }
+        json_decref(ret);
+        json_decref(body);
+    }
+    fake_dkmd_stop(&d);
+    dkm_client_free(c);
+    for (size_t i = 0; i < N; i++)
+        free(answers[i]);
+}
+
+static void test_client_admin_unavailable(void)
+{
+    struct dkm_client_config cfg = {0};
+    struct dkm_client *c = NULL;
+    json_t *ret = NULL;
+    char path[512];
+
+    /* No admin socket configured: a configuration error, nothing sent. */
+    cfg.service = "https://127.0.0.1:1";
+    CU_ASSERT_FATAL(dkm_client_new(&cfg, NULL, NULL, &c) == 0);
+    CU_ASSERT_EQUAL(dkm_client_call(c, true, "GET", "/v1/nodes", NULL, &ret),
+                    DKM_E_CONFIG);
+    dkm_client_free(c);
+    c = NULL;
+    /* Nothing listening: unavailable, naming the socket. */
+    snprintf(path, sizeof(path), "%s/none.sock", dkm_test_tmpdir());
+    cfg.service = NULL;
+    cfg.admin_socket = path;
+    CU_ASSERT_FATAL(dkm_client_new(&cfg, NULL, NULL, &c) == 0);
+    CU_ASSERT_EQUAL(dkm_client_call(c, true, "GET", "/v1/nodes", NULL, &ret),
+                    DKM_E_UNAVAILABLE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dkm_error_detail(), "none.sock"));
+    CU_ASSERT_PTR_NULL(ret);
+    /* And no service configured for a TLS call. */
+    CU_ASSERT_EQUAL(dkm_client_call(c, false, "GET", "/v1/trust", NULL, &ret),
+                    DKM_E_CONFIG);
+    dkm_client_free(c);
+}
+
+static int collect(void *arg, const char *group)
+{
+    char *out = arg;
+
+    strcat(out, group);
+    strcat(out, ";");
+    return 0;
+}
+
+static int stop_at_first(void *arg, const char *group)
+{
+    (void)group;
+    (*(int *)arg)++;
+    return -ECANCELED;
+}
+
+static void test_client_cached_groups(void)
+{
+    static const char *const files[] = {
+        "g.1.dkc",     "g.2.dkc", "a.b.3.dkc", "x.dkc",       "bad!.1.dkc",
+        "h.1.dkc.tmp", "h..dkc",  "cache.key", "trust.lists",
+    };
+    struct dkm_client_config cfg = {0};
+    struct dkm_client *c = NULL;
+    char dir[512], path[600], out[256] = "";
+    int calls = 0;
+
+    snprintf(dir, sizeof(dir), "%s/cache", dkm_test_tmpdir());
+    CU_ASSERT_FATAL(mkdir(dir, 0700) == 0);
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        CU_ASSERT_FATAL(dkm_file_write(path, "x", 1, 0600, false) == 0);
+    }
+    cfg.cache_dir = dir;
+    CU_ASSERT_FATAL(dkm_client_new(&cfg, NULL, NULL, &c) == 0);
+    CU_ASSERT_EQUAL(dkm_client_cached_groups(c, collect, out), 0);
+    /* Each valid group once, whatever the directory order. */
+    CU_ASSERT(strcmp(out, "g;a.b;") == 0 || strcmp(out, "a.b;g;") == 0);
+    CU_ASSERT_EQUAL(dkm_client_cached_groups(c, stop_at_first, &calls), -ECANCELED);
+    CU_ASSERT_EQUAL(calls, 1);
+    dkm_client_free(c);
+    /* No cache directory: nothing to list, no error. */
+    cfg.cache_dir = NULL;
+    CU_ASSERT_FATAL(dkm_client_new(&cfg, NULL, NULL, &c) == 0);
+    CU_ASSERT_EQUAL(dkm_client_cached_groups(c, collect, out), 0);
+    dkm_client_free(c);
+}
+
 static CU_TestInfo http_tests[] = {
     {"test_client_http_ok", test_client_http_ok},
     {"test_client_http_large_body_in_pieces", test_client_http_large_body_in_pieces},
@@ -366,8 +643,17 @@ static CU_TestInfo http_tests[] = {
     CU_TEST_INFO_NULL,
 };
 
+static CU_TestInfo client_tests[] = {
+    {"test_client_config_checks", test_client_config_checks},
+    {"test_client_admin_call_statuses", test_client_admin_call_statuses},
+    {"test_client_admin_unavailable", test_client_admin_unavailable},
+    {"test_client_cached_groups", test_client_cached_groups},
+    CU_TEST_INFO_NULL,
+};
+
 static CU_SuiteInfo suites[] = {
     {"client_http", NULL, NULL, NULL, NULL, http_tests},
+    {"client", NULL, NULL, NULL, NULL, client_tests},
     CU_SUITE_INFO_NULL,
 };
 
