@@ -1042,7 +1042,11 @@ int dkm_client_fetch(struct dkm_client *c, const char *group, uint32_t version,
     r = node_locked(c, &c->node);
     if (r < 0)
         goto done;
-    r = fetch_online(c, group, version, ret);
+    /* A node with only a cache directory works from its cache. */
+    if (c->n_urls == 0)
+        r = dkm_error_set(DKM_E_UNAVAILABLE, "no key service configured");
+    else
+        r = fetch_online(c, group, version, ret);
     if (r != DKM_E_UNAVAILABLE)
         goto done;
     snprintf(why, sizeof(why), "%s", dkm_error_detail());

@@ -16,6 +16,7 @@
 #include "keysource.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +27,54 @@
 #include "dkm/log.h"
 #include "dkm/records.h"
 
+/* Groups whose current version the key source remembers. */
+#define CURRENT_MAX 64
+
+struct current_seen {
+    char group[DKM_GROUP_MAX + 1];
+    uint32_t version;
+};
+
 struct service_state {
     const struct dkm_prov_config *cfg; /* outlives the key source */
     struct dkm_client *client;
+    /* The last answer about each group's "current", so that a lookup of a
+     * given version can say which one is current (0: not known yet). */
+    pthread_mutex_t lock;
+    struct current_seen current[CURRENT_MAX];
+    size_t n_current;
 };
+
+static uint32_t current_get(struct service_state *st, const char *group)
+{
+    uint32_t v = 0;
+
+    pthread_mutex_lock(&st->lock);
+    for (size_t i = 0; i < st->n_current; i++) {
+        if (strcmp(st->current[i].group, group) == 0)
+            v = st->current[i].version;
+    }
+    pthread_mutex_unlock(&st->lock);
+    return v;
+}
+
+static void current_set(struct service_state *st, const char *group, uint32_t version)
+{
+    size_t i;
+
+    pthread_mutex_lock(&st->lock);
+    for (i = 0; i < st->n_current; i++) {
+        if (strcmp(st->current[i].group, group) == 0)
+            break;
+    }
+    if (i == st->n_current && st->n_current < CURRENT_MAX)
+        st->n_current++;
+    if (i < st->n_current) {
+        snprintf(st->current[i].group, sizeof(st->current[i].group), "%s", group);
+        st->current[i].version = version;
+    }
+    pthread_mutex_unlock(&st->lock);
+}
 
 static int service_open(const struct dkm_prov_config *cfg, OSSL_LIB_CTX *libctx,
                         void **ret_state)
@@ -50,10 +95,15 @@ static int service_open(const struct dkm_prov_config *cfg, OSSL_LIB_CTX *libctx,
     if (st == NULL)
         return dkm_error_set(-ENOMEM, "out of memory for the key source");
     st->cfg = cfg;
+    if (pthread_mutex_init(&st->lock, NULL) != 0) {
+        OPENSSL_free(st);
+        return dkm_error_set(-ENOMEM, "cannot create the key source lock");
+    }
     /* Nothing is contacted here: the module loads (and describes itself)
      * with the service down or not configured. */
     r = dkm_client_new(&cc, libctx, /* tpm= */ NULL, &st->client);
     if (r < 0) {
+        pthread_mutex_destroy(&st->lock);
         OPENSSL_free(st);
         return r;
     }
@@ -68,6 +118,7 @@ static void service_close(void *state)
     if (st == NULL)
         return;
     dkm_client_free(st->client);
+    pthread_mutex_destroy(&st->lock);
     OPENSSL_free(st);
 }
 
@@ -94,7 +145,10 @@ static int service_resolve(void *state, const char *group, uint32_t version, uin
     memcpy(key, k.key, DKM_KEY_LEN);
     info.version = k.version;
     /* Only an answer about "current" says which version is current. */
-    info.current_version = version == DKM_VERSION_CURRENT ? k.version : 0;
+    if (version == DKM_VERSION_CURRENT && !k.from_cache)
+        current_set(st, group, k.version);
+    info.current_version =
+        version == DKM_VERSION_CURRENT ? k.version : current_get(st, group);
     info.not_after = k.expires_at;
     info.ttl = k.policy.cache_ttl;
     snprintf(info.policy, sizeof(info.policy), "dkmd policy serial %u, cache ttl %us%s%s",

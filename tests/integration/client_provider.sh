@@ -114,6 +114,25 @@ it_check "-provider-path and DKM_* environment" env OPENSSL_CONF=/dev/null "${OS
     openssl pkeyutl -decrypt -provider-path "$MODDIR" -provider dkm -provider default \
     -inkey dkm:pay -in "$IT_TMP/blob2" -out "$IT_TMP/out2b"
 
+# A TLS client certificate, when configured, is offered; a key that does not
+# match its certificate is a configuration error naming the setting.
+for k in n1 other; do
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$k" \
+        -keyout "$IT_TMP/$k.key" -out "$IT_TMP/$k.crt" -days 1 2>/dev/null ||
+        it_fatal "cannot make a TLS certificate"
+done
+{ cat "$IT_TMP/n1.cnf"; echo "tls_key = $IT_TMP/n1.key"; echo "tls_cert = $IT_TMP/n1.crt"; } \
+    >"$IT_TMP/n1tls.cnf"
+it_check "with a TLS client certificate: a new encryption" \
+    on n1tls openssl pkeyutl -encrypt -inkey dkm:pay -in "$IT_TMP/msg" -out "$IT_TMP/blobt"
+it_check "with a TLS client certificate: decrypts" \
+    on n1tls openssl pkeyutl -decrypt -inkey dkm:pay -in "$IT_TMP/blobt" -out "$IT_TMP/outt"
+sed "s|^tls_key = .*|tls_key = $IT_TMP/other.key|; s|^cache_dir = .*|cache_dir = $IT_TMP/cache-x|" \
+    "$IT_TMP/n1tls.cnf" >"$IT_TMP/n1bad.cnf"
+err=$(on n1bad openssl pkeyutl -encrypt -inkey dkm:pay -in "$IT_TMP/msg" -out "$IT_TMP/b" 2>&1)
+it_check "a TLS key that does not match its certificate: refused, naming tls_key" \
+    grep -q "tls_key" <<<"$err"
+
 # n2 is authorized but not granted: refused, nothing cached.
 err=$(on n2 openssl pkeyutl -encrypt -inkey dkm:pay -in "$IT_TMP/msg" -out "$IT_TMP/b" 2>&1)
 it_check "n2 (not granted) cannot encrypt" test $? -ne 0
@@ -137,6 +156,9 @@ it_check "dkmd stopped: cached v1 data still decrypts" \
 it_check "dkmd stopped: cached v2 data (made offline) decrypts" \
     on n1 openssl pkeyutl -decrypt -inkey dkm:pay -in "$IT_TMP/blob4" -out "$IT_TMP/out6"
 it_check "offline round trips" cmp "$IT_TMP/msg" "$IT_TMP/out6"
+grep -v '^service = ' "$IT_TMP/n1.cnf" >"$IT_TMP/n1cache.cnf"
+it_check "a node configured with only a cache directory uses its cache" \
+    on n1cache openssl pkeyutl -decrypt -inkey dkm:pay -in "$IT_TMP/blob1" -out "$IT_TMP/out7"
 err=$(on n1 openssl pkeyutl -encrypt -inkey dkm:other -in "$IT_TMP/msg" -out "$IT_TMP/b" 2>&1)
 it_check "dkmd stopped: an uncached key fails" test $? -ne 0
 it_check "the error names the service URL" grep -q "https://127.0.0.1:$SVC_PORT" <<<"$err"
