@@ -28,75 +28,7 @@
 #include "dkm/secmem.h"
 #include "dkm/uri.h"
 
-#define DEFAULT_SOCKET "/run/dkm/dkmd.sock"
-#define DEFAULT_ROTATE (30u * 86400u)
-#define DEFAULT_LIFETIME (90u * 86400u)
-#define DEFAULT_TTL 300u
 #define CARD_FILE_MAX 65536
-
-/* Settings shared by the service commands: option, else config, else env. */
-struct svc_opts {
-    const char *socket;
-    const char *service;
-    const char *trust;
-    const char *tcti;
-    const char *cache_dir;
-    bool json;
-};
-
-enum {
-    OPT_SOCKET = 0x100,
-    OPT_SERVICE,
-    OPT_TRUST,
-    OPT_TCTI,
-    OPT_CACHE_DIR,
-    OPT_ROTATE,
-    OPT_LIFETIME,
-    OPT_TTL,
-    OPT_PCR,
-    OPT_PCR_VALUES,
-    OPT_ROLE,
-    OPT_LIMIT,
-    OPT_AFTER,
-};
-
-#define COMMON_OPTIONS                                                                   \
-    {"socket", required_argument, NULL, OPT_SOCKET}, {"json", no_argument, NULL, 'j'},   \
-    {                                                                                    \
-        "help", no_argument, NULL, 'h'                                                   \
-    }
-
-static void usage_group(FILE *out)
-{
-    fprintf(out,
-            "Usage: dkmctl group create NAME [--rotate D] [--lifetime D] [--ttl D]\n"
-            "                               [--pcr N[,N...] --pcr-values HEX]\n"
-            "       dkmctl group list\n"
-            "       dkmctl group show NAME\n"
-            "       dkmctl group rotate NAME\n"
-            "       dkmctl group policy NAME [--rotate D] [--lifetime D] [--ttl D]\n"
-            "                               [--pcr N[,N...] --pcr-values HEX]\n"
-            "       dkmctl group grant NAME NODE_ID\n"
-            "       dkmctl group revoke NAME NODE_ID\n"
-            "\n"
-            "Manage key groups through dkmd's admin socket.\n"
-            "  create    new group with version 1 active\n"
-            "  rotate    make a new version current (older ones stay usable for\n"
-            "            decryption until their lifetime ends)\n"
-            "  policy    change the group's policy (only the options given)\n"
-            "  grant     let a node fetch the group's keys; revoke takes it back\n"
-            "\n"
-            "  --rotate D      rotation period (default 30d)\n"
-            "  --lifetime D    lifetime of a version from its creation (default 90d)\n"
-            "  --ttl D         how long a node keeps a key in memory (default 5m)\n"
-            "                  D is seconds, or a number with s, m, h, d or w\n"
-            "  --pcr LIST      seal keys to these SHA-256 PCRs (0..23)\n"
-            "  --pcr-values HEX  their values, 64 hex digits per PCR, ascending\n"
-            "  --socket PATH   admin socket (default: admin_socket in [dkmctl] of\n"
-            "                  --config, else $DKM_ADMIN_SOCKET, else " DEFAULT_SOCKET
-            ")\n"
-            "  --json          print the server's JSON answer\n");
-}
 
 static void usage_node(FILE *out)
 {
@@ -143,7 +75,7 @@ static void usage_key(FILE *out)
 }
 
 /* Fill unset settings from the [dkmctl] section, then the environment. */
-static int load_settings(const struct dkmctl_globals *g, struct svc_opts *o,
+static int load_settings(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
                          struct dkm_config **ret_cfg)
 {
     static const struct {
@@ -151,11 +83,11 @@ static int load_settings(const struct dkmctl_globals *g, struct svc_opts *o,
         const char *env;
         size_t off;
     } map[] = {
-        {"admin_socket", "DKM_ADMIN_SOCKET", offsetof(struct svc_opts, socket)},
-        {"service", "DKM_SERVICE", offsetof(struct svc_opts, service)},
-        {"trust", "DKM_TRUST", offsetof(struct svc_opts, trust)},
-        {"tcti", "DKM_TCTI", offsetof(struct svc_opts, tcti)},
-        {"cache_dir", "DKM_CACHE_DIR", offsetof(struct svc_opts, cache_dir)},
+        {"admin_socket", "DKM_ADMIN_SOCKET", offsetof(struct dkmctl_svc_opts, socket)},
+        {"service", "DKM_SERVICE", offsetof(struct dkmctl_svc_opts, service)},
+        {"trust", "DKM_TRUST", offsetof(struct dkmctl_svc_opts, trust)},
+        {"tcti", "DKM_TCTI", offsetof(struct dkmctl_svc_opts, tcti)},
+        {"cache_dir", "DKM_CACHE_DIR", offsetof(struct dkmctl_svc_opts, cache_dir)},
     };
     struct dkm_config *cfg = NULL;
     int r;
@@ -184,14 +116,14 @@ static int load_settings(const struct dkmctl_globals *g, struct svc_opts *o,
             *f = v;
     }
     if (o->socket == NULL)
-        o->socket = DEFAULT_SOCKET;
+        o->socket = DKMCTL_DEFAULT_SOCKET;
     if (g->json)
         o->json = true;
     *ret_cfg = cfg;
     return 0;
 }
 
-static int open_client(const struct dkmctl_globals *g, struct svc_opts *o,
+static int open_client(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
                        struct dkm_config **ret_cfg, struct dkm_client **ret)
 {
     struct dkm_client_config cc = {0};
@@ -217,7 +149,7 @@ static int print_json(json_t *obj)
 }
 
 /* "1700000000" -> "2023-11-14 22:13:20Z"; "-" for absent. */
-static const char *fmt_time(const json_t *v, char *buf, size_t size)
+const char *dkmctl_fmt_time(const json_t *v, char *buf, size_t size)
 {
     time_t t;
     struct tm tm;
@@ -230,7 +162,7 @@ static const char *fmt_time(const json_t *v, char *buf, size_t size)
     return buf;
 }
 
-static const char *fmt_duration(const json_t *v, char *buf, size_t size)
+const char *dkmctl_fmt_duration(const json_t *v, char *buf, size_t size)
 {
     static const struct {
         long long s;
@@ -251,120 +183,25 @@ static const char *fmt_duration(const json_t *v, char *buf, size_t size)
     return buf;
 }
 
-static const char *str(const json_t *o, const char *k)
+const char *dkmctl_jstr(const json_t *o, const char *k)
 {
     const char *s = json_string_value(json_object_get(o, k));
 
     return s != NULL ? s : "-";
 }
 
-static long long num(const json_t *o, const char *k)
+long long dkmctl_jnum(const json_t *o, const char *k)
 {
     return (long long)json_integer_value(json_object_get(o, k));
 }
 
-/* Seconds, or a number with a unit s/m/h/d/w. */
-static int parse_duration(const char *opt, const char *s, json_int_t *ret)
-{
-    unsigned long long n = 0, mult = 1;
-    const char *p = s;
-
-    if (*p < '0' || *p > '9')
-        goto bad;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        n = n * 10 + (unsigned long long)(*p - '0');
-        if (n > 100000000000ULL)
-            goto bad;
-    }
-    if (*p != '\0') {
-        switch (*p) {
-        case 's':
-            break;
-        case 'm':
-            mult = 60;
-            break;
-        case 'h':
-            mult = 3600;
-            break;
-        case 'd':
-            mult = 86400;
-            break;
-        case 'w':
-            mult = 604800;
-            break;
-        default:
-            goto bad;
-        }
-        if (p[1] != '\0')
-            goto bad;
-    }
-    if (n == 0)
-        goto bad;
-    *ret = (json_int_t)(n * mult);
-    return 0;
-bad:
-    return dkm_error_set(-EINVAL,
-                         "--%s: expected a duration such as 3600, 90m, 12h, 30d, "
-                         "got \"%.32s\"",
-                         opt, s);
-}
-
-static int parse_pcrs(const char *s, json_int_t *ret_mask)
-{
-    unsigned long mask = 0;
-    const char *p = s;
-
-    while (*p != '\0') {
-        char *end = NULL;
-        unsigned long v;
-
-        if (*p < '0' || *p > '9')
-            goto bad;
-        v = strtoul(p, &end, 10);
-        if (v > 23 || (*end != ',' && *end != '\0'))
-            goto bad;
-        mask |= 1ul << v;
-        p = *end == ',' ? end + 1 : end;
-    }
-    if (mask == 0)
-        goto bad;
-    *ret_mask = (json_int_t)mask;
-    return 0;
-bad:
-    return dkm_error_set(-EINVAL,
-                         "--pcr: expected PCR numbers 0..23 separated by commas");
-}
-
-static int set_pcr_values(json_t *body, const char *hex, json_int_t mask)
-{
-    uint8_t values[24 * 32];
-    char b64[1100];
-    size_t len = 0, nbits = 0;
-    int r;
-
-    for (unsigned b = 0; b < 24; b++)
-        nbits += ((unsigned long)mask >> b) & 1u;
-    if (hex == NULL)
-        return dkm_error_set(-EINVAL, "--pcr needs --pcr-values (64 hex digits per PCR)");
-    r = dkm_hex_decode(hex, strlen(hex), values, sizeof(values), &len);
-    if (r < 0 || len != 32 * nbits)
-        return dkm_error_set(
-            -EINVAL, "--pcr-values: expected %zu hex digits (64 per PCR)", 64 * nbits);
-    r = dkm_b64url_encode(values, len, b64, sizeof(b64));
-    if (r < 0)
-        return r;
-    if (json_object_set_new(body, "pcr_values", json_string(b64)) < 0)
-        return dkm_error_set(-ENOMEM, "out of memory");
-    return 0;
-}
-
-static int report(const char *what, int r)
+int dkmctl_fail(const char *what, int r)
 {
     dkmctl_report(what, r);
     return dkmctl_exit_code(r);
 }
 
-static int usage_error(void (*usage)(FILE *), const char *msg)
+int dkmctl_usage_error(void (*usage)(FILE *), const char *msg)
 {
     if (msg != NULL)
         fprintf(stderr, "dkmctl: %s\n", msg);
@@ -373,7 +210,7 @@ static int usage_error(void (*usage)(FILE *), const char *msg)
 }
 
 /* Run one admin call and print its answer with printer (or as JSON). */
-static int admin_call(const struct dkmctl_globals *g, struct svc_opts *o,
+int dkmctl_admin_call(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
                       const char *what, const char *method, const char *path,
                       json_t *body, void (*printer)(const json_t *ans, const void *arg),
                       const void *arg)
@@ -396,90 +233,12 @@ static int admin_call(const struct dkmctl_globals *g, struct svc_opts *o,
     json_decref(body);
     dkm_client_free(c);
     dkm_config_free(cfg);
-    return r < 0 ? report(what, r) : DKMCTL_EXIT_OK;
+    return r < 0 ? dkmctl_fail(what, r) : DKMCTL_EXIT_OK;
 }
 
 /* ---- printers ---- */
 
-static void print_created(const json_t *a, const void *arg)
-{
-    (void)arg;
-    printf("group %s created, version %lld is current\n", str(a, "group"),
-           num(a, "version"));
-}
-
-static void print_policy(const json_t *p)
-{
-    char b1[32], b2[32], b3[32], b4[48];
-
-    printf("policy:    serial %lld, rotate every %s, versions live %s, cache ttl %s",
-           num(p, "serial"),
-           fmt_duration(json_object_get(p, "rotation_period"), b1, sizeof(b1)),
-           fmt_duration(json_object_get(p, "version_lifetime"), b2, sizeof(b2)),
-           fmt_duration(json_object_get(p, "cache_ttl"), b3, sizeof(b3)));
-    if (num(p, "pcr_mask") != 0)
-        printf(", PCR mask 0x%06llx", num(p, "pcr_mask"));
-    printf("\n           since %s\n",
-           fmt_time(json_object_get(p, "created_at"), b4, sizeof(b4)));
-}
-
-static void print_group_list(const json_t *a, const void *arg)
-{
-    const json_t *groups = json_object_get(a, "groups"), *gr;
-    char b1[32], b2[32], b3[32];
-    size_t i;
-
-    (void)arg;
-    printf("%-24s %7s %8s %8s %8s %6s\n", "GROUP", "CURRENT", "VERSIONS", "ROTATE",
-           "LIFETIME", "TTL");
-    json_array_foreach(groups, i, gr)
-    {
-        const json_t *p = json_object_get(gr, "policy");
-
-        printf("%-24s %7lld %8lld %8s %8s %6s\n", str(gr, "name"),
-               num(gr, "current_version"), num(gr, "versions"),
-               fmt_duration(json_object_get(p, "rotation_period"), b1, sizeof(b1)),
-               fmt_duration(json_object_get(p, "version_lifetime"), b2, sizeof(b2)),
-               fmt_duration(json_object_get(p, "cache_ttl"), b3, sizeof(b3)));
-    }
-}
-
-static void print_group_show(const json_t *a, const void *arg)
-{
-    const json_t *v, *m;
-    char b1[48], b2[48];
-    size_t i;
-
-    (void)arg;
-    printf("group:     %s\n", str(a, "name"));
-    print_policy(json_object_get(a, "policy"));
-    printf("versions:\n");
-    json_array_foreach(json_object_get(a, "versions"), i, v)
-    {
-        printf("  %-6lld %-13s created %s  expires %s\n", num(v, "version"),
-               str(v, "state"),
-               fmt_time(json_object_get(v, "created_at"), b1, sizeof(b1)),
-               fmt_time(json_object_get(v, "expires_at"), b2, sizeof(b2)));
-    }
-    printf("members:%s\n",
-           json_array_size(json_object_get(a, "members")) == 0 ? " none" : "");
-    json_array_foreach(json_object_get(a, "members"), i, m)
-    {
-        printf("  %s\n", json_string_value(m) != NULL ? json_string_value(m) : "?");
-    }
-}
-
-static void print_rotated(const json_t *a, const void *arg)
-{
-    printf("group %s: version %lld is current\n", (const char *)arg, num(a, "version"));
-}
-
-static void print_policy_serial(const json_t *a, const void *arg)
-{
-    printf("group %s: policy serial %lld\n", (const char *)arg, num(a, "serial"));
-}
-
-static void print_done(const json_t *a, const void *arg)
+void dkmctl_print_done(const json_t *a, const void *arg)
 {
     (void)a;
     printf("%s\n", (const char *)arg);
@@ -488,7 +247,7 @@ static void print_done(const json_t *a, const void *arg)
 static void print_node_id(const json_t *a, const void *arg)
 {
     (void)arg;
-    printf("%s\n", str(a, "node_id"));
+    printf("%s\n", dkmctl_jstr(a, "node_id"));
 }
 
 static void print_node_list(const json_t *a, const void *arg)
@@ -502,11 +261,11 @@ static void print_node_list(const json_t *a, const void *arg)
            "REVOKED", "HOSTNAME");
     json_array_foreach(json_object_get(a, "nodes"), i, n)
     {
-        printf("%-68s %-6s %-3s %-20s %-20s %s\n", str(n, "node_id"), str(n, "role"),
-               str(n, "ek_type"),
-               fmt_time(json_object_get(n, "authorized_at"), b1, sizeof(b1)),
-               fmt_time(json_object_get(n, "revoked_at"), b2, sizeof(b2)),
-               str(n, "hostname"));
+        printf("%-68s %-6s %-3s %-20s %-20s %s\n", dkmctl_jstr(n, "node_id"),
+               dkmctl_jstr(n, "role"), dkmctl_jstr(n, "ek_type"),
+               dkmctl_fmt_time(json_object_get(n, "authorized_at"), b1, sizeof(b1)),
+               dkmctl_fmt_time(json_object_get(n, "revoked_at"), b2, sizeof(b2)),
+               dkmctl_jstr(n, "hostname"));
     }
 }
 
@@ -519,126 +278,22 @@ static void print_audit(const json_t *a, const void *arg)
     (void)arg;
     json_array_foreach(json_object_get(a, "records"), i, rec)
     {
-        printf("%lld %s %s %s %s %s %s\n", num(rec, "id"),
-               fmt_time(json_object_get(rec, "at"), b, sizeof(b)), str(rec, "actor"),
-               str(rec, "action"), str(rec, "target"), str(rec, "outcome"),
-               str(rec, "detail"));
+        printf("%lld %s %s %s %s %s %s\n", dkmctl_jnum(rec, "id"),
+               dkmctl_fmt_time(json_object_get(rec, "at"), b, sizeof(b)),
+               dkmctl_jstr(rec, "actor"), dkmctl_jstr(rec, "action"),
+               dkmctl_jstr(rec, "target"), dkmctl_jstr(rec, "outcome"),
+               dkmctl_jstr(rec, "detail"));
     }
 }
 
 /* ---- group ---- */
 
-static int check_group(const char *name)
-{
-    if (!dkm_group_valid(name, strlen(name)))
-        return dkm_error_set(-EINVAL,
-                             "invalid group name \"%.80s\" (1-64 of "
-                             "[A-Za-z0-9._-])",
-                             name);
-    return 0;
-}
-
-static int group_policy_cmd(const struct dkmctl_globals *g, int argc, char **argv,
-                            bool create)
-{
-    static const struct option options[] = {
-        COMMON_OPTIONS,
-        {"rotate", required_argument, NULL, OPT_ROTATE},
-        {"lifetime", required_argument, NULL, OPT_LIFETIME},
-        {"ttl", required_argument, NULL, OPT_TTL},
-        {"pcr", required_argument, NULL, OPT_PCR},
-        {"pcr-values", required_argument, NULL, OPT_PCR_VALUES},
-        {NULL, 0, NULL, 0},
-    };
-    struct svc_opts o = {0};
-    json_int_t rotate = DEFAULT_ROTATE, lifetime = DEFAULT_LIFETIME, ttl = DEFAULT_TTL;
-    json_int_t mask = 0;
-    bool has_rotate = false, has_lifetime = false, has_ttl = false;
-    const char *pcr_values = NULL, *name;
-    char path[128];
-    json_t *body = NULL;
-    int c, r = 0;
-
-    while ((c = getopt_long(argc, argv, "jh", options, NULL)) != -1) {
-        switch (c) {
-        case OPT_SOCKET:
-            o.socket = optarg;
-            break;
-        case 'j':
-            o.json = true;
-            break;
-        case 'h':
-            usage_group(stdout);
-            return DKMCTL_EXIT_OK;
-        case OPT_ROTATE:
-            r = parse_duration("rotate", optarg, &rotate);
-            has_rotate = true;
-            break;
-        case OPT_LIFETIME:
-            r = parse_duration("lifetime", optarg, &lifetime);
-            has_lifetime = true;
-            break;
-        case OPT_TTL:
-            r = parse_duration("ttl", optarg, &ttl);
-            has_ttl = true;
-            break;
-        case OPT_PCR:
-            r = parse_pcrs(optarg, &mask);
-            break;
-        case OPT_PCR_VALUES:
-            pcr_values = optarg;
-            break;
-        default:
-            return usage_error(usage_group, NULL);
-        }
-        if (r < 0)
-            return report(create ? "group create" : "group policy", r);
-    }
-    if (optind + 1 != argc)
-        return usage_error(usage_group, "expected one group name");
-    name = argv[optind];
-    r = check_group(name);
-    if (r < 0)
-        return report("group", r);
-    body = json_object();
-    if (body == NULL)
-        return report("group", -ENOMEM);
-    if (create)
-        json_object_set_new(body, "name", json_string(name));
-    if (create || has_rotate)
-        json_object_set_new(body, "rotation_period", json_integer(rotate));
-    if (create || has_lifetime)
-        json_object_set_new(body, "version_lifetime", json_integer(lifetime));
-    if (create || has_ttl)
-        json_object_set_new(body, "cache_ttl", json_integer(ttl));
-    if (mask != 0) {
-        json_object_set_new(body, "pcr_mask", json_integer(mask));
-        r = set_pcr_values(body, pcr_values, mask);
-    } else if (pcr_values != NULL) {
-        r = dkm_error_set(-EINVAL, "--pcr-values needs --pcr");
-    }
-    if (r < 0) {
-        json_decref(body);
-        return report("group", r);
-    }
-    if (!create && json_object_size(body) == 0) {
-        json_decref(body);
-        return usage_error(usage_group, "group policy: nothing to change");
-    }
-    if (create)
-        return admin_call(g, &o, "group create", "POST", "/v1/groups", body,
-                          print_created, NULL);
-    snprintf(path, sizeof(path), "/v1/groups/%s/policy", name);
-    return admin_call(g, &o, "group policy", "PUT", path, body, print_policy_serial,
-                      name);
-}
-
 /* Parse the common options; returns -1 to go on, else an exit code. */
-static int simple_options(int argc, char **argv, struct svc_opts *o,
+int dkmctl_simple_options(int argc, char **argv, struct dkmctl_svc_opts *o,
                           void (*usage)(FILE *), int nargs)
 {
     static const struct option options[] = {
-        COMMON_OPTIONS,
+        DKMCTL_SVC_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -655,78 +310,12 @@ static int simple_options(int argc, char **argv, struct svc_opts *o,
             usage(stdout);
             return DKMCTL_EXIT_OK;
         default:
-            return usage_error(usage, NULL);
+            return dkmctl_usage_error(usage, NULL);
         }
     }
     if (argc - optind != nargs)
-        return usage_error(usage, "wrong number of arguments");
+        return dkmctl_usage_error(usage, "wrong number of arguments");
     return -1;
-}
-
-int dkmctl_cmd_group(const struct dkmctl_globals *g, int argc, char **argv)
-{
-    const char *sub = argc > 1 ? argv[1] : NULL;
-    struct svc_opts o = {0};
-    char path[256], msg[256];
-    json_t *body;
-    int e, r;
-
-    if (sub == NULL)
-        return usage_error(usage_group, NULL);
-    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 ||
-        strcmp(sub, "help") == 0) {
-        usage_group(stdout);
-        return DKMCTL_EXIT_OK;
-    }
-    argc--;
-    argv++;
-    optind = 0;
-    if (strcmp(sub, "create") == 0)
-        return group_policy_cmd(g, argc, argv, true);
-    if (strcmp(sub, "policy") == 0)
-        return group_policy_cmd(g, argc, argv, false);
-    if (strcmp(sub, "list") == 0) {
-        if ((e = simple_options(argc, argv, &o, usage_group, 0)) >= 0)
-            return e;
-        return admin_call(g, &o, "group list", "GET", "/v1/groups", NULL,
-                          print_group_list, NULL);
-    }
-    if (strcmp(sub, "show") == 0 || strcmp(sub, "rotate") == 0) {
-        if ((e = simple_options(argc, argv, &o, usage_group, 1)) >= 0)
-            return e;
-        if ((r = check_group(argv[optind])) < 0)
-            return report("group", r);
-        if (strcmp(sub, "show") == 0) {
-            snprintf(path, sizeof(path), "/v1/groups/%s", argv[optind]);
-            return admin_call(g, &o, "group show", "GET", path, NULL, print_group_show,
-                              NULL);
-        }
-        snprintf(path, sizeof(path), "/v1/groups/%s/rotate", argv[optind]);
-        return admin_call(g, &o, "group rotate", "POST", path, NULL, print_rotated,
-                          argv[optind]);
-    }
-    if (strcmp(sub, "grant") == 0 || strcmp(sub, "revoke") == 0) {
-        struct dkm_node_id id;
-        char hex[DKM_NODE_ID_HEX_SIZE];
-
-        if ((e = simple_options(argc, argv, &o, usage_group, 2)) >= 0)
-            return e;
-        if ((r = check_group(argv[optind])) < 0 ||
-            (r = dkm_node_id_parse(argv[optind + 1], &id)) < 0)
-            return report(sub, r);
-        dkm_node_id_hex(&id, hex);
-        body = json_pack("{s:s}", "node_id", hex);
-        if (body == NULL)
-            return report(sub, -ENOMEM);
-        snprintf(path, sizeof(path), "/v1/groups/%s/%s", argv[optind], sub);
-        snprintf(msg, sizeof(msg), "group %s: node %s %s", argv[optind], hex,
-                 strcmp(sub, "grant") == 0 ? "granted" : "no longer granted");
-        return admin_call(g, &o,
-                          strcmp(sub, "grant") == 0 ? "group grant" : "group revoke",
-                          "POST", path, body, print_done, msg);
-    }
-    fprintf(stderr, "dkmctl: group: unknown subcommand \"%s\"\n", sub);
-    return usage_error(usage_group, NULL);
 }
 
 /* ---- node authorize | revoke | list ---- */
@@ -734,11 +323,11 @@ int dkmctl_cmd_group(const struct dkmctl_globals *g, int argc, char **argv)
 static int node_authorize(const struct dkmctl_globals *g, int argc, char **argv)
 {
     static const struct option options[] = {
-        COMMON_OPTIONS,
+        DKMCTL_SVC_OPTIONS,
         {"role", required_argument, NULL, OPT_ROLE},
         {NULL, 0, NULL, 0},
     };
-    struct svc_opts o = {0};
+    struct dkmctl_svc_opts o = {0};
     const char *role = "client";
     uint8_t *text = NULL, *card = NULL;
     size_t text_len = 0, card_len = 0;
@@ -763,11 +352,11 @@ static int node_authorize(const struct dkmctl_globals *g, int argc, char **argv)
             role = optarg;
             break;
         default:
-            return usage_error(usage_node, NULL);
+            return dkmctl_usage_error(usage_node, NULL);
         }
     }
     if (argc - optind != 1)
-        return usage_error(usage_node, "node authorize: expected one card file");
+        return dkmctl_usage_error(usage_node, "node authorize: expected one card file");
     r = dkm_role_parse(role, &rv);
     if (r < 0) {
         r = dkm_error_set(-EINVAL, "--role: expected client, server or admin");
@@ -796,12 +385,12 @@ static int node_authorize(const struct dkmctl_globals *g, int argc, char **argv)
         r = dkm_error_set(-ENOMEM, "out of memory");
         goto done;
     }
-    r = admin_call(g, &o, "node authorize", "POST", "/v1/nodes", body, print_node_id,
-                   NULL);
+    r = dkmctl_admin_call(g, &o, "node authorize", "POST", "/v1/nodes", body,
+                          print_node_id, NULL);
     body = NULL;
     goto out;
 done:
-    r = report("node authorize", r);
+    r = dkmctl_fail("node authorize", r);
 out:
     json_decref(body);
     dkm_nodecard_free(nc);
@@ -814,7 +403,7 @@ out:
 int dkmctl_cmd_node_service(const struct dkmctl_globals *g, int argc, char **argv)
 {
     const char *sub = argv[1];
-    struct svc_opts o = {0};
+    struct dkmctl_svc_opts o = {0};
     struct dkm_node_id id;
     char path[160], hex[DKM_NODE_ID_HEX_SIZE], msg[128];
     int e, r;
@@ -825,23 +414,24 @@ int dkmctl_cmd_node_service(const struct dkmctl_globals *g, int argc, char **arg
     if (strcmp(sub, "authorize") == 0)
         return node_authorize(g, argc, argv);
     if (strcmp(sub, "list") == 0) {
-        if ((e = simple_options(argc, argv, &o, usage_node, 0)) >= 0)
+        if ((e = dkmctl_simple_options(argc, argv, &o, usage_node, 0)) >= 0)
             return e;
-        return admin_call(g, &o, "node list", "GET", "/v1/nodes", NULL, print_node_list,
-                          NULL);
+        return dkmctl_admin_call(g, &o, "node list", "GET", "/v1/nodes", NULL,
+                                 print_node_list, NULL);
     }
     if (strcmp(sub, "revoke") == 0) {
-        if ((e = simple_options(argc, argv, &o, usage_node, 1)) >= 0)
+        if ((e = dkmctl_simple_options(argc, argv, &o, usage_node, 1)) >= 0)
             return e;
         r = dkm_node_id_parse(argv[optind], &id);
         if (r < 0)
-            return report("node revoke", r);
+            return dkmctl_fail("node revoke", r);
         dkm_node_id_hex(&id, hex);
         snprintf(path, sizeof(path), "/v1/nodes/%s/revoke", hex);
         snprintf(msg, sizeof(msg), "node %s revoked", hex);
-        return admin_call(g, &o, "node revoke", "POST", path, NULL, print_done, msg);
+        return dkmctl_admin_call(g, &o, "node revoke", "POST", path, NULL,
+                                 dkmctl_print_done, msg);
     }
-    return usage_error(usage_node, "unknown node subcommand");
+    return dkmctl_usage_error(usage_node, "unknown node subcommand");
 }
 
 /* ---- audit ---- */
@@ -849,12 +439,12 @@ int dkmctl_cmd_node_service(const struct dkmctl_globals *g, int argc, char **arg
 int dkmctl_cmd_audit(const struct dkmctl_globals *g, int argc, char **argv)
 {
     static const struct option options[] = {
-        COMMON_OPTIONS,
+        DKMCTL_SVC_OPTIONS,
         {"limit", required_argument, NULL, OPT_LIMIT},
         {"after", required_argument, NULL, OPT_AFTER},
         {NULL, 0, NULL, 0},
     };
-    struct svc_opts o = {0};
+    struct dkmctl_svc_opts o = {0};
     const char *limit = NULL, *after = NULL;
     char path[128];
     int c, n = 0;
@@ -877,25 +467,26 @@ int dkmctl_cmd_audit(const struct dkmctl_globals *g, int argc, char **argv)
             after = optarg;
             break;
         default:
-            return usage_error(usage_audit, NULL);
+            return dkmctl_usage_error(usage_audit, NULL);
         }
     }
     if (optind != argc)
-        return usage_error(usage_audit, "audit takes no arguments");
+        return dkmctl_usage_error(usage_audit, "audit takes no arguments");
     if ((limit != NULL &&
          (limit[0] == '\0' || strspn(limit, "0123456789") != strlen(limit) ||
           strlen(limit) > 9)) ||
         (after != NULL &&
          (after[0] == '\0' || strspn(after, "0123456789") != strlen(after) ||
           strlen(after) > 18)))
-        return usage_error(usage_audit, "--limit and --after take decimal numbers");
+        return dkmctl_usage_error(usage_audit,
+                                  "--limit and --after take decimal numbers");
     n = snprintf(path, sizeof(path), "/v1/audit");
     if (limit != NULL)
         n += snprintf(path + n, sizeof(path) - (size_t)n, "?limit=%s", limit);
     if (after != NULL)
         snprintf(path + n, sizeof(path) - (size_t)n, "%cafter=%s",
                  limit != NULL ? '&' : '?', after);
-    return admin_call(g, &o, "audit", "GET", path, NULL, print_audit, NULL);
+    return dkmctl_admin_call(g, &o, "audit", "GET", path, NULL, print_audit, NULL);
 }
 
 /* ---- key fetch ---- */
@@ -927,7 +518,7 @@ int dkmctl_cmd_key(const struct dkmctl_globals *g, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct svc_opts o = {0};
+    struct dkmctl_svc_opts o = {0};
     struct dkm_config *cfg = NULL;
     struct dkm_client *cl = NULL;
     struct dkm_client_key key = {0};
@@ -941,7 +532,7 @@ int dkmctl_cmd_key(const struct dkmctl_globals *g, int argc, char **argv)
         return argc < 2 ? DKMCTL_EXIT_USAGE : DKMCTL_EXIT_OK;
     }
     if (strcmp(argv[1], "fetch") != 0)
-        return usage_error(usage_key, "unknown key subcommand");
+        return dkmctl_usage_error(usage_key, "unknown key subcommand");
     argc--;
     argv++;
     optind = 0;
@@ -966,11 +557,11 @@ int dkmctl_cmd_key(const struct dkmctl_globals *g, int argc, char **argv)
             usage_key(stdout);
             return DKMCTL_EXIT_OK;
         default:
-            return usage_error(usage_key, NULL);
+            return dkmctl_usage_error(usage_key, NULL);
         }
     }
     if (argc - optind != 1)
-        return usage_error(usage_key, "key fetch: expected GROUP[/VERSION]");
+        return dkmctl_usage_error(usage_key, "key fetch: expected GROUP[/VERSION]");
     if (strncmp(argv[optind], "dkm:", 4) == 0)
         snprintf(uritext, sizeof(uritext), "%s", argv[optind]);
     else
@@ -1000,7 +591,7 @@ int dkmctl_cmd_key(const struct dkmctl_globals *g, int argc, char **argv)
 
         printf("group %s\nversion %u\nexpires %s\nkey-id %s\ncache-ttl %u\n"
                "policy-serial %u\nsource %s\n",
-               uri.group, key.version, fmt_time(t, tbuf, sizeof(tbuf)), id,
+               uri.group, key.version, dkmctl_fmt_time(t, tbuf, sizeof(tbuf)), id,
                key.policy.cache_ttl, key.policy.serial,
                key.from_cache ? "disk cache (service unreachable)" : "service");
         json_decref(t);
@@ -1010,5 +601,5 @@ done:
     dkm_client_key_clear(&key);
     dkm_client_free(cl);
     dkm_config_free(cfg);
-    return r < 0 ? report("key fetch", r) : DKMCTL_EXIT_OK;
+    return r < 0 ? dkmctl_fail("key fetch", r) : DKMCTL_EXIT_OK;
 }

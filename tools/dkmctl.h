@@ -10,6 +10,10 @@
 #define DKM_TOOLS_DKMCTL_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <jansson.h>
 
 enum dkmctl_exit {
     DKMCTL_EXIT_OK = 0,
@@ -42,5 +46,76 @@ int dkmctl_cmd_group(const struct dkmctl_globals *g, int argc, char **argv);
 int dkmctl_cmd_node_service(const struct dkmctl_globals *g, int argc, char **argv);
 int dkmctl_cmd_audit(const struct dkmctl_globals *g, int argc, char **argv);
 int dkmctl_cmd_key(const struct dkmctl_globals *g, int argc, char **argv);
+
+/* ---- shared by the service commands (cmd_admin.c, cmd_group.c) ---- */
+
+#define DKMCTL_DEFAULT_SOCKET "/run/dkm/dkmd.sock"
+
+/* Settings of the service commands: option, else [dkmctl] of --config,
+ * else the environment. */
+struct dkmctl_svc_opts {
+    const char *socket;
+    const char *service;
+    const char *trust;
+    const char *tcti;
+    const char *cache_dir;
+    bool json;
+};
+
+/* getopt_long values of the long-only options. */
+enum dkmctl_opt {
+    OPT_SOCKET = 0x100,
+    OPT_SERVICE,
+    OPT_TRUST,
+    OPT_TCTI,
+    OPT_CACHE_DIR,
+    OPT_ROTATE,
+    OPT_LIFETIME,
+    OPT_TTL,
+    OPT_PCR,
+    OPT_PCR_VALUES,
+    OPT_ROLE,
+    OPT_LIMIT,
+    OPT_AFTER,
+};
+
+/* The options every admin command takes: --socket, --json, --help. */
+#define DKMCTL_SVC_OPTIONS                                                               \
+    {"socket", required_argument, NULL, OPT_SOCKET}, {"json", no_argument, NULL, 'j'},   \
+    {                                                                                    \
+        "help", no_argument, NULL, 'h'                                                   \
+    }
+
+/*
+ * One admin call: open the client from the settings, send method/path
+ * with body (whose reference is taken), and print the answer with
+ * printer(answer, arg), or as JSON with --json. Returns the exit code.
+ */
+int dkmctl_admin_call(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
+                      const char *what, const char *method, const char *path,
+                      json_t *body, void (*printer)(const json_t *ans, const void *arg),
+                      const void *arg);
+
+/*
+ * Parse --socket, --json and --help, then expect nargs arguments at
+ * optind. Returns -1 to go on, else the exit code to return.
+ */
+int dkmctl_simple_options(int argc, char **argv, struct dkmctl_svc_opts *o,
+                          void (*usage)(FILE *), int nargs);
+
+/* Report r (dkmctl_report) and return its exit code. */
+int dkmctl_fail(const char *what, int r);
+/* Print msg (if any) and the usage to stderr; returns DKMCTL_EXIT_USAGE. */
+int dkmctl_usage_error(void (*usage)(FILE *), const char *msg);
+/* A printer that prints arg, a string. */
+void dkmctl_print_done(const json_t *a, const void *arg);
+
+/* Unix seconds as "YYYY-MM-DD HH:MM:SSZ" and seconds as "30d", "5m"... in
+ * buf; "-" when v is not an integer. */
+const char *dkmctl_fmt_time(const json_t *v, char *buf, size_t size);
+const char *dkmctl_fmt_duration(const json_t *v, char *buf, size_t size);
+/* A member of o as a string ("-" when absent) or an integer (0). */
+const char *dkmctl_jstr(const json_t *o, const char *k);
+long long dkmctl_jnum(const json_t *o, const char *k);
 
 #endif
