@@ -12,7 +12,9 @@
  * The dkmd client (common/client.c) without a TPM: its configuration
  * checks, the admin call against an in-test server on a Unix socket (each
  * status mapped to its code with the server's reason, non-JSON answers
- * refused, the request as sent), and the listing of cached groups.
+ * refused, the request as sent), the listing of cached groups, and the
+ * trust chain over TLS from an in-test server (the pinned list found, its
+ * successors followed, a gap or a missing pin refused, URL failover).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -24,7 +26,17 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <netinet/in.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "dkm/codec.h"
 #include "dkm/file.h"
+#include "dkm/records.h"
+#include "fixtures.h"
 
 #include "dkm/client.h"
 #include "unit.h"
@@ -630,6 +642,251 @@ static void test_client_cached_groups(void)
     dkm_client_free(c);
 }
 
+/* ---- trust over TLS ---- */
+
+struct soft_key {
+    EVP_PKEY *pkey;
+    struct dkm_p256_public pub;
+    struct dkm_node_id id;
+    TPM2B_PUBLIC ek;
+};
+
+static int soft_sign(void *ctx, const char *context, const void *msg, size_t len,
+                     uint8_t ret_sig[DKM_SIG_SIZE])
+{
+    struct soft_key *k = ctx;
+    uint8_t digest[32], der[80];
+    const uint8_t *p = der;
+    size_t der_len = sizeof(der);
+    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new(k->pkey, NULL);
+    ECDSA_SIG *sig = NULL;
+    int r = -1;
+
+    if (pctx == NULL || dkm_sig_digest(context, msg, len, digest) < 0 ||
+        EVP_PKEY_sign_init(pctx) != 1 ||
+        EVP_PKEY_sign(pctx, der, &der_len, digest, sizeof(digest)) != 1)
+        goto done;
+    sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+    if (sig == NULL || BN_bn2binpad(ECDSA_SIG_get0_r(sig), ret_sig, 32) != 32 ||
+        BN_bn2binpad(ECDSA_SIG_get0_s(sig), ret_sig + 32, 32) != 32)
+        goto done;
+    r = 0;
+done:
+    ECDSA_SIG_free(sig);
+    EVP_PKEY_CTX_free(pctx);
+    return r;
+}
+
+static bool make_key(struct soft_key *k)
+{
+    size_t n = 0;
+
+    k->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    return k->pkey != NULL &&
+           EVP_PKEY_get_octet_string_param(k->pkey, OSSL_PKEY_PARAM_PUB_KEY, k->pub.point,
+                                           sizeof(k->pub.point), &n) == 1 &&
+           n == DKM_P256_PUBLIC_SIZE &&
+           dkm_test_soft_ek(DKM_EK_ECCP256, &k->ek, NULL) == 0 &&
+           dkm_node_id_from_public(&k->ek, &k->id) == 0;
+}
+
+/* A server list of version v with the given servers, signed by by; base64url. */
+static char *make_list(uint32_t v, struct soft_key **servers, size_t n,
+                       struct soft_key *by, uint8_t fpr[DKM_FINGERPRINT_SIZE])
+{
+    struct dkm_server_list l = {.list_version = v, .issued_at = 1700000000u + v};
+    struct dkm_signer s = {.sign = soft_sign, .ctx = by, .id = by->id};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char *b64;
+
+    for (size_t i = 0; i < n; i++) {
+        l.entries[i].node_id = servers[i]->id;
+        l.entries[i].ek = servers[i]->ek;
+        l.entries[i].sk = servers[i]->pub;
+    }
+    l.count = (uint8_t)n;
+    CU_ASSERT_FATAL(dkm_server_list_sign(&l, &s, &buf, &len) == 0);
+    if (fpr != NULL)
+        CU_ASSERT_FATAL(dkm_server_list_fingerprint(buf, len, fpr) == 0);
+    b64 = malloc(dkm_b64url_encoded_len(len) + 1);
+    CU_ASSERT_FATAL(b64 != NULL);
+    CU_ASSERT_FATAL(dkm_b64url_encode(buf, len, b64, dkm_b64url_encoded_len(len) + 1) ==
+                    0);
+    free(buf);
+    return b64;
+}
+
+struct tls_server {
+    SSL_CTX *ctx;
+    int fd;
+    uint16_t port;
+    const char *const *answers;
+    size_t n;
+    pthread_t thread;
+};
+
+static void *tls_server_run(void *arg)
+{
+    struct tls_server *t = arg;
+
+    for (size_t i = 0; i < t->n; i++) {
+        int cfd = accept(t->fd, NULL, NULL);
+        SSL *ssl;
+        char req[4096];
+        size_t have = 0;
+
+        if (cfd < 0)
+            break;
+        ssl = SSL_new(t->ctx);
+        if (ssl != NULL && SSL_set_fd(ssl, cfd) == 1 && SSL_accept(ssl) == 1) {
+            for (;;) {
+                size_t n = 0;
+
+                if (SSL_read_ex(ssl, req + have, sizeof(req) - 1 - have, &n) != 1)
+                    break;
+                have += n;
+                req[have] = '\0';
+                if (strstr(req, "\r\n\r\n") != NULL)
+                    break;
+            }
+            (void)SSL_write(ssl, t->answers[i], (int)strlen(t->answers[i]));
+            SSL_shutdown(ssl);
+        }
+        SSL_free(ssl);
+        close(cfd);
+    }
+    return NULL;
+}
+
+static void tls_server_start(struct tls_server *t, const char *const *answers, size_t n)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t salen = sizeof(sa);
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    X509 *cert = X509_new();
+
+    memset(t, 0, sizeof(*t));
+    t->answers = answers;
+    t->n = n;
+    CU_ASSERT_FATAL(key != NULL && cert != NULL);
+    CU_ASSERT_FATAL(ASN1_INTEGER_set(X509_get_serialNumber(cert), 1) == 1);
+    CU_ASSERT_FATAL(X509_gmtime_adj(X509_getm_notBefore(cert), 0) != NULL);
+    CU_ASSERT_FATAL(X509_gmtime_adj(X509_getm_notAfter(cert), 3600) != NULL);
+    CU_ASSERT_FATAL(X509_set_pubkey(cert, key) == 1);
+    CU_ASSERT_FATAL(X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN",
+                                               MBSTRING_ASC, (const uint8_t *)"t", -1, -1,
+                                               0) == 1);
+    CU_ASSERT_FATAL(X509_set_issuer_name(cert, X509_get_subject_name(cert)) == 1);
+    CU_ASSERT_FATAL(X509_sign(cert, key, EVP_sha256()) > 0);
+    t->ctx = SSL_CTX_new(TLS_server_method());
+    CU_ASSERT_FATAL(t->ctx != NULL && SSL_CTX_use_certificate(t->ctx, cert) == 1 &&
+                    SSL_CTX_use_PrivateKey(t->ctx, key) == 1);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    t->fd = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(t->fd >= 0);
+    CU_ASSERT_FATAL(bind(t->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    CU_ASSERT_FATAL(listen(t->fd, 4) == 0);
+    CU_ASSERT_FATAL(getsockname(t->fd, (struct sockaddr *)&sa, &salen) == 0);
+    t->port = ntohs(sa.sin_port);
+    CU_ASSERT_FATAL(pthread_create(&t->thread, NULL, tls_server_run, t) == 0);
+}
+
+static void tls_server_stop(struct tls_server *t)
+{
+    pthread_join(t->thread, NULL);
+    close(t->fd);
+    SSL_CTX_free(t->ctx);
+}
+
+/* A port where nothing listens (bound, then closed). */
+static uint16_t dead_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t salen = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_FATAL(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+                    getsockname(fd, (struct sockaddr *)&sa, &salen) == 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static void test_client_trust_chain(void)
+{
+    struct soft_key a, b;
+    struct soft_key *only_a[] = {&a}, *both[] = {&a, &b}, *only_b[] = {&b};
+    uint8_t pin[DKM_FINGERPRINT_SIZE];
+    char *v1, *v2, *v3, *answers[3], *body, service[128], trust[80], dir[512], file[600];
+    struct dkm_client_config cfg = {0};
+    struct dkm_server_list list;
+    struct dkm_client *c = NULL;
+    struct tls_server t;
+    uint8_t *saved = NULL;
+    size_t saved_len = 0;
+
+    CU_ASSERT_FATAL(make_key(&a) && make_key(&b));
+    v1 = make_list(1, only_a, 1, &a, pin);
+    v2 = make_list(2, both, 2, &a, NULL);
+    v3 = make_list(3, only_b, 1, &b, NULL);
+    /* 1: the whole chain; 2: the pinned list missing; 3: a gap (v2 left out). */
+    CU_ASSERT_FATAL(asprintf(&body, "{\"lists\":[\"%s\",\"%s\",\"%s\"]}", v1, v2, v3) >
+                    0);
+    answers[0] = answer("200 OK", body);
+    free(body);
+    CU_ASSERT_FATAL(asprintf(&body, "{\"lists\":[\"%s\",\"%s\"]}", v2, v3) > 0);
+    answers[1] = answer("200 OK", body);
+    free(body);
+    CU_ASSERT_FATAL(asprintf(&body, "{\"lists\":[\"%s\",\"%s\"]}", v1, v3) > 0);
+    answers[2] = answer("200 OK", body);
+    free(body);
+    tls_server_start(&t, (const char *const *)answers, 3);
+    CU_ASSERT_FATAL(dkm_hex_encode(pin, sizeof(pin), trust, sizeof(trust)) == 0);
+    /* The first URL is dead: the client goes on to the live one. */
+    snprintf(service, sizeof(service), "https://127.0.0.1:%u,https://127.0.0.1:%u",
+             (unsigned)dead_port(), (unsigned)t.port);
+    snprintf(dir, sizeof(dir), "%s/trustcache", dkm_test_tmpdir());
+    cfg.service = service;
+    cfg.trust = trust;
+    cfg.cache_dir = dir;
+    cfg.timeout_ms = 5000;
+
+    CU_ASSERT_FATAL(dkm_client_new(&cfg, NULL, NULL, &c) == 0);
+    CU_ASSERT_EQUAL(dkm_client_trust(c, &list), 0);
+    CU_ASSERT_EQUAL(list.list_version, 3);
+    CU_ASSERT_EQUAL(list.count, 1);
+    CU_ASSERT(dkm_node_id_equal(&list.entries[0].node_id, &b.id));
+    /* The chain is kept from the pinned list on, for offline checks. */
+    snprintf(file, sizeof(file), "%s/trust.lists", dir);
+    CU_ASSERT_EQUAL(dkm_file_read(file, 1u << 20, &saved, &saved_len), 0);
+    CU_ASSERT(saved_len > 8 && memcmp(saved, "DKTL\0\1\0\3", 8) == 0);
+    free(saved);
+    dkm_client_free(c);
+    c = NULL;
+
+    cfg.cache_dir = NULL;
+    CU_ASSERT_FATAL(dkm_client_new(&cfg, NULL, NULL, &c) == 0);
+    CU_ASSERT_EQUAL(dkm_client_trust(c, &list), DKM_E_SIGNATURE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dkm_error_detail(), "pinned"));
+    dkm_client_free(c);
+    c = NULL;
+    CU_ASSERT_FATAL(dkm_client_new(&cfg, NULL, NULL, &c) == 0);
+    CU_ASSERT_EQUAL(dkm_client_trust(c, &list), DKM_E_SIGNATURE);
+    dkm_client_free(c);
+
+    tls_server_stop(&t);
+    for (size_t i = 0; i < 3; i++)
+        free(answers[i]);
+    free(v1);
+    free(v2);
+    free(v3);
+    EVP_PKEY_free(a.pkey);
+    EVP_PKEY_free(b.pkey);
+}
+
 static CU_TestInfo http_tests[] = {
     {"test_client_http_ok", test_client_http_ok},
     {"test_client_http_large_body_in_pieces", test_client_http_large_body_in_pieces},
@@ -648,6 +905,7 @@ static CU_TestInfo client_tests[] = {
     {"test_client_admin_call_statuses", test_client_admin_call_statuses},
     {"test_client_admin_unavailable", test_client_admin_unavailable},
     {"test_client_cached_groups", test_client_cached_groups},
+    {"test_client_trust_chain", test_client_trust_chain},
     CU_TEST_INFO_NULL,
 };
 
