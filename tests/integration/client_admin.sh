@@ -118,6 +118,24 @@ it_check "no URL answers: n1 uses its cached key and says so" \
     test "$(fetch_ctl n1 ops --service "https://127.0.0.1:$dead" | sed -n 's/^source //p')" \
     = "disk cache (service unreachable)"
 
+# Keys sealed to PCR 16 (all zeros on a fresh TPM): unsealed while the PCR
+# matches, refused by the TPM (exit 4) when the policy names other values.
+zeros=$(printf '%064d' 0)
+it_check "group create --pcr 16 with the PCR's value" \
+    ctl group create sealed --pcr 16 --pcr-values "$zeros"
+it_check "group show: the PCR mask" grep -q "PCR mask 0x010000" <<<"$(ctl group show sealed)"
+it_check_eq "--pcr without --pcr-values: usage" 2 "$(code ctl group create other2 --pcr 16)"
+it_check_eq "--pcr-values of the wrong length: usage" 2 \
+    "$(code ctl group create other2 --pcr 16,17 --pcr-values "$zeros")"
+ctl group grant sealed "${NODE_ID[n1]}" >/dev/null || it_fail "grant sealed"
+it_check_eq "a key sealed to the node's PCR 16 value unseals" 1 \
+    "$(fetch_ctl n1 sealed | sed -n 's/^version //p')"
+ctl group policy sealed --pcr 16 --pcr-values "$(printf 'f%.0s' $(seq 64))" >/dev/null ||
+    it_fail "policy --pcr-values"
+ctl group rotate sealed >/dev/null || it_fail "rotate sealed"
+it_check_eq "a key sealed to other PCR values: refused by the TPM (4)" 4 \
+    "$(code fetch_ctl n1 sealed)"
+
 # TLS below 1.2 is refused, whatever the server offers.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=old \
     -keyout "$IT_TMP/old.key" -out "$IT_TMP/old.crt" -days 1 2>/dev/null ||
