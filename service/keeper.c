@@ -434,6 +434,25 @@ static void run_jobs(void)
     }
 }
 
+/*
+ * Consume the notifications received so far; true when one came from
+ * another session. Ours (same backend) follow writes this thread has
+ * reloaded after already.
+ */
+static bool foreign_changes(void)
+{
+    int self = PQbackendPID(K.ctx.conn);
+    bool foreign = false;
+    PGnotify *nt;
+
+    while ((nt = PQnotifies(K.ctx.conn)) != NULL) {
+        if (nt->be_pid != self)
+            foreign = true;
+        PQfreemem(nt);
+    }
+    return foreign;
+}
+
 static void *keeper_main(void *arg)
 {
     uint64_t last_timer = 0, last_connect = 0;
@@ -469,27 +488,20 @@ static void *keeper_main(void *arg)
                 }
             }
         } else if (pfd[1].revents != 0) {
-            PGnotify *nt;
-
             if (PQconsumeInput(K.ctx.conn) == 0) {
                 log_warning("keeper: database connection lost: %s",
                             PQerrorMessage(K.ctx.conn));
             }
-            while ((nt = PQnotifies(K.ctx.conn)) != NULL) {
+            if (foreign_changes())
                 need_reload = true;
-                PQfreemem(nt);
-            }
         }
         run_jobs();
         if (need_reload && K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK)
             need_reload = reload() < 0;
         if (K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK) {
-            PGnotify *nt;
-
             audit_flush();
-            /* Our own writes' notifications: already reloaded. */
-            while ((nt = PQnotifies(K.ctx.conn)) != NULL)
-                PQfreemem(nt);
+            if (foreign_changes())
+                need_reload = true;
         }
         if (now_ms - last_timer >= TIMER_PERIOD_MS && K.ctx.conn != NULL &&
             PQstatus(K.ctx.conn) == CONNECTION_OK) {
