@@ -68,6 +68,7 @@ struct dkm_client {
     SSL_CTX *ssl;
     struct dkm_tpm *tpm;
     bool tpm_owned;
+    pid_t tpm_pid; /* process that opened tpm */
     bool have_node;
     struct dkm_node_id node;
     bool have_trust;
@@ -548,9 +549,28 @@ static int tpm_locked(struct dkm_client *c, struct dkm_tpm **ret)
         if (r < 0)
             return r;
         c->tpm_owned = true;
+        c->tpm_pid = getpid();
     }
     *ret = c->tpm;
     return 0;
+}
+
+/*
+ * In a child after fork(), leave the parent's TPM connection to the parent
+ * (two processes talking over one TCTI connection garble both) and open
+ * another when needed; the cache key was in secure memory, which a child
+ * does not inherit. The parent's context is deliberately not closed here.
+ */
+static void forked_locked(struct dkm_client *c)
+{
+    if (!c->tpm_owned || c->tpm_pid == getpid())
+        return;
+    c->tpm = NULL;
+    c->tpm_owned = false;
+    dkm_diskcache_free(c->cache);
+    c->cache = NULL;
+    dkm_cachekey_free(c->cachekey);
+    c->cachekey = NULL;
 }
 
 static int node_locked(struct dkm_client *c, struct dkm_node_id *ret)
@@ -580,6 +600,7 @@ int dkm_client_node_id(struct dkm_client *c, struct dkm_node_id *ret)
     int r;
 
     pthread_mutex_lock(&c->lock);
+    forked_locked(c);
     r = node_locked(c, ret);
     pthread_mutex_unlock(&c->lock);
     return r;
@@ -1039,6 +1060,7 @@ int dkm_client_fetch(struct dkm_client *c, const char *group, uint32_t version,
     if (group == NULL || !dkm_group_valid(group, strlen(group)))
         return dkm_error_set(-EINVAL, "invalid group name");
     pthread_mutex_lock(&c->lock);
+    forked_locked(c);
     r = node_locked(c, &c->node);
     if (r < 0)
         goto done;
