@@ -163,6 +163,7 @@ void ks_fetch_handler(struct svc_req *r)
     const struct ks_group *g;
     const struct ks_version *v;
     uint32_t version;
+    char target[DKM_GROUP_MAX + 24];
     char *text = NULL;
 
     if (!dkm_group_valid(group, strlen(group))) {
@@ -200,13 +201,16 @@ void ks_fetch_handler(struct svc_req *r)
     }
     if (version == DKM_VERSION_CURRENT)
         version = g->current;
+    snprintf(target, sizeof(target), "group:%s/%u", group, (unsigned)version);
     v = version != 0 ? ks_group_version(g, version) : NULL;
     if (v == NULL) {
+        ks_audit(idtext, "key.fetch", target, "denied", "no such version");
         svc_reply_error(r, 404, "not found", "no such version of the group");
         goto done;
     }
     if (v->state == KS_EXPIRED || v->state == KS_DESTROYED ||
         (v->expires_at != 0 && (uint64_t)time(NULL) >= v->expires_at)) {
+        ks_audit(idtext, "key.fetch", target, "denied", "version expired");
         svc_reply_error(r, 410, "expired", "version %u is past its lifetime", version);
         goto done;
     }
@@ -220,6 +224,9 @@ void ks_fetch_handler(struct svc_req *r)
         svc_reply_error(r, 500, "internal error", "cannot build the answer");
         goto done;
     }
+    /* Every fetch is audited, not only refusals: the queue is written in
+     * batches by the keeper, off this path. */
+    ks_audit(idtext, "key.fetch", target, "ok", NULL);
     svc_reply_json(r, 200, json_pack("{s:s}", "response", text));
 done:
     free(text);

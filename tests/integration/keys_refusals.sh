@@ -70,6 +70,12 @@ it_check_eq "audit: the unknown node" 1 "$(denied "${NODE_ID[stranger]}" "unknow
 it_check_eq "audit: the revoked node" 1 "$(denied "${NODE_ID[gone]}" "revoked node")"
 it_check_eq "audit: the node not granted" 1 \
     "$(denied "${NODE_ID[outsider]}" "not granted this group")"
+it_check_eq "audit: both successful fetches, each with its version" 2 \
+    "$(admin GET '/v1/audit?limit=1000' | jq --arg g "${NODE_ID[good]}" --arg r "${NODE_ID[gone]}" \
+        '[.records[] | select(.action == "key.fetch" and .outcome == "ok"
+          and (.actor == $g or .actor == $r) and .target == "group:alpha/1")] | length')"
+it_check_eq "audit: a fetch of a version that does not exist" 1 \
+    "$(fetch_status good alpha 99 >/dev/null; sleep 1; denied "${NODE_ID[good]}" "no such version")"
 it_check_eq "audit: the admin writes" 4 \
     "$(admin GET '/v1/audit?limit=1000' | jq '[.records[] | select(.action == "group.grant")] | length')"
 admin GET '/v1/audit?limit=0' >/dev/null
