@@ -159,8 +159,10 @@ int main(int argc, char **argv)
         r = migrate(cfg, &version);
         if (r == 0)
             r = ks_start(cfg);
-        if (r == 0)
+        if (r == 0) {
+            svc_set_workers_stopped_hook(ks_quiesce);
             r = svc_run(cfg, config_path, version);
+        }
         ks_stop();
     }
     if (r < 0)

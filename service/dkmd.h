@@ -435,6 +435,13 @@ struct svc_metrics *svc_get_metrics(const struct svc *svc);
  */
 void svc_refused_rows_add(struct svc *svc, uint64_t n);
 
+/*
+ * A function svc_run calls once every worker thread has stopped and
+ * before their event bases are freed: the place for other threads that
+ * post events to workers (the key service's keeper) to stop doing so.
+ */
+void svc_set_workers_stopped_hook(void (*fn)(void));
+
 /* Run the service until SIGTERM/SIGINT; returns 0 after a clean drain. */
 DKM_MUSTCHECK int svc_run(struct svc_config *cfg, const char *config_path,
                           unsigned schema_version);

@@ -611,7 +611,7 @@ done:
     return r;
 }
 
-void ks_stop(void)
+void ks_quiesce(void)
 {
     if (K.thread_started) {
         pthread_mutex_lock(&K.lock);
@@ -621,6 +621,11 @@ void ks_stop(void)
         pthread_join(K.thread, NULL);
         K.thread_started = false;
     }
+}
+
+void ks_stop(void)
+{
+    ks_quiesce();
     K.on = false;
     publish(NULL);
     ks_snapshot_unref(K.ctx.snap);

@@ -164,6 +164,13 @@ const struct ks_version *ks_group_version(const struct ks_group *g, uint32_t ver
  */
 DKM_MUSTCHECK int ks_start(const struct svc_config *cfg);
 /* Flush the audit queue, stop the thread, free everything. */
+/*
+ * Stop the keeper thread (it finishes the job at hand, drains the audit
+ * queue, and posts nothing afterwards). Idempotent; ks_stop calls it.
+ * dkmd calls it as soon as the workers have stopped, before their event
+ * bases are freed (svc_set_workers_stopped_hook).
+ */
+void ks_quiesce(void);
 void ks_stop(void);
 
 /* A read reference to the current snapshot, or NULL (then answer 503). */

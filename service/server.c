@@ -342,6 +342,13 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(svc->main_base, NULL);
 }
 
+static void (*workers_stopped_hook)(void);
+
+void svc_set_workers_stopped_hook(void (*fn)(void))
+{
+    workers_stopped_hook = fn;
+}
+
 int svc_run(struct svc_config *cfg, const char *config_path, unsigned schema_version)
 {
     static const int signals[] = {SIGTERM, SIGINT, SIGHUP};
@@ -448,6 +455,9 @@ done : {
         else
             worker_teardown(&svc.workers[i]);
     }
+    /* Nothing may post to a worker's base from here on. */
+    if (workers_stopped_hook != NULL)
+        workers_stopped_hook();
     for (unsigned i = 0; svc.workers != NULL && i < svc.nworkers; i++)
         worker_free(&svc.workers[i]);
     free(svc.workers);
