@@ -4,7 +4,10 @@
  * holding it. It opens the URI given as argv[1] through OSSL_STORE (the
  * provider from OPENSSL_CONF), protects a message with it so the key is
  * resolved and cached, prints "ready" and waits until its standard input
- * closes. tests/integration/core_dump.sh dumps its memory meanwhile.
+ * closes. tests/integration/core_dump.sh dumps its memory meanwhile. Each
+ * line read meanwhile makes it protect the message again and answer "ok",
+ * or "fail" and the first error's text: how a long-running application
+ * sees revocations and cache expiry (tests/integration/client_provider.sh).
  */
 #include <stdio.h>
 #include <string.h>
@@ -44,8 +47,27 @@ int main(int argc, char **argv)
         goto done;
     printf("ready %zu\n", out_len);
     fflush(stdout);
-    while ((c = getchar()) != EOF)
-        ;
+    while ((c = getchar()) != EOF) {
+        unsigned long e;
+
+        if (c != '\n')
+            continue;
+        out_len = sizeof(out);
+        ERR_clear_error();
+        if (EVP_PKEY_encrypt(ctx, out, &out_len, msg, sizeof(msg)) == 1) {
+            printf("ok\n");
+        } else {
+            const char *data = NULL, *reason;
+            int flags = 0;
+
+            e = ERR_peek_error_data(&data, &flags);
+            reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+            printf("fail %s: %s\n", reason != NULL ? reason : "unknown",
+                   data != NULL && (flags & ERR_TXT_STRING) ? data : "");
+            ERR_print_errors_fp(stderr);
+        }
+        fflush(stdout);
+    }
     status = 0;
 done:
     if (status != 0)

@@ -145,6 +145,56 @@ sed -i "s/^trust = .*/trust = $(printf '%064d' 0)/" "$IT_TMP/n2.cnf"
 err=$(on n2 openssl pkeyutl -encrypt -inkey dkm:other -in "$IT_TMP/msg" -out "$IT_TMP/b" 2>&1)
 it_check "a wrong trust pin is refused and named" grep -q "pinned" <<<"$err"
 
+# A running application on a node that is then revoked: it keeps the key it
+# holds until the policy's cache TTL ends, then is refused.
+keys_node n3
+ctl node authorize "$IT_TMP/n3.card" >/dev/null || it_fatal "authorize n3 failed"
+ctl group create ttl3 --rotate 1h --lifetime 2h --ttl 3s >/dev/null ||
+    it_fatal "group create ttl3 failed"
+ctl group grant ttl3 "${NODE_ID[n3]}" >/dev/null || it_fatal "grant ttl3 failed"
+node_conf n3
+HOLD=$BUILD/tests/dkm_holdkey
+coproc APP { OPENSSL_CONF=$IT_TMP/n3.cnf exec "$HOLD" dkm:ttl3 2>"$IT_TMP/app.err"; }
+app_pid=$APP_PID
+app() {
+    local line=
+    echo >&"${APP[1]}"
+    read -r -t 20 line <&"${APP[0]}"
+    echo "$line"
+}
+read -r -t 20 line <&"${APP[0]}" || line=
+it_check "n3's application holds dkm:ttl3" grep -q '^ready' <<<"$line"
+ctl node revoke "${NODE_ID[n3]}" >/dev/null || it_fatal "revoke n3 failed"
+it_check_eq "right after n3's revocation, the held key still works (TTL 3 s)" ok "$(app)"
+sleep 4
+answer=$(app)
+echo "# the application answered: $answer"
+it_check "once the TTL has ended, the revoked node is refused" grep -q '^fail' <<<"$answer"
+it_check "and the error says access was denied" grep -qi "denied\|forbidden\|revoked" <<<"$answer"
+exec {APP[1]}>&-
+wait "$app_pid"
+
+# A group sealed to the node's platform state (PCR 16): usable while the
+# PCR holds its value, refused with a clear error once it changes.
+pcr_file=$IT_TMP/pcr16.bin
+tpm2_pcrread -T "${NODE_TCTI[n1]}" sha256:16 -o "$pcr_file" >/dev/null 2>&1 ||
+    it_fatal "cannot read n1's PCR 16"
+pcr_hex=$(od -An -tx1 -v "$pcr_file" | tr -d ' \n')
+ctl group create sealed --pcr 16 --pcr-values "$pcr_hex" >/dev/null ||
+    it_fatal "group create sealed failed"
+ctl group grant sealed "${NODE_ID[n1]}" >/dev/null || it_fatal "grant sealed failed"
+it_check "PCR-bound group: encrypt while PCR 16 matches" \
+    on n1 openssl pkeyutl -encrypt -inkey dkm:sealed -in "$IT_TMP/msg" -out "$IT_TMP/blobp"
+it_check "PCR-bound group: decrypt while PCR 16 matches" \
+    on n1 openssl pkeyutl -decrypt -inkey dkm:sealed -in "$IT_TMP/blobp" -out "$IT_TMP/outp"
+tpm2_pcrextend -T "${NODE_TCTI[n1]}" 16:sha256=$(printf '%064d' 1) >/dev/null 2>&1 ||
+    it_fatal "cannot extend n1's PCR 16"
+err=$(on n1 openssl pkeyutl -decrypt -inkey dkm:sealed -in "$IT_TMP/blobp" -out "$IT_TMP/outp2" 2>&1)
+it_check "after PCR 16 changed: the key is refused" test $? -ne 0
+it_check "and the error says the platform state does not match" \
+    grep -qi "platform state" <<<"$err"
+it_check_fails "and nothing was written" test -s "$IT_TMP/outp2"
+
 # The service goes away.
 on n1 openssl pkeyutl -encrypt -inkey dkm:brief -in "$IT_TMP/msg" -out "$IT_TMP/blob3" ||
     it_fail "encrypt under brief"
