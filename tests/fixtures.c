@@ -8,6 +8,7 @@
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/ecdsa.h>
 
 int dkm_test_soft_ek(enum dkm_ek_type type, TPM2B_PUBLIC *ret, EVP_PKEY **ret_pkey)
 {
@@ -48,4 +49,59 @@ done:
     BN_free(n);
     EVP_PKEY_free(k);
     return r;
+}
+
+static int soft_sign(void *ctx, const char *context, const void *msg, size_t len,
+                     uint8_t ret_sig[DKM_SIG_SIZE])
+{
+    struct dkm_test_server *k = ctx;
+    uint8_t digest[32], der[80];
+    const uint8_t *p = der;
+    size_t der_len = sizeof(der);
+    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new(k->pkey, NULL);
+    ECDSA_SIG *sig = NULL;
+    int r = -1;
+
+    if (pctx == NULL || dkm_sig_digest(context, msg, len, digest) < 0 ||
+        EVP_PKEY_sign_init(pctx) != 1 ||
+        EVP_PKEY_sign(pctx, der, &der_len, digest, sizeof(digest)) != 1)
+        goto done;
+    sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+    if (sig == NULL || BN_bn2binpad(ECDSA_SIG_get0_r(sig), ret_sig, 32) != 32 ||
+        BN_bn2binpad(ECDSA_SIG_get0_s(sig), ret_sig + 32, 32) != 32)
+        goto done;
+    r = 0;
+done:
+    ECDSA_SIG_free(sig);
+    EVP_PKEY_CTX_free(pctx);
+    return r;
+}
+
+int dkm_test_server_make(struct dkm_test_server *s)
+{
+    size_t n = 0;
+
+    s->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    return s->pkey != NULL &&
+                   EVP_PKEY_get_octet_string_param(s->pkey, OSSL_PKEY_PARAM_PUB_KEY,
+                                                   s->pub.point, sizeof(s->pub.point),
+                                                   &n) == 1 &&
+                   n == DKM_P256_PUBLIC_SIZE &&
+                   dkm_test_soft_ek(DKM_EK_ECCP256, &s->ek, NULL) == 0 &&
+                   dkm_node_id_from_public(&s->ek, &s->id) == 0
+               ? 0
+               : -1;
+}
+
+void dkm_test_server_free(struct dkm_test_server *s)
+{
+    EVP_PKEY_free(s->pkey);
+    s->pkey = NULL;
+}
+
+struct dkm_signer dkm_test_server_signer(struct dkm_test_server *s)
+{
+    struct dkm_signer signer = {.sign = soft_sign, .ctx = s, .id = s->id};
+
+    return signer;
 }

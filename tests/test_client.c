@@ -644,58 +644,12 @@ static void test_client_cached_groups(void)
 
 /* ---- trust over TLS ---- */
 
-struct soft_key {
-    EVP_PKEY *pkey;
-    struct dkm_p256_public pub;
-    struct dkm_node_id id;
-    TPM2B_PUBLIC ek;
-};
-
-static int soft_sign(void *ctx, const char *context, const void *msg, size_t len,
-                     uint8_t ret_sig[DKM_SIG_SIZE])
-{
-    struct soft_key *k = ctx;
-    uint8_t digest[32], der[80];
-    const uint8_t *p = der;
-    size_t der_len = sizeof(der);
-    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new(k->pkey, NULL);
-    ECDSA_SIG *sig = NULL;
-    int r = -1;
-
-    if (pctx == NULL || dkm_sig_digest(context, msg, len, digest) < 0 ||
-        EVP_PKEY_sign_init(pctx) != 1 ||
-        EVP_PKEY_sign(pctx, der, &der_len, digest, sizeof(digest)) != 1)
-        goto done;
-    sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
-    if (sig == NULL || BN_bn2binpad(ECDSA_SIG_get0_r(sig), ret_sig, 32) != 32 ||
-        BN_bn2binpad(ECDSA_SIG_get0_s(sig), ret_sig + 32, 32) != 32)
-        goto done;
-    r = 0;
-done:
-    ECDSA_SIG_free(sig);
-    EVP_PKEY_CTX_free(pctx);
-    return r;
-}
-
-static bool make_key(struct soft_key *k)
-{
-    size_t n = 0;
-
-    k->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    return k->pkey != NULL &&
-           EVP_PKEY_get_octet_string_param(k->pkey, OSSL_PKEY_PARAM_PUB_KEY, k->pub.point,
-                                           sizeof(k->pub.point), &n) == 1 &&
-           n == DKM_P256_PUBLIC_SIZE &&
-           dkm_test_soft_ek(DKM_EK_ECCP256, &k->ek, NULL) == 0 &&
-           dkm_node_id_from_public(&k->ek, &k->id) == 0;
-}
-
 /* A server list of version v with the given servers, signed by by; base64url. */
-static char *make_list(uint32_t v, struct soft_key **servers, size_t n,
-                       struct soft_key *by, uint8_t fpr[DKM_FINGERPRINT_SIZE])
+static char *make_list(uint32_t v, struct dkm_test_server **servers, size_t n,
+                       struct dkm_test_server *by, uint8_t fpr[DKM_FINGERPRINT_SIZE])
 {
     struct dkm_server_list l = {.list_version = v, .issued_at = 1700000000u + v};
-    struct dkm_signer s = {.sign = soft_sign, .ctx = by, .id = by->id};
+    struct dkm_signer s = dkm_test_server_signer(by);
     uint8_t *buf = NULL;
     size_t len = 0;
     char *b64;
@@ -817,8 +771,8 @@ static uint16_t dead_port(void)
 
 static void test_client_trust_chain(void)
 {
-    struct soft_key a, b;
-    struct soft_key *only_a[] = {&a}, *both[] = {&a, &b}, *only_b[] = {&b};
+    struct dkm_test_server a, b;
+    struct dkm_test_server *only_a[] = {&a}, *both[] = {&a, &b}, *only_b[] = {&b};
     uint8_t pin[DKM_FINGERPRINT_SIZE];
     char *v1, *v2, *v3, *answers[3], *body, service[128], trust[80], dir[512], file[600];
     struct dkm_client_config cfg = {0};
@@ -828,7 +782,7 @@ static void test_client_trust_chain(void)
     uint8_t *saved = NULL;
     size_t saved_len = 0;
 
-    CU_ASSERT_FATAL(make_key(&a) && make_key(&b));
+    CU_ASSERT_FATAL(dkm_test_server_make(&a) == 0 && dkm_test_server_make(&b) == 0);
     v1 = make_list(1, only_a, 1, &a, pin);
     v2 = make_list(2, both, 2, &a, NULL);
     v3 = make_list(3, only_b, 1, &b, NULL);
@@ -883,8 +837,8 @@ static void test_client_trust_chain(void)
     free(v1);
     free(v2);
     free(v3);
-    EVP_PKEY_free(a.pkey);
-    EVP_PKEY_free(b.pkey);
+    dkm_test_server_free(&a);
+    dkm_test_server_free(&b);
 }
 
 static CU_TestInfo http_tests[] = {

@@ -20,75 +20,25 @@
 #include "fixtures.h"
 #include "unit.h"
 
-struct soft_key {
-    EVP_PKEY *pkey;
-    struct dkm_p256_public pub;
-    struct dkm_node_id id; /* the node id of the server it stands for */
-    TPM2B_PUBLIC ek;
-};
-
-static struct soft_key server_a, server_b, node_c;
-
-static int soft_sign(void *ctx, const char *context, const void *msg, size_t len,
-                     uint8_t ret_sig[DKM_SIG_SIZE])
-{
-    struct soft_key *k = ctx;
-    uint8_t digest[32], der[80];
-    const uint8_t *p = der;
-    size_t der_len = sizeof(der);
-    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new(k->pkey, NULL);
-    ECDSA_SIG *sig = NULL;
-    int r = -1;
-
-    if (pctx == NULL || dkm_sig_digest(context, msg, len, digest) < 0 ||
-        EVP_PKEY_sign_init(pctx) != 1 ||
-        EVP_PKEY_sign(pctx, der, &der_len, digest, sizeof(digest)) != 1)
-        goto done;
-    sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
-    if (sig == NULL || BN_bn2binpad(ECDSA_SIG_get0_r(sig), ret_sig, 32) != 32 ||
-        BN_bn2binpad(ECDSA_SIG_get0_s(sig), ret_sig + 32, 32) != 32)
-        goto done;
-    r = 0;
-done:
-    ECDSA_SIG_free(sig);
-    EVP_PKEY_CTX_free(pctx);
-    return r;
-}
-
-static bool make_key(struct soft_key *k)
-{
-    size_t n = 0;
-
-    k->pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    return k->pkey != NULL &&
-           EVP_PKEY_get_octet_string_param(k->pkey, OSSL_PKEY_PARAM_PUB_KEY, k->pub.point,
-                                           sizeof(k->pub.point), &n) == 1 &&
-           n == DKM_P256_PUBLIC_SIZE &&
-           dkm_test_soft_ek(DKM_EK_ECCP256, &k->ek, NULL) == 0 &&
-           dkm_node_id_from_public(&k->ek, &k->id) == 0;
-}
+static struct dkm_test_server server_a, server_b, node_c;
 
 static int suite_init(void)
 {
-    return make_key(&server_a) && make_key(&server_b) && make_key(&node_c) ? 0 : -1;
+    return dkm_test_server_make(&server_a) == 0 && dkm_test_server_make(&server_b) == 0 &&
+                   dkm_test_server_make(&node_c) == 0
+               ? 0
+               : -1;
 }
 
 static int suite_cleanup(void)
 {
-    EVP_PKEY_free(server_a.pkey);
-    EVP_PKEY_free(server_b.pkey);
-    EVP_PKEY_free(node_c.pkey);
+    dkm_test_server_free(&server_a);
+    dkm_test_server_free(&server_b);
+    dkm_test_server_free(&node_c);
     return 0;
 }
 
-static struct dkm_signer signer_of(struct soft_key *k)
-{
-    struct dkm_signer s = {.sign = soft_sign, .ctx = k, .id = k->id};
-
-    return s;
-}
-
-static void add_entry(struct dkm_server_list *l, const struct soft_key *k)
+static void add_entry(struct dkm_server_list *l, const struct dkm_test_server *k)
 {
     struct dkm_server_entry *e = &l->entries[l->count++];
 
@@ -101,7 +51,7 @@ static void add_entry(struct dkm_server_list *l, const struct soft_key *k)
 static uint8_t *make_list_v1(size_t *len, struct dkm_server_list *out)
 {
     struct dkm_server_list l = {.list_version = 1, .issued_at = 1700000000};
-    struct dkm_signer s = signer_of(&server_a);
+    struct dkm_signer s = dkm_test_server_signer(&server_a);
     uint8_t *buf = NULL;
 
     add_entry(&l, &server_a);
@@ -221,7 +171,7 @@ static void test_server_list_pin_mismatch(void)
 static void test_server_list_self_signed_by_outsider(void)
 {
     struct dkm_server_list l = {.list_version = 1, .issued_at = 1};
-    struct dkm_signer s = signer_of(&node_c);
+    struct dkm_signer s = dkm_test_server_signer(&node_c);
     struct dkm_server_list got;
     uint8_t fp[DKM_FINGERPRINT_SIZE];
     uint8_t *buf;
@@ -238,7 +188,8 @@ static void test_server_list_next_version(void)
 {
     struct dkm_server_list v2 = {.list_version = 2, .issued_at = 1700000100};
     struct dkm_server_list got;
-    struct dkm_signer by_b = signer_of(&server_b), by_c = signer_of(&node_c);
+    struct dkm_signer by_b = dkm_test_server_signer(&server_b),
+                      by_c = dkm_test_server_signer(&node_c);
     uint8_t *buf;
     size_t len;
 
@@ -266,7 +217,7 @@ static void test_server_list_next_version(void)
 static void test_server_list_invalid_fields(void)
 {
     struct dkm_server_list l = {.list_version = 1, .issued_at = 1};
-    struct dkm_signer s = signer_of(&server_a);
+    struct dkm_signer s = dkm_test_server_signer(&server_a);
     struct dkm_server_list got;
     uint8_t *buf;
     size_t len;
@@ -338,13 +289,13 @@ static int verify_entry(const uint8_t *b, size_t n)
     return verify_on_v1(DKM_SIGCTX_NODE_ENTRY, b, n);
 }
 
-static uint8_t *make_entry(size_t *len, struct soft_key *by)
+static uint8_t *make_entry(size_t *len, struct dkm_test_server *by)
 {
     struct dkm_node_entry e = {.node_id = node_c.id,
                                .ek = node_c.ek,
                                .role = DKM_ROLE_CLIENT,
                                .authorized_at = 1700000000};
-    struct dkm_signer s = signer_of(by);
+    struct dkm_signer s = dkm_test_server_signer(by);
     uint8_t *buf = NULL;
 
     CU_ASSERT_EQUAL_FATAL(dkm_node_entry_sign(&e, &s, &buf, len), 0);
@@ -380,7 +331,7 @@ static void test_node_entry_invalid_fields(void)
                                .role = DKM_ROLE_ADMIN,
                                .authorized_at = 100,
                                .revoked_at = 50};
-    struct dkm_signer s = signer_of(&server_a);
+    struct dkm_signer s = dkm_test_server_signer(&server_a);
     struct dkm_node_entry got;
     enum dkm_role role;
     uint8_t *buf;
@@ -448,7 +399,7 @@ static int verify_policy(const uint8_t *b, size_t n)
 static void test_group_policy_round_trip_with_pcrs(void)
 {
     struct dkm_group_policy p = base_policy(), got;
-    struct dkm_signer s = signer_of(&server_a);
+    struct dkm_signer s = dkm_test_server_signer(&server_a);
     uint8_t *buf;
     size_t len;
 
@@ -469,7 +420,7 @@ static void test_group_policy_round_trip_with_pcrs(void)
 
 static void test_group_policy_invalid_fields(void)
 {
-    struct dkm_signer s = signer_of(&server_a);
+    struct dkm_signer s = dkm_test_server_signer(&server_a);
     struct dkm_group_policy p;
     uint8_t *buf;
     size_t len;
@@ -517,7 +468,7 @@ static void test_sealed_copy_round_trip(void)
                                 .blob = blob,
                                 .blob_len = sizeof(blob)},
                            got;
-    struct dkm_signer s = signer_of(&server_a);
+    struct dkm_signer s = dkm_test_server_signer(&server_a);
     uint8_t *buf;
     size_t len;
 
