@@ -282,14 +282,6 @@ int dkmctl_cmd_node(const struct dkmctl_globals *g, int argc, char **argv)
         return cmd_init(g, argc - 1, argv + 1);
     if (strcmp(sub, "show") == 0)
         return cmd_show(g, argc - 1, argv + 1);
-    if (strcmp(sub, "authorize") == 0 || strcmp(sub, "revoke") == 0 ||
-        strcmp(sub, "list") == 0) {
-        fprintf(stderr,
-                "dkmctl: node %s: needs a running dkmd; the service commands are "
-                "not part of this build yet\n",
-                sub);
-        return DKMCTL_EXIT_FAILURE;
-    }
     fprintf(stderr, "dkmctl: node: unknown subcommand \"%s\" (see dkmctl node --help)\n",
             sub);
     return DKMCTL_EXIT_USAGE;
