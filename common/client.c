@@ -79,16 +79,10 @@ struct dkm_client {
 
 /* ---- configuration ---- */
 
-/*
- * Set a new detail that quotes the current one: the detail lives in a
- * per-thread buffer that dkm_error_set overwrites, so copy it first.
- */
+/* Set a new detail that puts prefix before the current one. */
 static int rewrap(int r, const char *prefix)
 {
-    char prev[512];
-
-    snprintf(prev, sizeof(prev), "%s", dkm_error_detail());
-    return dkm_error_set(r, "%s%s", prefix, prev);
+    return dkm_error_set(r, "%s%s", prefix, dkm_error_detail());
 }
 
 static int dup_opt(const char *s, char **ret)

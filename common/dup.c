@@ -596,11 +596,9 @@ int dkm_dup_encode(const struct dkm_import_blob *blob, uint8_t *buf, size_t cap,
     /* Never emit what the decoder would refuse. */
     r = dkm_dup_decode(buf, w.len, &check);
     if (r < 0) {
-        char why[256];
-
-        snprintf(why, sizeof(why), "%s", dkm_error_detail());
         OPENSSL_cleanse(buf, w.len);
-        return dkm_error_set(-EINVAL, "import blob: not encodable: %s", why);
+        return dkm_error_set(-EINVAL, "import blob: not encodable: %s",
+                             dkm_error_detail());
     }
     *ret_len = w.len;
     return 0;

@@ -51,11 +51,15 @@ const char *dkm_strerror(int r)
 
 int dkm_error_set(int r, const char *fmt, ...)
 {
+    char msg[DKM_ERROR_DETAIL_MAX];
     va_list ap;
 
+    /* Format aside first: callers may pass the current detail itself
+     * (dkm_error_set(r, "context: %s", dkm_error_detail())). */
     va_start(ap, fmt);
-    (void)dkm_safe_vformat(detail, sizeof(detail), fmt, ap);
+    (void)dkm_safe_vformat(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    memcpy(detail, msg, sizeof(detail));
     return r;
 }
 

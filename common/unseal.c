@@ -407,12 +407,9 @@ int dkm_sealed_encode(const struct dkm_sealed *sealed, uint8_t *buf, size_t cap,
         return dkm_error_set(-ENOBUFS, "sealed key: does not fit in %zu bytes", cap);
     /* Never write what the decoder would refuse. */
     r = dkm_sealed_decode(buf, w.len, &check);
-    if (r < 0) {
-        char why[256];
-
-        snprintf(why, sizeof(why), "%s", dkm_error_detail());
-        return dkm_error_set(-EINVAL, "sealed key: not encodable: %s", why);
-    }
+    if (r < 0)
+        return dkm_error_set(-EINVAL, "sealed key: not encodable: %s",
+                             dkm_error_detail());
     *ret_len = w.len;
     return 0;
 }

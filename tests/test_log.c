@@ -152,6 +152,20 @@ static void test_strerror_codes(void)
     CU_ASSERT_STRING_EQUAL(dkm_error_detail(), "");
 }
 
+/* Regression: re-raising with the current detail as an argument formatted
+ * the per-thread buffer into itself (overlapping vsnprintf). */
+static void test_error_detail_can_quote_itself(void)
+{
+    dkm_error_set(-EINVAL, "inner %s %d", "cause", 42);
+    CU_ASSERT_EQUAL(dkm_error_set(DKM_E_FORMAT, "outer: %s", dkm_error_detail()),
+                    DKM_E_FORMAT);
+    CU_ASSERT_STRING_EQUAL(dkm_error_detail(), "outer: inner cause 42");
+    dkm_error_set(-EINVAL, "%s", "x");
+    CU_ASSERT_EQUAL(
+        dkm_error_set(-EINVAL, "%s%s", dkm_error_detail(), dkm_error_detail()), -EINVAL);
+    CU_ASSERT_STRING_EQUAL(dkm_error_detail(), "xx");
+}
+
 static CU_TestInfo log_tests[] = {
     {"test_log_levels", test_log_levels},
     {"test_log_secret_never_formatted", test_log_secret_never_formatted},
@@ -159,6 +173,7 @@ static CU_TestInfo log_tests[] = {
      test_error_detail_secret_never_formatted},
     {"test_safe_format_walks_all_conversions", test_safe_format_walks_all_conversions},
     {"test_strerror_codes", test_strerror_codes},
+    {"test_error_detail_can_quote_itself", test_error_detail_can_quote_itself},
     CU_TEST_INFO_NULL,
 };
 

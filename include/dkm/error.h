@@ -47,6 +47,7 @@ const char *dkm_strerror(int r);
  * and return r unchanged so that callers can write
  *     return dkm_error_set(-EINVAL, "bad %s", what);
  * Arguments that point into secure memory are never formatted (see log.h).
+ * The current detail may itself be an argument, to add context to it.
  */
 int dkm_error_set(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
