@@ -1108,30 +1108,18 @@ int dkm_client_cached_groups(struct dkm_client *c,
         goto done;
     }
     while ((de = readdir(d)) != NULL) {
-        /* Entries are GROUP.VERSION.dkc; a group name may contain dots. */
-        const char *name = de->d_name, *dot;
-        size_t len = strlen(name), glen;
         char group[DKM_GROUP_MAX + 1];
+        uint32_t version;
         bool dup = false;
 
-        if (len < 7 || strcmp(name + len - 4, ".dkc") != 0)
+        if (dkm_diskcache_parse_name(de->d_name, group, &version) < 0)
             continue;
-        dot = name + len - 5;
-        while (dot > name && *dot >= '0' && *dot <= '9')
-            dot--;
-        if (*dot != '.' || dot == name + len - 5)
-            continue;
-        glen = (size_t)(dot - name);
-        if (glen > DKM_GROUP_MAX || !dkm_group_valid(name, glen))
-            continue;
-        memcpy(group, name, glen);
-        group[glen] = '\0';
         for (size_t i = 0; i < n_seen && !dup; i++)
             dup = strcmp(seen[i], group) == 0;
         if (dup)
             continue;
         if (n_seen < sizeof(seen) / sizeof(seen[0]))
-            memcpy(seen[n_seen++], group, glen + 1);
+            memcpy(seen[n_seen++], group, strlen(group) + 1);
         r = fn(arg, group);
         if (r < 0)
             break;

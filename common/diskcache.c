@@ -233,26 +233,34 @@ done:
     return r;
 }
 
-/*
- * If name is "GROUP.N.dkc" for this group, the version N (all digits, no
- * leading zero, 1..UINT32_MAX); else 0.
- */
-static uint32_t entry_version(const char *name, const char *group)
+int dkm_diskcache_parse_name(const char *name, char group[DKM_GROUP_MAX + 1],
+                             uint32_t *ret_version)
 {
-    size_t glen = strlen(group), n = strlen(name), slen = strlen(ENTRY_SUFFIX);
+    size_t n = strlen(name), slen = strlen(ENTRY_SUFFIX);
+    const char *end, *dot;
     uint64_t v = 0;
 
-    if (n <= glen + 1 + slen || strncmp(name, group, glen) != 0 || name[glen] != '.' ||
-        strcmp(name + n - slen, ENTRY_SUFFIX) != 0 || name[glen + 1] == '0')
-        return 0;
-    for (size_t i = glen + 1; i < n - slen; i++) {
-        if (name[i] < '0' || name[i] > '9')
-            return 0;
-        v = v * 10 + (uint64_t)(name[i] - '0');
+    /* GROUP may contain dots: the version is what follows the last one. */
+    if (n <= slen || strcmp(name + n - slen, ENTRY_SUFFIX) != 0)
+        return -EINVAL;
+    end = name + n - slen;
+    dot = end;
+    while (dot > name && dot[-1] != '.')
+        dot--;
+    if (dot <= name + 1 || dot == end || dot[0] == '0' ||
+        !dkm_group_valid(name, (size_t)(dot - 1 - name)))
+        return -EINVAL;
+    for (const char *p = dot; p < end; p++) {
+        if (*p < '0' || *p > '9')
+            return -EINVAL;
+        v = v * 10 + (uint64_t)(*p - '0');
         if (v > UINT32_MAX)
-            return 0;
+            return -EINVAL;
     }
-    return (uint32_t)v;
+    memcpy(group, name, (size_t)(dot - 1 - name));
+    group[dot - 1 - name] = '\0';
+    *ret_version = (uint32_t)v;
+    return 0;
 }
 
 int dkm_diskcache_latest(struct dkm_diskcache *c, const char *group, uint64_t now,
@@ -268,12 +276,14 @@ int dkm_diskcache_latest(struct dkm_diskcache *c, const char *group, uint64_t no
     if (d == NULL)
         return dkm_error_set(-errno, "disk cache: cannot read %s", c->dir);
     while ((de = readdir(d)) != NULL) {
-        uint32_t v = entry_version(de->d_name, group);
+        char g[DKM_GROUP_MAX + 1];
         struct dkm_sealed s;
         uint8_t *resp = NULL;
+        uint32_t v;
         size_t len;
 
-        if (v <= best)
+        if (dkm_diskcache_parse_name(de->d_name, g, &v) < 0 || strcmp(g, group) != 0 ||
+            v <= best)
             continue;
         /* Only an entry that reads back valid and unexpired counts. */
         if (dkm_diskcache_get(c, group, v, now, &resp, &len, NULL, &s) == 0)
@@ -298,27 +308,12 @@ int dkm_diskcache_prune(struct dkm_diskcache *c, uint64_t now)
         return dkm_error_set(-errno, "disk cache: cannot read %s", c->dir);
     while ((de = readdir(d)) != NULL) {
         char group[DKM_GROUP_MAX + 1];
-        const char *dot = strrchr(de->d_name, '.');
-        size_t n = strlen(de->d_name);
         struct dkm_sealed s;
         uint8_t *resp = NULL;
-        const char *vdot;
         uint32_t v;
         size_t len;
 
-        if (dot == NULL || strcmp(dot, ENTRY_SUFFIX) != 0 || n - 4 > DKM_GROUP_MAX + 11)
-            continue;
-        /* The group is everything before the last '.' ahead of the version. */
-        vdot = dot;
-        do {
-            vdot--;
-        } while (vdot > de->d_name && *vdot != '.');
-        if (vdot <= de->d_name || (size_t)(vdot - de->d_name) > DKM_GROUP_MAX)
-            continue;
-        memcpy(group, de->d_name, (size_t)(vdot - de->d_name));
-        group[vdot - de->d_name] = '\0';
-        v = entry_version(de->d_name, group);
-        if (v == 0)
+        if (dkm_diskcache_parse_name(de->d_name, group, &v) < 0)
             continue;
         if (dkm_diskcache_get(c, group, v, now, &resp, &len, NULL, &s) == DKM_E_EXPIRED)
             removed++;

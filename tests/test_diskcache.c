@@ -264,7 +264,52 @@ static void test_diskcache_directory_checks(void)
     dkm_diskcache_free(NULL);
 }
 
+static void test_diskcache_parse_name(void)
+{
+    static const char *const bad[] = {
+        "",
+        ".dkc",
+        "g.dkc",
+        "g..dkc",
+        ".1.dkc",
+        "g.0.dkc",
+        "g.01.dkc",
+        "g.1x.dkc",
+        "g.-1.dkc",
+        "g.1.dkc.tmp",
+        "g.1.DKC",
+        "g 1.1.dkc",
+        "g/h.1.dkc",
+        "g.4294967296.dkc",
+        "cache.key",
+        "trust.lists",
+        "g.1.dkc.tmp.AbC123",
+    };
+    char group[DKM_GROUP_MAX + 1], long_name[DKM_GROUP_MAX + 16];
+    uint32_t v = 0;
+
+    CU_ASSERT_EQUAL(dkm_diskcache_parse_name("payments.3.dkc", group, &v), 0);
+    CU_ASSERT_STRING_EQUAL(group, "payments");
+    CU_ASSERT_EQUAL(v, 3);
+    CU_ASSERT_EQUAL(dkm_diskcache_parse_name("a.b.5.4294967295.dkc", group, &v), 0);
+    CU_ASSERT_STRING_EQUAL(group, "a.b.5");
+    CU_ASSERT_EQUAL(v, 4294967295u);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (dkm_diskcache_parse_name(bad[i], group, &v) != -EINVAL)
+            fprintf(stderr, "accepted: \"%s\"\n", bad[i]);
+        CU_ASSERT_EQUAL(dkm_diskcache_parse_name(bad[i], group, &v), -EINVAL);
+    }
+    /* A group of 64 characters is the longest. */
+    memset(long_name, 'g', DKM_GROUP_MAX);
+    strcpy(long_name + DKM_GROUP_MAX, ".1.dkc");
+    CU_ASSERT_EQUAL(dkm_diskcache_parse_name(long_name, group, &v), 0);
+    memset(long_name, 'g', DKM_GROUP_MAX + 1);
+    strcpy(long_name + DKM_GROUP_MAX + 1, ".1.dkc");
+    CU_ASSERT_EQUAL(dkm_diskcache_parse_name(long_name, group, &v), -EINVAL);
+}
+
 static CU_TestInfo diskcache_tests[] = {
+    {"test_diskcache_parse_name", test_diskcache_parse_name},
     {"test_diskcache_round_trip", test_diskcache_round_trip},
     {"test_diskcache_expiry_is_final", test_diskcache_expiry_is_final},
     {"test_diskcache_every_flip_and_truncation",

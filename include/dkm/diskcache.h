@@ -24,6 +24,7 @@
 
 #include "dkm/error.h"
 #include "dkm/unseal.h"
+#include "dkm/uri.h"
 
 #define DKM_DISKCACHE_KEY_SIZE 32
 #define DKM_DISKCACHE_ENTRY_MAX 40960u
@@ -73,6 +74,16 @@ DKM_MUSTCHECK int dkm_diskcache_get(struct dkm_diskcache *c, const char *group,
  */
 DKM_MUSTCHECK int dkm_diskcache_latest(struct dkm_diskcache *c, const char *group,
                                        uint64_t now, uint32_t *ret_version);
+
+/*
+ * Split an entry's file name "GROUP.VERSION.dkc" (GROUP valid, VERSION
+ * 1..UINT32_MAX without leading zeros). 0, or -EINVAL for any other
+ * name. Needs no open cache (no cache key), so groups can be listed
+ * without the TPM.
+ */
+DKM_MUSTCHECK int dkm_diskcache_parse_name(const char *name,
+                                           char group[DKM_GROUP_MAX + 1],
+                                           uint32_t *ret_version);
 
 /* Remove every entry that expired at or before now; returns how many. */
 int dkm_diskcache_prune(struct dkm_diskcache *c, uint64_t now);
