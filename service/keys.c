@@ -5,8 +5,9 @@
  * /v1/keys/fetch, the hot path. A fetch reads only the current snapshot:
  * the ACL check, the requester's EK from its signed node entry, the key
  * unsealed at load time. It seals the key to that EK in software
- * (dkm_dup_seal) and signs the answer with the delegated software key, so
- * it costs no database round trip and no TPM command. Refusals are 403
+ * (dkm_dup_seal; once per node and version in a snapshot, blobcache.c)
+ * and signs the answer with the delegated software key, so it costs no
+ * database round trip and no TPM command. Refusals are 403
  * and audited; the detail names the reason, never another node or group.
  */
 #include <errno.h>
@@ -102,23 +103,52 @@ static void deny(struct svc_req *r, const char *node_hex, const char *group,
     svc_reply_error(r, 403, "forbidden", "%s", why);
 }
 
-/* Seal, sign, encode: the part of a fetch that builds the answer. */
+/*
+ * The import blob of v for node: from the snapshot's cache, else sealed to
+ * the node's EK in software (dkm_dup_seal) and kept for the next fetch.
+ */
+static int import_blob(const struct ks_snapshot *s, const struct ks_group *g,
+                       const struct ks_version *v, const struct ks_node *node,
+                       uint8_t env[DKM_DUP_ENCODED_MAX], const uint8_t **ret,
+                       size_t *ret_len)
+{
+    struct dkm_import_blob blob;
+    size_t idx = (size_t)(node - s->nodes);
+    const uint8_t *hit;
+    size_t len = 0;
+    int r;
+
+    hit = ks_blobcache_get(s->blobs, v, idx, &len);
+    if (hit != NULL) {
+        *ret = hit;
+        *ret_len = len;
+        return 0;
+    }
+    r = dkm_dup_seal(&node->entry.ek, v->key->secret, v->key->len, g->policy.pcr_mask,
+                     g->policy.pcr_mask != 0 ? g->policy_digest : NULL, &blob);
+    if (r < 0)
+        return r;
+    r = dkm_dup_encode(&blob, env, DKM_DUP_ENCODED_MAX, &len);
+    if (r < 0)
+        return r;
+    ks_blobcache_put(s->blobs, v, idx, env, len);
+    *ret = env;
+    *ret_len = len;
+    return 0;
+}
+
+/* Seal (or reuse), sign, encode: the part of a fetch that builds the answer. */
 static int make_response(const struct ks_snapshot *s, const struct ks_group *g,
                          const struct ks_version *v, const struct ks_node *node,
                          const uint8_t *nonce, size_t nonce_len, char **ret)
 {
     struct dkm_fetch_response f = {.version = v->version};
-    struct dkm_import_blob blob;
     uint8_t env[DKM_DUP_ENCODED_MAX], *out = NULL;
     size_t out_len = 0, n;
     char *text = NULL;
     int r;
 
-    r = dkm_dup_seal(&node->entry.ek, v->key->secret, v->key->len, g->policy.pcr_mask,
-                     g->policy.pcr_mask != 0 ? g->policy_digest : NULL, &blob);
-    if (r < 0)
-        goto done;
-    r = dkm_dup_encode(&blob, env, sizeof(env), &f.blob_len);
+    r = import_blob(s, g, v, node, env, &f.blob, &f.blob_len);
     if (r < 0)
         goto done;
     strcpy(f.group, g->name);
@@ -129,7 +159,6 @@ static int make_response(const struct ks_snapshot *s, const struct ks_group *g,
     f.expires_at = v->expires_at;
     f.policy = g->policy_rec;
     f.policy_len = g->policy_len;
-    f.blob = env;
     r = dkm_fetch_response_sign(&f, s->deleg->dk, &out, &out_len);
     if (r < 0)
         goto done;

@@ -3,7 +3,8 @@
  * The key service's state in memory: one immutable snapshot of the server
  * lists, node entries, group policies, key versions, ACLs and this
  * server's unsealed keys, built from the database by the keeper thread
- * and read by the request handlers without any database round trip.
+ * and read by the request handlers without any database round trip. (Its
+ * cache of import blobs, blobcache.c, is filled by the handlers.)
  *
  * Every signed row is verified when loaded: the server list chain from
  * the pinned v1, then node entries, policies and sealed copies against
@@ -62,6 +63,7 @@ void ks_snapshot_unref(struct ks_snapshot *s)
         group_clear(&s->groups[i]);
     free(s->groups);
     ks_deleg_unref(s->deleg);
+    ks_blobcache_free(s->blobs);
     free(s);
 }
 
@@ -605,6 +607,8 @@ int ks_snapshot_load(struct ks_loader *l, const struct ks_snapshot *prev,
     if (r == 0)
         r = load_access(l, s);
     PQclear(PQexec(l->conn, "COMMIT"));
+    if (r == 0)
+        r = ks_blobcache_new(s->nnodes, &s->blobs);
     if (r < 0)
         goto done;
     atomic_fetch_add(&l->deleg->refs, 1);

@@ -91,6 +91,14 @@ it_check_fails "a wrong pin is refused" "$KEYS_FETCH_BIN" \
 it_check_fails "a replayed answer (other nonce) is refused" "$KEYS_FETCH_BIN" \
     --tcti "${NODE_TCTI[n1]}" --pin "$KEYS_TRUST" --trust "$IT_TMP/trust.json" \
     --response "$IT_TMP/n1.json" --group payments --version current --nonce "$(new_nonce)"
+# Answers are built once per node and version and then reused: a second
+# node must get a blob sealed to its own EK, not n1's, and the same key.
+admin POST /v1/nodes "{\"card\":\"${NODE_CARD[n2]}\"}" >/dev/null
+admin POST /v1/groups/payments/grant "{\"node_id\":\"${NODE_ID[n2]}\"}" >/dev/null
+it_check_eq "n2 granted: the same key, unsealed by n2's TPM" "$d1" \
+    "$(key_digest n2 payments current)"
+it_check_eq "n1 again after n2: the same key" "$d1" "$(key_digest n1 payments current)"
+it_check_eq "n2 again (reused answer): the same key" "$d1" "$(key_digest n2 payments 1)"
 
 out=$(admin POST /v1/groups/payments/rotate)
 it_check_eq "rotate: version 2" 2 "$(jq -r .version <<<"$out")"
@@ -103,7 +111,8 @@ it_check_eq "version 1 is still fetchable (decrypt-only)" "$d1" "$(key_digest n1
 show=$(admin GET /v1/groups/payments)
 it_check_eq "show: v1 decrypt-only" decrypt-only "$(jq -r '.versions[0].state' <<<"$show")"
 it_check_eq "show: v2 active" active "$(jq -r '.versions[1].state' <<<"$show")"
-it_check_eq "show: n1 is a member" "${NODE_ID[n1]}" "$(jq -r '.members[0]' <<<"$show")"
+it_check_eq "show: n1 is a member" 1 \
+    "$(jq --arg n "${NODE_ID[n1]}" '[.members[] | select(. == $n)] | length' <<<"$show")"
 out=$(admin PUT /v1/groups/payments/policy '{"cache_ttl":30}')
 it_check_eq "policy update: serial 2" 2 "$(jq -r .serial <<<"$out")"
 it_check_eq "the new policy is served" 30 \
