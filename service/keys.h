@@ -151,7 +151,8 @@ const uint8_t *ks_blobcache_get(struct ks_blobcache *c, const void *version, siz
 /* Keep a copy (silently nothing when full or out of memory). Thread-safe. */
 void ks_blobcache_put(struct ks_blobcache *c, const void *version, size_t node,
                       const uint8_t *blob, size_t len);
-void ks_blobcache_size(const struct ks_blobcache *c, size_t *ret_count, size_t *ret_bytes);
+void ks_blobcache_size(const struct ks_blobcache *c, size_t *ret_count,
+                       size_t *ret_bytes);
 
 /* Everything the loader needs: the keeper's resources. */
 struct ks_loader {
