@@ -113,6 +113,7 @@ int main(int argc, char **argv)
     };
     const char *config_path = SVC_DEFAULT_CONFIG;
     struct svc_config *cfg = NULL;
+    struct svc_metrics *metrics = NULL;
     bool init = false;
     unsigned version = 0;
     int c, r;
@@ -156,14 +157,17 @@ int main(int argc, char **argv)
     if (init) {
         r = cmd_init(cfg);
     } else {
-        r = migrate(cfg, &version);
+        r = svc_metrics_new(&metrics);
         if (r == 0)
-            r = ks_start(cfg);
+            r = migrate(cfg, &version);
+        if (r == 0)
+            r = ks_start(cfg, metrics);
         if (r == 0) {
             svc_set_workers_stopped_hook(ks_quiesce);
-            r = svc_run(cfg, config_path, version);
+            r = svc_run(cfg, config_path, version, metrics);
         }
         ks_stop();
+        svc_metrics_free(metrics);
     }
     if (r < 0)
         log_error("%s", dkm_error_detail()[0] ? dkm_error_detail() : dkm_strerror(r));

@@ -442,9 +442,13 @@ void svc_refused_rows_add(struct svc *svc, uint64_t n);
  */
 void svc_set_workers_stopped_hook(void (*fn)(void));
 
-/* Run the service until SIGTERM/SIGINT; returns 0 after a clean drain. */
+/*
+ * Run the service until SIGTERM/SIGINT; returns 0 after a clean drain.
+ * metrics is the registry /metrics renders (owned by the caller, who may
+ * have registered the key service's metrics in it already).
+ */
 DKM_MUSTCHECK int svc_run(struct svc_config *cfg, const char *config_path,
-                          unsigned schema_version);
+                          unsigned schema_version, struct svc_metrics *metrics);
 
 /* ---- admin.c ----------------------------------------------------------- */
 

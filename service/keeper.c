@@ -379,6 +379,7 @@ static int db_connect(void)
 static int new_delegation(void)
 {
     struct ks_deleg *d;
+    struct timespec start;
     uint64_t now = (uint64_t)time(NULL);
     int r;
 
@@ -386,8 +387,10 @@ static int new_delegation(void)
     if (d == NULL)
         return -ENOMEM;
     atomic_init(&d->refs, 1);
+    svc_now_mono(&start);
     r = dkm_delegation_create(K.ctx.sk, &K.loader.self, now - KS_DELEGATION_BACK,
                               now + KS_DELEGATION_LIFE, &d->dk);
+    ks_tpm_observe("delegate", &start);
     if (r < 0) {
         free(d);
         return r;
@@ -530,8 +533,33 @@ static void *keeper_main(void *arg)
     return NULL;
 }
 
-int ks_start(const struct svc_config *cfg)
+size_t ks_audit_pending(void)
 {
+    size_t n;
+
+    pthread_mutex_lock(&K.lock);
+    n = K.naudit;
+    pthread_mutex_unlock(&K.lock);
+    return n;
+}
+
+/* The TPM signing key, timed for /metrics. */
+static int timed_sign(void *ctx, const char *context, const void *msg, size_t len,
+                      uint8_t ret_sig[DKM_SIG_SIZE])
+{
+    const struct dkm_signer *inner = ctx;
+    struct timespec start;
+    int r;
+
+    svc_now_mono(&start);
+    r = inner->sign(inner->ctx, context, msg, len, ret_sig);
+    ks_tpm_observe("sign", &start);
+    return r;
+}
+
+int ks_start(const struct svc_config *cfg, struct svc_metrics *metrics)
+{
+    static struct dkm_signer tpm_signer;
     char path[4096], hex[2 * DKM_FINGERPRINT_SIZE + 8];
     size_t len = 0;
     FILE *f = NULL;
@@ -539,6 +567,9 @@ int ks_start(const struct svc_config *cfg)
     int r;
 
     K.cfg = cfg;
+    r = ks_metrics_register(metrics);
+    if (r < 0)
+        return r;
     snprintf(path, sizeof(path), "%s/%s", cfg->state_dir, KS_SIGNKEY_FILE);
     if (access(path, F_OK) != 0) {
         log_warning("%s does not exist: this server has no key-service identity, the "
@@ -560,7 +591,9 @@ int ks_start(const struct svc_config *cfg)
     r = dkm_signkey_load(K.ctx.tpm, path, &K.ctx.sk);
     if (r < 0)
         goto done;
-    K.ctx.signer = dkm_signer_signkey(K.ctx.sk, &K.loader.self);
+    tpm_signer = dkm_signer_signkey(K.ctx.sk, &K.loader.self);
+    K.ctx.signer =
+        (struct dkm_signer){.sign = timed_sign, .ctx = &tpm_signer, .id = tpm_signer.id};
     snprintf(path, sizeof(path), "%s/%s", cfg->state_dir, KS_TRUST_FILE);
     f = fopen(path, "re");
     if (f == NULL || fgets(hex, sizeof(hex), f) == NULL ||

@@ -188,8 +188,7 @@ const struct ks_version *ks_group_version(const struct ks_group *g, uint32_t ver
  * this server has no identity (initialised without a TPM) the key
  * endpoints stay off (503) and 0 is returned.
  */
-DKM_MUSTCHECK int ks_start(const struct svc_config *cfg);
-/* Flush the audit queue, stop the thread, free everything. */
+DKM_MUSTCHECK int ks_start(const struct svc_config *cfg, struct svc_metrics *metrics);
 /*
  * Stop the keeper thread (it finishes the job at hand, drains the audit
  * queue, and posts nothing afterwards). Idempotent; ks_stop calls it.
@@ -197,6 +196,7 @@ DKM_MUSTCHECK int ks_start(const struct svc_config *cfg);
  * bases are freed (svc_set_workers_stopped_hook).
  */
 void ks_quiesce(void);
+/* Quiesce, then free everything (the queue was flushed by the keeper). */
 void ks_stop(void);
 
 /* A read reference to the current snapshot, or NULL (then answer 503). */
@@ -207,6 +207,17 @@ static inline void ks_snapshot_put(struct ks_snapshot *s)
 }
 /* Rows refused in the current snapshot (for /v1/health). */
 uint64_t ks_refused_rows(void);
+
+/* Audit records queued and not yet written. */
+size_t ks_audit_pending(void);
+
+/* ---- ks_metrics.c ------------------------------------------------------ */
+
+/* Register the key service's histogram and gauges (ks_start does). */
+DKM_MUSTCHECK int ks_metrics_register(struct svc_metrics *m);
+/* Record a TPM operation that started at start (CLOCK_MONOTONIC). */
+struct timespec;
+void ks_tpm_observe(const char *operation, const struct timespec *start);
 
 /* Queue an audit record (written in batches by the keeper). Thread-safe. */
 void ks_audit(const char *actor, const char *action, const char *target,

@@ -349,7 +349,8 @@ void svc_set_workers_stopped_hook(void (*fn)(void))
     workers_stopped_hook = fn;
 }
 
-int svc_run(struct svc_config *cfg, const char *config_path, unsigned schema_version)
+int svc_run(struct svc_config *cfg, const char *config_path, unsigned schema_version,
+            struct svc_metrics *metrics)
 {
     static const int signals[] = {SIGTERM, SIGINT, SIGHUP};
     struct event *sigev[3] = {NULL, NULL, NULL};
@@ -376,9 +377,7 @@ int svc_run(struct svc_config *cfg, const char *config_path, unsigned schema_ver
         goto done;
     }
     lock_ok = true;
-    r = svc_metrics_new(&svc.metrics);
-    if (r < 0)
-        goto done;
+    svc.metrics = metrics;
     r = metrics_setup(&svc);
     if (r < 0)
         goto done;
@@ -473,7 +472,6 @@ done : {
     if (svc.listen_fd >= 0)
         close(svc.listen_fd);
     SSL_CTX_free(svc.ssl_ctx);
-    svc_metrics_free(svc.metrics);
     if (lock_ok)
         pthread_mutex_destroy(&svc.tls_lock);
     if (r == 0)

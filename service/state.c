@@ -24,6 +24,7 @@
 #include "dkm/secmem.h"
 #include "dkm/unseal.h"
 #include "keys.h"
+#include "server.h"
 
 static void key_unref(struct ks_key *k)
 {
@@ -450,6 +451,7 @@ static int unseal_copy(struct ks_loader *l, const struct dkm_sealed_copy *c,
                        struct ks_key **ret)
 {
     struct dkm_import_blob blob;
+    struct timespec start;
     struct ks_key *k = NULL;
     void *secret = NULL;
     size_t len = 0;
@@ -458,7 +460,9 @@ static int unseal_copy(struct ks_loader *l, const struct dkm_sealed_copy *c,
     r = dkm_dup_decode(c->blob, c->blob_len, &blob);
     if (r < 0)
         goto done;
+    svc_now_mono(&start);
     r = dkm_unseal_blob(l->tpm, &blob, NULL, &secret, &len);
+    ks_tpm_observe("unseal", &start);
     if (r < 0)
         goto done;
     if (len != KS_KEY_SIZE) {

@@ -100,6 +100,25 @@ it_check_eq "n2 granted: the same key, unsealed by n2's TPM" "$d1" \
 it_check_eq "n1 again after n2: the same key" "$d1" "$(key_digest n1 payments current)"
 it_check_eq "n2 again (reused answer): the same key" "$d1" "$(key_digest n2 payments 1)"
 
+metrics=$(svc_curl /metrics)
+metric() { sed -n "s/^$1 \([0-9.e+]*\)$/\1/p" <<<"$metrics"; }
+it_check "metrics: the TPM unseal of the sealed copy was timed" \
+    grep -Eq '^dkmd_tpm_operation_duration_seconds_count\{operation="unseal"\} [1-9]' \
+    <<<"$metrics"
+it_check "metrics: TPM signatures were timed" \
+    grep -Eq '^dkmd_tpm_operation_duration_seconds_count\{operation="sign"\} [1-9]' \
+    <<<"$metrics"
+it_check "metrics: the delegation was timed" \
+    grep -Eq '^dkmd_tpm_operation_duration_seconds_count\{operation="delegate"\} [1-9]' \
+    <<<"$metrics"
+it_check_eq "metrics: one group" 1 "$(metric dkmd_groups)"
+it_check_eq "metrics: two nodes and the server's own entry" 3 "$(metric dkmd_nodes)"
+it_check_eq "metrics: one key held" 1 "$(metric dkmd_keys_held)"
+it_check_eq "metrics: one import blob per node since the last change" 2 \
+    "$(metric dkmd_import_blob_cache_entries)"
+it_check "metrics: blob bytes counted" test "$(metric dkmd_import_blob_cache_bytes)" -gt 200
+it_check "metrics: audit queue gauge" grep -Eq '^dkmd_audit_queue [0-9]' <<<"$metrics"
+
 out=$(admin POST /v1/groups/payments/rotate)
 it_check_eq "rotate: version 2" 2 "$(jq -r .version <<<"$out")"
 out=$(fetch n1 payments current)
