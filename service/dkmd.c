@@ -3,7 +3,8 @@
  * dkmd, the key service: command line, configuration and start-up. Start
  * applies the schema migrations over a blocking connection (no event loop
  * runs yet), then hands over to the HTTP server (http.c). `dkmd init`
- * bootstraps a first server.
+ * bootstraps a first server; `dkmd init --join` a further one on the same
+ * database.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,31 +16,44 @@
 #include <unistd.h>
 
 #include "dkm/log.h"
+#include "dkm/servercard.h"
 #include "dkmd.h"
 #include "keys.h"
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: dkmd [--config FILE]\n"
-            "       dkmd init --config FILE\n"
-            "\n"
-            "The dkm key service: keeps groups of TPM-sealed keys in PostgreSQL and\n"
-            "answers fetches with keys sealed to the requesting node's TPM.\n"
-            "\n"
-            "Commands:\n"
-            "  init            first-server bootstrap: node identity, TPM signing key,\n"
-            "                  server list v1, TLS key, schema; prints the trust\n"
-            "                  fingerprint that clients pin\n"
-            "  (none)          run the service\n"
-            "\n"
-            "Options:\n"
-            "  -c, --config FILE  configuration file (default " SVC_DEFAULT_CONFIG ")\n"
-            "  -h, --help         show this help\n"
-            "  -V, --version      show the version\n"
-            "\n"
-            "Signals: SIGTERM or SIGINT finish requests in flight and stop; SIGHUP\n"
-            "reloads the TLS certificate and key and the log level.\n");
+    fprintf(
+        out,
+        "Usage: dkmd [--config FILE]\n"
+        "       dkmd init --config FILE\n"
+        "       dkmd init --join --trust FPR --config FILE\n"
+        "\n"
+        "The dkm key service: keeps groups of TPM-sealed keys in PostgreSQL and\n"
+        "answers fetches with keys sealed to the requesting node's TPM.\n"
+        "\n"
+        "Commands:\n"
+        "  init            first-server bootstrap: node identity, TPM signing key,\n"
+        "                  server list v1, TLS key, schema; prints the trust\n"
+        "                  fingerprint that clients pin\n"
+        "  init --join     a further server on the same database: its TPM signing\n"
+        "                  key, TLS key and the pin of the existing server list\n"
+        "                  (--trust, checked against the database, which is only\n"
+        "                  read); writes STATE_DIR/server.card and prints its path\n"
+        "                  and the node id. An administrator then runs `dkmctl\n"
+        "                  server add CARD` on a server already on the list, and\n"
+        "                  this server can start.\n"
+        "  (none)          run the service\n"
+        "\n"
+        "Options:\n"
+        "  -c, --config FILE  configuration file (default " SVC_DEFAULT_CONFIG ")\n"
+        "  --join             with init: join an existing deployment\n"
+        "  --trust FPR        with init --join: the deployment's trust fingerprint\n"
+        "                     (64 hex digits, what init printed on the first server)\n"
+        "  -h, --help         show this help\n"
+        "  -V, --version      show the version\n"
+        "\n"
+        "Signals: SIGTERM or SIGINT finish requests in flight and stop; SIGHUP\n"
+        "reloads the TLS certificate and key and the log level.\n");
 }
 
 /* Apply the migrations found in the configured directory. */
@@ -103,15 +117,51 @@ done:
     return r;
 }
 
+/* dkmd init --join: a further server's identity; the database is only read. */
+static int cmd_join(const struct svc_config *cfg, const char *trust)
+{
+    char fpr[128], card[KS_PATH_MAX], id[DKM_NODE_ID_HEX_SIZE];
+    int r;
+
+    if (mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) {
+        r = dkm_error_set(-errno, "cannot create the state directory %s: %s",
+                          cfg->state_dir, strerror(errno));
+        goto done;
+    }
+    if (access(cfg->tls_key, F_OK) == 0 || access(cfg->tls_cert, F_OK) == 0) {
+        r = dkm_error_set(-EEXIST,
+                          "%s or %s already exists: this server is initialised already",
+                          cfg->tls_key, cfg->tls_cert);
+        goto done;
+    }
+    r = ks_identity_join(cfg, trust, card, id);
+    if (r < 0)
+        goto done;
+    r = svc_tls_create_identity(cfg->tls_cert, cfg->tls_key, fpr, sizeof(fpr));
+    if (r < 0)
+        goto done;
+    printf("TLS certificate %s\n", cfg->tls_cert);
+    printf("TLS fingerprint SHA256 %s\n", fpr);
+    printf("trust fingerprint %s\n", trust);
+    printf("node id %s\n", id);
+    printf("server card %s\n", card);
+    fprintf(stderr,
+            "next: on a server already on the list, run `dkmctl server add %s`\n"
+            "(compare the node id it prints with the one above), then start dkmd here\n",
+            card);
+done:
+    return r;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {"join", no_argument, NULL, 'J'},
+        {"trust", required_argument, NULL, 'T'},  {NULL, 0, NULL, 0},
     };
-    const char *config_path = SVC_DEFAULT_CONFIG;
+    const char *config_path = SVC_DEFAULT_CONFIG, *trust = NULL;
+    bool join = false;
     struct svc_config *cfg = NULL;
     struct svc_metrics *metrics = NULL;
     bool init = false;
@@ -135,6 +185,12 @@ int main(int argc, char **argv)
         case 'V':
             printf("dkmd %s\n", DKM_VERSION);
             return 0;
+        case 'J':
+            join = true;
+            break;
+        case 'T':
+            trust = optarg;
+            break;
         default:
             usage(stderr);
             return 2;
@@ -147,6 +203,11 @@ int main(int argc, char **argv)
         }
         init = true;
     }
+    if ((join || trust != NULL) && (!init || !join || trust == NULL)) {
+        fprintf(stderr, "dkmd: --join and --trust FPR go together, with init\n");
+        usage(stderr);
+        return 2;
+    }
     r = svc_config_load(config_path, &cfg);
     if (r < 0) {
         log_error("%s", dkm_error_detail()[0] ? dkm_error_detail() : dkm_strerror(r));
@@ -154,14 +215,24 @@ int main(int argc, char **argv)
     }
     if (getenv("DKM_DEBUG") == NULL || strcmp(getenv("DKM_DEBUG"), "0") == 0)
         dkm_log_set_level(cfg->log_level);
-    if (init) {
+    if (init && join) {
+        r = cmd_join(cfg, trust);
+    } else if (init) {
         r = cmd_init(cfg);
     } else {
         r = svc_metrics_new(&metrics);
         if (r == 0)
             r = migrate(cfg, &version);
-        if (r == 0)
+        if (r == 0) {
             r = ks_start(cfg, metrics);
+            if (r == DKM_E_DENIED)
+                r = dkm_error_set(
+                    r,
+                    "%s: a server that joined with `dkmd init --join` is "
+                    "added by running `dkmctl server add %s/%s` on a server "
+                    "already on the list",
+                    dkm_error_detail(), cfg->state_dir, DKM_SERVERCARD_FILE);
+        }
         if (r == 0) {
             svc_set_workers_stopped_hook(ks_quiesce);
             r = svc_run(cfg, config_path, version, metrics);

@@ -7,6 +7,11 @@
  * and what this server pins for itself (state directory, file "trust"),
  * so a database whose list v1 was replaced is refused at start.
  *
+ * `dkmd init --join` makes the identity of a further server: its signing
+ * key, the pin of the existing list v1 (checked against the database,
+ * which it only reads) and a signed server card for an administrator to
+ * add with `dkmctl server add` on a server already on the list.
+ *
  * Also the blocking write helper the keeper thread uses: every write is
  * one transaction that ends with NOTIFY dkm_changes, so other dkmd
  * processes reload exactly when the write becomes visible.
@@ -31,11 +36,18 @@
 #include "dkm/node.h"
 #include "dkm/nodecard.h"
 #include "dkm/records.h"
+#include "dkm/servercard.h"
 #include "dkm/sign.h"
 #include "dkm/tpm.h"
 #include "keys.h"
 
 int ks_db_write(PGconn *conn, const struct ks_stmt *stmts, size_t n)
+{
+    return ks_db_write_checked(conn, NULL, NULL, stmts, n);
+}
+
+int ks_db_write_checked(PGconn *conn, int (*check)(PGconn *conn, void *arg), void *arg,
+                        const struct ks_stmt *stmts, size_t n)
 {
     PGresult *res = NULL;
     bool begun = false;
@@ -47,6 +59,12 @@ int ks_db_write(PGconn *conn, const struct ks_stmt *stmts, size_t n)
         goto done;
     }
     begun = true;
+    if (check != NULL) {
+        r = check(conn, arg);
+        if (r < 0)
+            goto done;
+        r = DKM_E_DB;
+    }
     for (size_t i = 0; i < n; i++) {
         int formats[8];
 
@@ -234,6 +252,160 @@ done:
     PQfinish(conn);
     free(list_rec);
     free(entry_rec);
+    dkm_signkey_free(sk);
+    dkm_tpm_close(tpm);
+    return r;
+}
+
+/* ---- dkmd init --join ---------------------------------------------------- */
+
+/* Server list v1 from the database, checked against the pin. */
+static int check_pin(const char *conninfo, const uint8_t pin[DKM_FINGERPRINT_SIZE])
+{
+    struct dkm_server_list list;
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    uint8_t *rec = NULL, fpr[DKM_FINGERPRINT_SIZE];
+    size_t blen, slen;
+    char hex[2 * DKM_FINGERPRINT_SIZE + 1];
+    int r;
+
+    r = svc_db_connect_blocking(conninfo, &conn);
+    if (r < 0)
+        goto done;
+    res = PQexecParams(conn, "SELECT body, signature FROM server_lists WHERE version = 1",
+                       0, NULL, NULL, NULL, NULL, /* resultFormat= */ 1);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        r = dkm_error_set(DKM_E_DB, "cannot read server list v1: %s",
+                          PQresultErrorMessage(res));
+        goto done;
+    }
+    if (PQntuples(res) != 1) {
+        r = dkm_error_set(-ENOENT, "the database has no server list v1: run `dkmd init` "
+                                   "on the first server, or check [database] conninfo");
+        goto done;
+    }
+    blen = (size_t)PQgetlength(res, 0, 0);
+    slen = (size_t)PQgetlength(res, 0, 1);
+    if (slen != DKM_SIG_SIZE || blen == 0 || blen > DKM_RECORD_MAX) {
+        r = dkm_error_set(DKM_E_FORMAT, "server list v1 in the database is malformed");
+        goto done;
+    }
+    rec = malloc(blen + slen);
+    if (rec == NULL) {
+        r = -ENOMEM;
+        goto done;
+    }
+    memcpy(rec, PQgetvalue(res, 0, 0), blen);
+    memcpy(rec + blen, PQgetvalue(res, 0, 1), slen);
+    r = dkm_server_list_fingerprint(rec, blen + slen, fpr);
+    if (r < 0)
+        goto done;
+    if (memcmp(fpr, pin, sizeof(fpr)) != 0) {
+        if (dkm_hex_encode(fpr, sizeof(fpr), hex, sizeof(hex)) < 0)
+            hex[0] = '\0';
+        r = dkm_error_set(
+            DKM_E_SIGNATURE,
+            "server list v1 in the database has the fingerprint %s, not the "
+            "one given with --trust: wrong database or wrong fingerprint",
+            hex);
+        goto done;
+    }
+    r = dkm_server_list_verify_pinned(rec, blen + slen, pin, &list);
+done:
+    free(rec);
+    PQclear(res);
+    PQfinish(conn);
+    return r;
+}
+
+int ks_identity_join(const struct svc_config *cfg, const char *trust,
+                     char ret_card[KS_PATH_MAX], char ret_id[DKM_NODE_ID_HEX_SIZE])
+{
+    struct dkm_tpm *tpm = NULL;
+    struct dkm_signkey *sk = NULL;
+    struct dkm_servercard card = {0};
+    struct dkm_signer signer;
+    struct dkm_node_id id;
+    uint8_t pin[DKM_FINGERPRINT_SIZE], *bin = NULL;
+    size_t len = 0, bin_len = 0;
+    char key_path[KS_PATH_MAX], card_path[KS_PATH_MAX], trust_path[KS_PATH_MAX];
+    char hex[2 * DKM_FINGERPRINT_SIZE + 1];
+    bool made_key = false, made_card = false;
+    int r;
+
+    if (trust == NULL || strlen(trust) != 2 * DKM_FINGERPRINT_SIZE ||
+        dkm_hex_decode(trust, strlen(trust), pin, sizeof(pin), &len) < 0 ||
+        len != sizeof(pin)) {
+        r = dkm_error_set(-EINVAL, "--trust: the trust fingerprint of the deployment, 64 "
+                                   "hex digits (what `dkmd init` printed on the first "
+                                   "server)");
+        goto done;
+    }
+    snprintf(key_path, sizeof(key_path), "%s/%s", cfg->state_dir, KS_SIGNKEY_FILE);
+    snprintf(card_path, sizeof(card_path), "%s/%s", cfg->state_dir, DKM_SERVERCARD_FILE);
+    snprintf(trust_path, sizeof(trust_path), "%s/%s", cfg->state_dir, KS_TRUST_FILE);
+    if (access(key_path, F_OK) == 0 || access(trust_path, F_OK) == 0) {
+        r = dkm_error_set(-EEXIST, "%s or %s exists: this server has an identity already",
+                          key_path, trust_path);
+        goto done;
+    }
+    /* Nothing is created before the pin is known to name this database's list. */
+    r = check_pin(cfg->db_conninfo, pin);
+    if (r < 0)
+        goto done;
+    r = dkm_tpm_open(cfg->tcti, &tpm);
+    if (r < 0) {
+        r = dkm_error_set(r, "cannot open the TPM %s (a server needs one): %s", cfg->tcti,
+                          dkm_error_detail());
+        goto done;
+    }
+    r = dkm_node_read_ek(tpm, DKM_EK_ECCP256, &card.ek, &id);
+    if (r < 0)
+        goto done;
+    r = dkm_signkey_create(tpm, key_path, /* overwrite= */ false, &sk);
+    if (r == -EEXIST) {
+        r = dkm_error_set(-EEXIST, "%s exists: this server has an identity already",
+                          key_path);
+        goto done;
+    }
+    if (r < 0)
+        goto done;
+    made_key = true;
+    signer = dkm_signer_signkey(sk, &id);
+    dkm_signkey_public(sk, &card.sk);
+    if (gethostname(card.hostname, sizeof(card.hostname) - 1) < 0 ||
+        dkm_hostname_check(card.hostname) < 0) {
+        r = dkm_error_set(-EINVAL, "this host's name is not a valid DNS name for the "
+                                   "server card");
+        goto done;
+    }
+    card.created = (uint64_t)time(NULL);
+    r = dkm_servercard_sign(&card, &signer, &bin, &bin_len);
+    if (r < 0)
+        goto done;
+    r = dkm_servercard_write_file(bin, bin_len, card_path, /* overwrite= */ false);
+    if (r < 0)
+        goto done;
+    made_card = true;
+    r = dkm_hex_encode(pin, sizeof(pin), hex, sizeof(hex));
+    if (r < 0)
+        goto done;
+    r = write_trust(cfg->state_dir, hex);
+    if (r < 0)
+        goto done;
+    dkm_node_id_hex(&id, ret_id);
+    snprintf(ret_card, KS_PATH_MAX, "%s", card_path);
+    log_notice("server identity made: node id %s; waiting to be added to the server "
+               "list",
+               ret_id);
+done:
+    /* A half-made identity would block the next attempt: take it back. */
+    if (r < 0 && made_key)
+        unlink(key_path);
+    if (r < 0 && made_card)
+        unlink(card_path);
+    free(bin);
     dkm_signkey_free(sk);
     dkm_tpm_close(tpm);
     return r;

@@ -306,4 +306,59 @@ extern const size_t ks_groups_policy_nbody;
 extern const struct svc_json_field ks_node_id_body[];
 extern const size_t ks_node_id_nbody;
 
+/* ---- servers.c, identity.c, rotate.c: several servers on one database -- */
+
+#define KS_PATH_MAX 4096
+
+/*
+ * ks_db_write with a check run right after BEGIN (may be NULL): when it
+ * returns < 0 the transaction is rolled back and that code is returned.
+ */
+DKM_MUSTCHECK int ks_db_write_checked(PGconn *conn, int (*check)(PGconn *conn, void *arg),
+                                      void *arg, const struct ks_stmt *stmts, size_t n);
+
+/*
+ * dkmd init --join: check that trust (64 hex) is the fingerprint of the
+ * database's server list v1 (read only, nothing written to the database),
+ * open the TPM, create the signing key in the state directory (refused
+ * when an identity exists), write the signed server card
+ * (DKM_SERVERCARD_FILE) and the trust file. ret_card gets the card's path,
+ * ret_id this server's node id.
+ */
+DKM_MUSTCHECK int ks_identity_join(const struct svc_config *cfg, const char *trust,
+                                   char ret_card[KS_PATH_MAX],
+                                   char ret_id[DKM_NODE_ID_HEX_SIZE]);
+
+/*
+ * Every write that seals keys to the servers of the snapshot's list, or
+ * changes the list, runs these first (in its own transaction): the lock
+ * orders it against the others, the check ($1: the snapshot's list
+ * version) fails it when the list changed since the snapshot was loaded.
+ */
+#define KS_LIST_LOCK_KEY "7235997538693903476" /* "dkmlistt" */
+#define KS_LIST_LOCK_SQL "SELECT pg_advisory_xact_lock(" KS_LIST_LOCK_KEY ")"
+#define KS_LIST_CHECK_SQL                                                                \
+    "SELECT CASE WHEN max(version) = $1::integer THEN 0 ELSE ('the authorized server "  \
+    "list changed (v' || max(version) || ' in the database, v' || $1 || ' loaded); "   \
+    "retry after the reload')::integer END FROM server_lists"
+
+/*
+ * Seal key (key_len bytes) as version `version` of group to holder's EK
+ * and sign the sealed copy record (DKSC) with ctx's signing key. *ret is
+ * malloc'd (free()).
+ */
+DKM_MUSTCHECK int ks_seal_copy(struct ks_ctx *ctx, const char *group, uint32_t version,
+                               uint64_t created_at, uint64_t expires_at, const void *key,
+                               size_t key_len, const struct dkm_server_entry *holder,
+                               uint8_t **ret, size_t *ret_len);
+/* The INSERT of a sealed copy record; every pointer must outlive the write. */
+struct ks_stmt ks_copy_stmt(const char *group, const char *version_text,
+                            const struct dkm_node_id *holder, const uint8_t *rec,
+                            size_t len, const char *created_text);
+
+void ks_servers_list_handler(struct svc_req *r);
+void ks_servers_add_handler(struct svc_req *r);
+extern const struct svc_json_field ks_servers_add_body[];
+extern const size_t ks_servers_add_nbody;
+
 #endif

@@ -7,6 +7,10 @@
  * rotates groups whose active version is older than the policy's rotation
  * period and marks versions past their lifetime expired. All of it runs
  * on the keeper thread.
+ *
+ * Sealing one version's key to one server (ks_seal_copy) is shared with
+ * adding a server (servers.c), which seals every live key to the new
+ * server's EK the same way.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -29,6 +33,50 @@ void ks_version_write_clear(struct ks_version_write *w)
     w->n = 0;
 }
 
+int ks_seal_copy(struct ks_ctx *ctx, const char *group, uint32_t version,
+                 uint64_t created_at, uint64_t expires_at, const void *key,
+                 size_t key_len, const struct dkm_server_entry *holder, uint8_t **ret,
+                 size_t *ret_len)
+{
+    struct dkm_sealed_copy c = {.version = version,
+                                .created_at = created_at,
+                                .expires_at = expires_at,
+                                .holder = holder->node_id};
+    struct dkm_import_blob blob;
+    uint8_t env[DKM_DUP_ENCODED_MAX];
+    int r;
+
+    if (strlen(group) > DKM_GROUP_MAX)
+        return dkm_error_set(-EINVAL, "group name too long");
+    r = dkm_dup_seal(&holder->ek, key, key_len, 0, NULL, &blob);
+    if (r < 0)
+        goto done;
+    r = dkm_dup_encode(&blob, env, sizeof(env), &c.blob_len);
+    if (r < 0)
+        goto done;
+    c.blob = env;
+    strcpy(c.group, group);
+    r = dkm_sealed_copy_sign(&c, &ctx->signer, ret, ret_len);
+done:
+    /* The blob is sealed, not secret; the key stays with the caller. */
+    return r;
+}
+
+struct ks_stmt ks_copy_stmt(const char *group, const char *version_text,
+                            const struct dkm_node_id *holder, const uint8_t *rec,
+                            size_t len, const char *created_text)
+{
+    return (struct ks_stmt){
+        .sql = "INSERT INTO key_copies (group_name, version, server_id, sealed, "
+               "signature, created_at) VALUES ($1, $2::integer, $3, $4, $5, "
+               "to_timestamp($6::bigint))",
+        .n = 6,
+        .values = {group, version_text, (const char *)holder->bytes, (const char *)rec,
+                   (const char *)rec + len - DKM_SIG_SIZE, created_text},
+        .lengths = {0, 0, DKM_NODE_ID_SIZE, (int)(len - DKM_SIG_SIZE), DKM_SIG_SIZE, 0},
+    };
+}
+
 int ks_new_version(struct ks_ctx *ctx, const struct dkm_group_policy *p, uint32_t version,
                    struct ks_version_write *w)
 {
@@ -37,6 +85,8 @@ int ks_new_version(struct ks_ctx *ctx, const struct dkm_group_policy *p, uint32_
     void *key = NULL;
     int r;
 
+    if (w->n + 3 + list->count > KS_MAX_STMTS)
+        return dkm_error_set(-E2BIG, "too many statements for one key version");
     r = dkm_secmem_alloc(KS_KEY_SIZE, &key);
     if (r < 0)
         goto done;
@@ -48,6 +98,20 @@ int ks_new_version(struct ks_ctx *ctx, const struct dkm_group_policy *p, uint32_
     snprintf(w->texts[1], sizeof(w->texts[1]), "%llu", (unsigned long long)now);
     snprintf(w->texts[2], sizeof(w->texts[2]), "%llu",
              (unsigned long long)(now + p->version_lifetime));
+    snprintf(w->texts[3], sizeof(w->texts[3]), "%u", list->list_version);
+    /*
+     * The copies go to the servers of the list this snapshot holds. A
+     * server added meanwhile (by this or another dkmd) would get none, so
+     * the transaction waits for any server addition in flight and fails if
+     * the list is no longer the one sealed to; the write is retried after
+     * the reload that the addition's NOTIFY causes.
+     */
+    w->stmts[w->n++] = (struct ks_stmt){.sql = KS_LIST_LOCK_SQL};
+    w->stmts[w->n++] = (struct ks_stmt){
+        .sql = KS_LIST_CHECK_SQL,
+        .n = 1,
+        .values = {w->texts[3]},
+    };
     w->stmts[w->n++] = (struct ks_stmt){
         .sql = "INSERT INTO key_versions (group_name, version, state, created_at, "
                "activated_at, expires_at) VALUES ($1, $2::integer, 'active', "
@@ -58,37 +122,16 @@ int ks_new_version(struct ks_ctx *ctx, const struct dkm_group_policy *p, uint32_
     };
     for (unsigned i = 0; i < list->count; i++) {
         const struct dkm_server_entry *e = &list->entries[i];
-        struct dkm_sealed_copy c = {.version = version,
-                                    .created_at = now,
-                                    .expires_at = now + p->version_lifetime,
-                                    .holder = e->node_id};
-        struct dkm_import_blob blob;
-        uint8_t env[DKM_DUP_ENCODED_MAX], *rec = NULL;
+        uint8_t *rec = NULL;
         size_t len = 0;
 
-        r = dkm_dup_seal(&e->ek, key, KS_KEY_SIZE, 0, NULL, &blob);
-        if (r < 0)
-            goto done;
-        r = dkm_dup_encode(&blob, env, sizeof(env), &c.blob_len);
-        if (r < 0)
-            goto done;
-        c.blob = env;
-        strcpy(c.group, p->group);
-        r = dkm_sealed_copy_sign(&c, &ctx->signer, &rec, &len);
+        r = ks_seal_copy(ctx, p->group, version, now, now + p->version_lifetime, key,
+                         KS_KEY_SIZE, e, &rec, &len);
         if (r < 0)
             goto done;
         w->recs[w->nrecs++] = rec;
-        w->stmts[w->n++] = (struct ks_stmt){
-            .sql = "INSERT INTO key_copies (group_name, version, server_id, sealed, "
-                   "signature, created_at) VALUES ($1, $2::integer, $3, $4, $5, "
-                   "to_timestamp($6::bigint))",
-            .n = 6,
-            .values = {p->group, w->texts[0], (const char *)e->node_id.bytes,
-                       (const char *)rec, (const char *)rec + len - DKM_SIG_SIZE,
-                       w->texts[1]},
-            .lengths = {0, 0, DKM_NODE_ID_SIZE, (int)(len - DKM_SIG_SIZE), DKM_SIG_SIZE,
-                        0},
-        };
+        w->stmts[w->n++] =
+            ks_copy_stmt(p->group, w->texts[0], &e->node_id, rec, len, w->texts[1]);
     }
     r = 0;
 done:
