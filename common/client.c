@@ -8,8 +8,10 @@
  * because every answer that matters is a signed record verified against
  * the server list the node pinned. TLS below 1.2 is refused all the same.
  * The verified chain of server lists is kept in the cache directory
- * ("trust.lists", re-verified from the pin on every load) so that cached
- * keys can be checked while the service is unreachable.
+ * (common/trust.c; re-verified from the pin on every load): a new process
+ * checks answers against it and asks the service for its chain only when
+ * an answer does not verify, and cached keys can be checked while the
+ * service is unreachable.
  *
  * One mutex serializes the client's operations; the TPM has its own lock
  * and the fetch is off every hot path (the provider caches keys).
@@ -35,17 +37,13 @@
 #include "dkm/codec.h"
 #include "dkm/diskcache.h"
 #include "dkm/dup.h"
-#include "dkm/file.h"
 #include "dkm/log.h"
 #include "dkm/node.h"
 #include "dkm/secmem.h"
 #include "dkm/unseal.h"
 #include "dkm/uri.h"
+#include "trust.h"
 
-#define TRUST_FILE "trust.lists"
-#define TRUST_MAGIC "DKTL"
-#define TRUST_VERSION 1
-#define TRUST_LISTS_MAX 256
 #define FETCH_NONCE_SIZE 32
 #define CAUSES_MAX 1024
 
@@ -629,157 +627,32 @@ static int cache_locked(struct dkm_client *c, struct dkm_diskcache **ret)
     return 0;
 }
 
-/* ---- trust ---- */
+/* ---- trust (common/trust.c) ---- */
 
-/*
- * Verify a chain of encoded lists: find the pinned one, follow its
- * successors. *ret_first is the index of the pinned list.
- */
-static int verify_chain(const uint8_t *pin, uint8_t *const *lists, const size_t *lens,
-                        size_t n, struct dkm_server_list *ret, size_t *ret_first)
+/* The chain kept in cache_dir by this or an earlier process, verified
+ * from the pin; -ENOENT when there is none to read. */
+static int load_trust_locked(struct dkm_client *c)
 {
-    struct dkm_server_list cur, next;
-    uint8_t fpr[DKM_FINGERPRINT_SIZE];
-    size_t i, first = n;
+    struct dkm_server_list list;
     int r;
 
-    for (i = 0; i < n && first == n; i++) {
-        r = dkm_server_list_fingerprint(lists[i], lens[i], fpr);
-        if (r < 0)
-            return r;
-        if (CRYPTO_memcmp(fpr, pin, sizeof(fpr)) == 0)
-            first = i;
-    }
-    if (first == n)
-        return dkm_error_set(DKM_E_SIGNATURE,
-                             "none of the %zu server lists offered has the pinned "
-                             "fingerprint (config `trust`)",
-                             n);
-    r = dkm_server_list_verify_pinned(lists[first], lens[first], pin, &cur);
+    if (!c->have_pin)
+        return dkm_error_set(-ENOENT, "no server lists kept: no trust anchor");
+    r = dkm_trust_load(c->cache_dir, c->pin, &list);
     if (r < 0)
         return r;
-    for (i = first + 1; i < n; i++) {
-        r = dkm_server_list_verify_next(&cur, lists[i], lens[i], &next);
-        if (r < 0) {
-            char prefix[64];
-
-            snprintf(prefix, sizeof(prefix),
-                     "server list %zu after the pinned one: ", i - first);
-            return rewrap(r, prefix);
-        }
-        cur = next;
-    }
-    *ret = cur;
-    *ret_first = first;
+    c->trust = list;
+    c->have_trust = true;
+    log_debug("kept server list version %u (%u servers)", list.list_version, list.count);
     return 0;
 }
 
-static void free_lists(uint8_t **lists, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(lists[i]);
-    free(lists);
-}
-
-/* Keep the verified chain (from the pinned list on) in the cache directory. */
-static void save_trust(struct dkm_client *c, uint8_t *const *lists, const size_t *lens,
-                       size_t n)
-{
-    struct dkm_writer w;
-    uint8_t *buf = NULL;
-    size_t cap = 8, i;
-    char *path = NULL;
-    int r;
-
-    if (c->cache_dir == NULL)
-        return;
-    for (i = 0; i < n; i++)
-        cap += 4 + lens[i];
-    buf = malloc(cap);
-    if (buf == NULL || asprintf(&path, "%s/%s", c->cache_dir, TRUST_FILE) < 0) {
-        path = NULL;
-        goto done;
-    }
-    w = dkm_writer_init(buf, cap);
-    (void)dkm_put_bytes(&w, TRUST_MAGIC, 4);
-    (void)dkm_put_u16be(&w, TRUST_VERSION);
-    (void)dkm_put_u16be(&w, (uint16_t)n);
-    for (i = 0; i < n; i++)
-        (void)dkm_put_len32(&w, lists[i], lens[i]);
-    if (!dkm_writer_ok(&w))
-        goto done;
-    if (mkdir(c->cache_dir, 0700) < 0 && errno != EEXIST)
-        goto done;
-    r = dkm_file_write(path, buf, w.len, 0600, /* overwrite= */ true);
-    if (r < 0)
-        log_warning("cannot keep the server lists in %s: %s", path, dkm_error_detail());
-done:
-    free(path);
-    free(buf);
-}
-
-/* Load and re-verify the chain kept by save_trust. */
-static int load_trust(struct dkm_client *c, struct dkm_server_list *ret)
-{
-    uint8_t *buf = NULL, **lists = NULL;
-    size_t len = 0, lens[TRUST_LISTS_MAX], first;
-    struct dkm_cursor cur;
-    uint16_t version, n = 0;
-    char *path = NULL;
-    size_t i;
-    int r;
-
-    if (c->cache_dir == NULL || !c->have_pin)
-        return dkm_error_set(-ENOENT, "no server lists kept");
-    if (asprintf(&path, "%s/%s", c->cache_dir, TRUST_FILE) < 0) {
-        path = NULL;
-        r = dkm_error_set(-ENOMEM, "out of memory");
-        goto done;
-    }
-    r = dkm_file_read(path, TRUST_LISTS_MAX * (size_t)DKM_RECORD_MAX, &buf, &len);
-    if (r < 0)
-        goto done;
-    cur = dkm_cursor_init(buf, len);
-    if (len < 8 || memcmp(buf, TRUST_MAGIC, 4) != 0 || !dkm_skip(&cur, 4) ||
-        !dkm_get_u16be(&cur, &version) || version != TRUST_VERSION ||
-        !dkm_get_u16be(&cur, &n) || n == 0 || n > TRUST_LISTS_MAX) {
-        r = dkm_error_set(DKM_E_FORMAT, "%s: not a server list file", path);
-        goto done;
-    }
-    lists = calloc(n, sizeof(*lists));
-    if (lists == NULL) {
-        r = dkm_error_set(-ENOMEM, "out of memory");
-        goto done;
-    }
-    for (i = 0; i < n; i++) {
-        const uint8_t *p;
-
-        if (!dkm_get_len32_ref(&cur, DKM_RECORD_MAX, &p, &lens[i]) ||
-            (lists[i] = malloc(lens[i] + 1)) == NULL) {
-            r = dkm_error_set(DKM_E_FORMAT, "%s: truncated", path);
-            goto done;
-        }
-        memcpy(lists[i], p, lens[i]);
-    }
-    if (!dkm_cursor_empty(&cur)) {
-        r = dkm_error_set(DKM_E_FORMAT, "%s: trailing bytes", path);
-        goto done;
-    }
-    r = verify_chain(c->pin, lists, lens, n, ret, &first);
-done:
-    free_lists(lists, lists != NULL ? n : 0);
-    free(buf);
-    free(path);
-    return r;
-}
-
+/* Ask the service for its chain; never accept an older list than the
+ * one already trusted. */
 static int fetch_trust_locked(struct dkm_client *c)
 {
-    uint8_t **lists = NULL;
-    size_t lens[TRUST_LISTS_MAX], n = 0, first = 0;
     struct dkm_server_list list;
-    json_t *j = NULL, *arr, *v;
-    size_t i;
+    json_t *j = NULL;
     int r;
 
     if (!c->have_pin)
@@ -788,45 +661,15 @@ static int fetch_trust_locked(struct dkm_client *c)
     r = call_locked(c, false, "GET", "/v1/trust", NULL, &j);
     if (r < 0)
         goto done;
-    arr = json_object_get(j, "lists");
-    if (!json_is_array(arr) || json_array_size(arr) == 0 ||
-        json_array_size(arr) > TRUST_LISTS_MAX) {
-        r = dkm_error_set(DKM_E_PROTOCOL, "GET /v1/trust: no \"lists\" array");
-        goto done;
-    }
-    lists = calloc(json_array_size(arr), sizeof(*lists));
-    if (lists == NULL) {
-        r = dkm_error_set(-ENOMEM, "out of memory");
-        goto done;
-    }
-    json_array_foreach(arr, i, v)
-    {
-        const char *s = json_string_value(v);
-        size_t slen = s != NULL ? strlen(s) : 0;
-
-        lists[n] = malloc(DKM_RECORD_MAX);
-        if (lists[n] == NULL) {
-            r = dkm_error_set(-ENOMEM, "out of memory");
-            goto done;
-        }
-        n++;
-        if (s == NULL ||
-            dkm_b64url_decode(s, slen, lists[n - 1], DKM_RECORD_MAX, &lens[n - 1]) < 0) {
-            r = dkm_error_set(DKM_E_PROTOCOL, "GET /v1/trust: list %zu is not base64url",
-                              i);
-            goto done;
-        }
-    }
-    r = verify_chain(c->pin, lists, lens, n, &list, &first);
+    r = dkm_trust_accept_answer(j, c->pin, c->have_trust ? c->trust.list_version : 0,
+                                c->cache_dir, &list);
     if (r < 0)
         goto done;
     c->trust = list;
     c->have_trust = true;
-    save_trust(c, lists + first, lens + first, n - first);
     log_debug("trusted server list version %u (%u servers)", list.list_version,
               list.count);
 done:
-    free_lists(lists, n);
     json_decref(j);
     return r;
 }
@@ -892,7 +735,12 @@ static int fetch_online(struct dkm_client *c, const char *group, uint32_t versio
     bool fresh_trust = false;
     int r;
 
-    if (!c->have_trust) {
+    /* The chain kept on disk verifies most answers: ask for the service's
+     * chain only when there is none, or when an answer does not verify
+     * against it (below). */
+    if (!c->have_trust && load_trust_locked(c) < 0) {
+        log_debug("no usable kept server lists (%s); asking the service",
+                  dkm_error_detail());
         r = fetch_trust_locked(c);
         if (r < 0)
             goto done;
@@ -1003,10 +851,9 @@ static int fetch_cached(struct dkm_client *c, const char *group, uint32_t versio
     if (r < 0)
         goto done;
     if (!c->have_trust) {
-        r = load_trust(c, &c->trust);
+        r = load_trust_locked(c);
         if (r < 0)
             goto done;
-        c->have_trust = true;
     }
     if (version == DKM_VERSION_CURRENT) {
         r = dkm_diskcache_latest(cache, group, now, &version);
