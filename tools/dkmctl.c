@@ -35,6 +35,9 @@ static void usage(FILE *out)
         "Service administration (through dkmd's admin socket):\n"
         "  group create|list|show|rotate|policy|grant|revoke ...\n"
         "  node authorize|revoke|list ...\n"
+        "  server add CARD | server list\n"
+        "                          add a server that ran dkmd init --join; show the\n"
+        "                          authorized server list\n"
         "  audit [--limit N] [--after ID]\n"
         "\n"
         "Node debugging:\n"
@@ -146,6 +149,8 @@ int main(int argc, char **argv)
         return dkmctl_cmd_uri_hex(&g, argc, argv);
     if (strcmp(cmd, "group") == 0)
         return dkmctl_cmd_group(&g, argc, argv);
+    if (strcmp(cmd, "server") == 0)
+        return dkmctl_cmd_server(&g, argc, argv);
     if (strcmp(cmd, "audit") == 0)
         return dkmctl_cmd_audit(&g, argc, argv);
     if (strcmp(cmd, "key") == 0)

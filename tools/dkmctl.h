@@ -46,6 +46,8 @@ int dkmctl_cmd_group(const struct dkmctl_globals *g, int argc, char **argv);
 int dkmctl_cmd_node_service(const struct dkmctl_globals *g, int argc, char **argv);
 int dkmctl_cmd_audit(const struct dkmctl_globals *g, int argc, char **argv);
 int dkmctl_cmd_key(const struct dkmctl_globals *g, int argc, char **argv);
+/* server add|list (cmd_server.c); argv[0] is the family name. */
+int dkmctl_cmd_server(const struct dkmctl_globals *g, int argc, char **argv);
 
 /* ---- shared by the service commands (cmd_admin.c, cmd_group.c) ---- */
 
