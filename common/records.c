@@ -427,6 +427,9 @@ int dkm_node_entry_sign(struct dkm_node_entry *e, const struct dkm_signer *signe
     dkm_put_u8(&w, (uint8_t)e->role);
     dkm_put_u64be(&w, e->authorized_at);
     dkm_put_u64be(&w, e->revoked_at);
+    dkm_put_u8(&w, e->has_tls_key ? DKM_TLS_KEY_ID_SIZE : 0);
+    if (e->has_tls_key)
+        dkm_put_bytes(&w, e->tls_key, DKM_TLS_KEY_ID_SIZE);
     r = finish_signed(&w, signer, DKM_SIGCTX_NODE_ENTRY, &e->signer, e->sig, ret,
                       ret_len);
     free(w.buf);
@@ -439,7 +442,7 @@ int dkm_node_entry_decode(const uint8_t *buf, size_t len, struct dkm_node_entry 
     struct dkm_cursor c = dkm_cursor_init(buf, len);
     struct dkm_node_entry e = {0};
     struct dkm_node_id id;
-    uint8_t role;
+    uint8_t role, tls_len;
     int r;
 
     r = get_header(&c, MAGIC_NODE_ENTRY, what);
@@ -460,6 +463,14 @@ int dkm_node_entry_decode(const uint8_t *buf, size_t len, struct dkm_node_entry 
     e.role = role;
     if (e.revoked_at != 0 && e.revoked_at < e.authorized_at)
         return dkm_error_set(DKM_E_FORMAT, "%s: revoked before it was authorized", what);
+    if (!dkm_get_u8(&c, &tls_len))
+        return dkm_error_set(DKM_E_FORMAT, "%s: truncated", what);
+    if (tls_len != 0 && tls_len != DKM_TLS_KEY_ID_SIZE)
+        return dkm_error_set(DKM_E_FORMAT, "%s: TLS key id of %u bytes (0 or %u)", what,
+                             (unsigned)tls_len, (unsigned)DKM_TLS_KEY_ID_SIZE);
+    e.has_tls_key = tls_len != 0;
+    if (e.has_tls_key && !dkm_get_bytes(&c, e.tls_key, DKM_TLS_KEY_ID_SIZE))
+        return dkm_error_set(DKM_E_FORMAT, "%s: truncated TLS key id", what);
     r = get_tail(&c, &e.signer, e.sig, what);
     if (r < 0)
         return r;

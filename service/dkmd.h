@@ -138,7 +138,7 @@ enum svc_method {
 };
 
 enum svc_route_flags {
-    /* Only on the admin socket (later also for mTLS admin nodes). */
+    /* The admin socket, or TLS with the client certificate of an admin node. */
     SVC_ROUTE_ADMIN = 1 << 0,
     /* Answered 503 at once while no database connection is up. */
     SVC_ROUTE_NEEDS_DB = 1 << 1,
@@ -235,6 +235,17 @@ DKM_MUSTCHECK int svc_tls_create_identity(const char *cert, const char *key, cha
 
 /* SHA-256 fingerprint of the certificate in a PEM file. */
 DKM_MUSTCHECK int svc_tls_fingerprint(const char *cert, char *fpr, size_t fpr_size);
+
+#define SVC_TLS_KEY_ID_SIZE 32 /* DKM_TLS_KEY_ID_SIZE of records.h */
+
+/*
+ * The key id a node entry binds (records.h): SHA-256 of the certificate's
+ * DER SubjectPublicKeyInfo. From an X509, or from len bytes of PEM text
+ * holding exactly one certificate (-EINVAL with a detail otherwise).
+ */
+DKM_MUSTCHECK int svc_tls_key_id(X509 *cert, uint8_t ret[SVC_TLS_KEY_ID_SIZE]);
+DKM_MUSTCHECK int svc_tls_key_id_pem(const char *pem, size_t len,
+                                     uint8_t ret[SVC_TLS_KEY_ID_SIZE]);
 
 /* ---- migrate.c --------------------------------------------------------- */
 
@@ -401,8 +412,9 @@ struct svc_req {
     unsigned nparams;
     char params[SVC_ROUTE_MAX_PARAMS][SVC_ROUTE_PARAM_MAX];
     json_t *body; /* the validated request body, or NULL */
-    bool admin;   /* came over the admin socket from an allowed peer */
+    bool admin;   /* admin socket from an allowed peer, or an admin node over TLS */
     uid_t peer_uid;
+    char actor[96]; /* who, for audit: "node:<id>" over TLS; "" on the socket */
     uint64_t start_ns;
 };
 
@@ -414,6 +426,10 @@ void svc_reply_error(struct svc_req *r, int status, const char *error, const cha
 /* Send text with a content type; frees r. */
 void svc_reply_text(struct svc_req *r, int status, const char *content_type,
                     const char *text, size_t len);
+
+/* The key id of the TLS client certificate of r; -ENOENT without one. */
+DKM_MUSTCHECK int svc_req_tls_key_id(const struct svc_req *r,
+                                     uint8_t ret[SVC_TLS_KEY_ID_SIZE]);
 
 /* The worker's database pool (for handlers). */
 struct svc_db *svc_req_db(const struct svc_req *r);
@@ -441,6 +457,16 @@ void svc_refused_rows_add(struct svc *svc, uint64_t n);
  * post events to workers (the key service's keeper) to stop doing so.
  */
 void svc_set_workers_stopped_hook(void (*fn)(void));
+
+/*
+ * Who may use admin routes on the TLS port: fn gets the key id of the
+ * client certificate (svc_tls_key_id) and answers true, with the actor
+ * for audit in actor, when that key belongs to an admin. Without a hook,
+ * or without a client certificate, admin routes answer 403 over TLS.
+ */
+typedef bool svc_tls_admin_fn(const uint8_t key_id[SVC_TLS_KEY_ID_SIZE], char *actor,
+                              size_t actor_size);
+void svc_set_tls_admin_hook(svc_tls_admin_fn *fn);
 
 /*
  * Run the service until SIGTERM/SIGINT; returns 0 after a clean drain.

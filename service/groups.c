@@ -153,7 +153,7 @@ static void create_job(struct ks_ctx *ctx, struct ks_job *job)
     struct ks_version_write w = {0};
     uint8_t *rec = NULL;
     size_t len = 0;
-    char actor[64], target[SVC_ROUTE_PARAM_MAX + 8];
+    char actor[KS_ACTOR_MAX], target[SVC_ROUTE_PARAM_MAX + 8];
     int rc;
 
     ks_actor(job->req, actor, sizeof(actor));
@@ -205,7 +205,7 @@ void ks_groups_create_handler(struct svc_req *r)
 static void rotate_job(struct ks_ctx *ctx, struct ks_job *job)
 {
     const char *name = job->req->params[0];
-    char actor[64], target[SVC_ROUTE_PARAM_MAX + 8], detail[32];
+    char actor[KS_ACTOR_MAX], target[SVC_ROUTE_PARAM_MAX + 8], detail[32];
     uint32_t v = 0;
     int rc;
 
@@ -241,7 +241,7 @@ static void policy_job(struct ks_ctx *ctx, struct ks_job *job)
     struct dkm_group_policy p;
     uint8_t *rec = NULL;
     size_t len = 0;
-    char actor[64], target[SVC_ROUTE_PARAM_MAX + 8];
+    char actor[KS_ACTOR_MAX], target[SVC_ROUTE_PARAM_MAX + 8];
     struct ks_stmt st;
 
     ks_actor(job->req, actor, sizeof(actor));
@@ -285,7 +285,7 @@ static void access_job(struct ks_ctx *ctx, struct ks_job *job, bool grant)
     const struct ks_group *g = ks_snapshot_group(ctx->snap, name);
     const struct ks_node *n;
     struct dkm_node_id id;
-    char actor[64], target[SVC_ROUTE_PARAM_MAX + 8];
+    char actor[KS_ACTOR_MAX], target[SVC_ROUTE_PARAM_MAX + 8];
     const char *action = grant ? "group.grant" : "group.revoke";
     int rc;
 

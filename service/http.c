@@ -339,6 +339,44 @@ static bool is_json_type(const char *ct)
     return *ct == '\0' || *ct == ';';
 }
 
+static svc_tls_admin_fn *tls_admin_hook;
+
+void svc_set_tls_admin_hook(svc_tls_admin_fn *fn)
+{
+    tls_admin_hook = fn;
+}
+
+int svc_req_tls_key_id(const struct svc_req *r, uint8_t ret[SVC_TLS_KEY_ID_SIZE])
+{
+    SSL *ssl;
+    X509 *peer;
+
+    if (r->conn == NULL || (ssl = bufferevent_openssl_get_ssl(r->conn->bev)) == NULL ||
+        (peer = SSL_get0_peer_certificate(ssl)) == NULL)
+        return -ENOENT;
+    return svc_tls_key_id(peer, ret);
+}
+
+/* Whether the TLS client of r is an admin node; sets r->admin and r->actor. */
+static bool tls_admin(struct svc_req *r)
+{
+    uint8_t id[SVC_TLS_KEY_ID_SIZE];
+    int rc;
+
+    if (tls_admin_hook == NULL)
+        return false;
+    rc = svc_req_tls_key_id(r, id);
+    if (rc < 0) {
+        if (rc != -ENOENT)
+            log_warning("admin request: %s", dkm_error_detail());
+        return false;
+    }
+    if (!tls_admin_hook(id, r->actor, sizeof(r->actor)))
+        return false;
+    r->admin = true;
+    return true;
+}
+
 /* Route a request (TLS port or admin socket) and run its handler. */
 static void dispatch(struct svc_worker *w, struct evhttp_request *req, bool admin_socket)
 {
@@ -410,9 +448,11 @@ static void dispatch(struct svc_worker *w, struct evhttp_request *req, bool admi
     r->route = m.route;
     r->nparams = m.nparams;
     memcpy(r->params, m.params, sizeof(r->params));
-    if ((m.route->flags & SVC_ROUTE_ADMIN) && !r->admin) {
-        svc_reply_error(r, 403, "forbidden",
-                        "admin endpoints are served on the admin socket");
+    if ((m.route->flags & SVC_ROUTE_ADMIN) && !r->admin && !tls_admin(r)) {
+        svc_reply_error(
+            r, 403, "forbidden",
+            "admin endpoints need the admin socket, or a TLS client certificate "
+            "bound to a node with the admin role");
         return;
     }
 

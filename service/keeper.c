@@ -281,7 +281,40 @@ void ks_job_fail(struct ks_job *job, int status, const char *error, const char *
 
 void ks_actor(const struct svc_req *r, char *buf, size_t size)
 {
-    snprintf(buf, size, "admin:uid=%u", (unsigned)r->peer_uid);
+    if (r->actor[0] != '\0')
+        snprintf(buf, size, "%s", r->actor);
+    else
+        snprintf(buf, size, "admin:uid=%u", (unsigned)r->peer_uid);
+}
+
+/*
+ * A TLS client is an admin when its key id is bound in the signed entry
+ * of a node with the admin role that is not revoked (in the current
+ * snapshot: a revocation takes effect with the reload that follows it).
+ */
+static bool tls_admin(const uint8_t key_id[SVC_TLS_KEY_ID_SIZE], char *actor,
+                      size_t actor_size)
+{
+    struct ks_snapshot *s = ks_snapshot_get();
+    bool ok = false;
+
+    for (size_t i = 0; s != NULL && i < s->nnodes && !ok; i++) {
+        const struct dkm_node_entry *e = &s->nodes[i].entry;
+        char hex[DKM_NODE_ID_HEX_SIZE];
+
+        if (!e->has_tls_key || memcmp(e->tls_key, key_id, SVC_TLS_KEY_ID_SIZE) != 0)
+            continue;
+        dkm_node_id_hex(&e->node_id, hex);
+        if (e->role != DKM_ROLE_ADMIN || e->revoked_at != 0) {
+            log_notice("TLS admin request by node %s refused: %s", hex,
+                       e->revoked_at != 0 ? "revoked" : "not an admin");
+            break;
+        }
+        snprintf(actor, actor_size, "node:%s", hex);
+        ok = true;
+    }
+    ks_snapshot_put(s);
+    return ok;
 }
 
 static void reply_cb(evutil_socket_t fd, short what, void *arg)
@@ -634,6 +667,7 @@ int ks_start(const struct svc_config *cfg, struct svc_metrics *metrics)
     }
     K.thread_started = true;
     K.on = true;
+    svc_set_tls_admin_hook(tls_admin);
     log_notice("key service on: %zu group(s), %zu node(s), %llu refused row(s)",
                K.ctx.snap->ngroups, K.ctx.snap->nnodes,
                (unsigned long long)K.ctx.snap->refused);

@@ -251,7 +251,9 @@ void ks_submit(struct svc_req *r, ks_job_fn *fn);
 /* Helpers for jobs. */
 void ks_job_fail(struct ks_job *job, int status, const char *error, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* The actor of an admin request, for audit: "admin:uid=N". */
+/* The actor of an admin request, for audit: "admin:uid=N" on the admin
+ * socket, "node:<node id>" for an admin node over TLS. */
+#define KS_ACTOR_MAX 96
 void ks_actor(const struct svc_req *r, char *buf, size_t size);
 
 /* Rotate one group now (also used by the timer). */
@@ -288,6 +290,11 @@ extern const size_t ks_fetch_nbody;
 void ks_nodes_list_handler(struct svc_req *r);
 void ks_nodes_authorize_handler(struct svc_req *r);
 void ks_nodes_revoke_handler(struct svc_req *r);
+void ks_nodes_tls_handler(struct svc_req *r);
+extern const struct svc_json_field ks_nodes_tls_body[];
+extern const size_t ks_nodes_tls_nbody;
+/* A PEM certificate in a request body. */
+#define KS_TLS_CERT_MAX 16384
 extern const struct svc_json_field ks_nodes_authorize_body[];
 extern const size_t ks_nodes_authorize_nbody;
 
@@ -338,8 +345,8 @@ DKM_MUSTCHECK int ks_identity_join(const struct svc_config *cfg, const char *tru
 #define KS_LIST_LOCK_KEY "7235997538693903476" /* "dkmlistt" */
 #define KS_LIST_LOCK_SQL "SELECT pg_advisory_xact_lock(" KS_LIST_LOCK_KEY ")"
 #define KS_LIST_CHECK_SQL                                                                \
-    "SELECT CASE WHEN max(version) = $1::integer THEN 0 ELSE ('the authorized server "  \
-    "list changed (v' || max(version) || ' in the database, v' || $1 || ' loaded); "   \
+    "SELECT CASE WHEN max(version) = $1::integer THEN 0 ELSE ('the authorized server "   \
+    "list changed (v' || max(version) || ' in the database, v' || $1 || ' loaded); "     \
     "retry after the reload')::integer END FROM server_lists"
 
 /*

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Admin endpoints for the authorized node list: authorize a node from its
- * card (the server signs a node entry for its EK), list, and revoke (the
- * entry is signed again with revoked_at; a revoked node stays revoked).
+ * card (the server signs a node entry for its EK, and optionally binds the
+ * node's TLS client key, which is how an admin node is recognised on the
+ * TLS port), list, bind a new TLS key, and revoke (the entry is signed
+ * again with revoked_at; a revoked node stays revoked).
  * Writes run on the keeper thread, each in one transaction.
  */
 #include <errno.h>
@@ -24,11 +26,69 @@ const struct svc_json_field ks_nodes_authorize_body[] = {
      .min = 8,
      .max = DKM_NODECARD_MAX},
     {.name = "role", .type = SVC_JSON_STRING, .required = false, .min = 1, .max = 16},
+    {.name = "tls_cert",
+     .type = SVC_JSON_STRING,
+     .required = false,
+     .min = 1,
+     .max = KS_TLS_CERT_MAX},
 };
 const size_t ks_nodes_authorize_nbody =
     sizeof(ks_nodes_authorize_body) / sizeof(ks_nodes_authorize_body[0]);
 
-/* Sign e and store it: INSERT for a new node, UPDATE for a revocation. */
+const struct svc_json_field ks_nodes_tls_body[] = {
+    {.name = "tls_cert",
+     .type = SVC_JSON_STRING,
+     .required = true,
+     .min = 1,
+     .max = KS_TLS_CERT_MAX},
+};
+const size_t ks_nodes_tls_nbody =
+    sizeof(ks_nodes_tls_body) / sizeof(ks_nodes_tls_body[0]);
+
+_Static_assert(SVC_TLS_KEY_ID_SIZE == DKM_TLS_KEY_ID_SIZE, "one TLS key id size");
+
+/* The key id of the request's "tls_cert" into e; false (job failed) if bad. */
+static bool tls_key_from_body(struct ks_job *job, struct dkm_node_entry *e)
+{
+    json_t *v = json_object_get(job->req->body, "tls_cert");
+
+    if (v == NULL)
+        return true;
+    if (svc_tls_key_id_pem(json_string_value(v), json_string_length(v), e->tls_key) < 0) {
+        ks_job_fail(job, 400, "bad request", "tls_cert: %s", dkm_error_detail());
+        return false;
+    }
+    e->has_tls_key = true;
+    return true;
+}
+
+/* Another node already bound to this TLS key: one key, one node. */
+static const struct ks_node *tls_key_owner(const struct ks_snapshot *s,
+                                           const struct dkm_node_entry *e)
+{
+    for (size_t i = 0; e->has_tls_key && i < s->nnodes; i++) {
+        const struct dkm_node_entry *o = &s->nodes[i].entry;
+
+        if (o->has_tls_key && memcmp(o->tls_key, e->tls_key, sizeof(e->tls_key)) == 0 &&
+            !dkm_node_id_equal(&o->node_id, &e->node_id))
+            return &s->nodes[i];
+    }
+    return NULL;
+}
+
+/* The TLS key id as hex, or JSON null. */
+static json_t *tls_key_json(const struct dkm_node_entry *e)
+{
+    char hex[2 * DKM_TLS_KEY_ID_SIZE + 1];
+
+    if (!e->has_tls_key)
+        return json_null();
+    for (size_t i = 0; i < DKM_TLS_KEY_ID_SIZE; i++)
+        snprintf(hex + 2 * i, 3, "%02x", e->tls_key[i]);
+    return json_string(hex);
+}
+
+/* Sign e and store it: INSERT for a new node, UPDATE for a change. */
 static int store_entry(struct ks_ctx *ctx, struct dkm_node_entry *e, const char *hostname,
                        bool insert)
 {
@@ -62,7 +122,8 @@ static int store_entry(struct ks_ctx *ctx, struct dkm_node_entry *e, const char 
         };
         struct ks_stmt upd = {
             .sql = "UPDATE nodes SET authorized_by = $2, signature = $3, entry = $4, "
-                   "revoked_at = to_timestamp($5::bigint) WHERE node_id = $1",
+                   "revoked_at = CASE WHEN $5::bigint = 0 THEN NULL "
+                   "ELSE to_timestamp($5::bigint) END WHERE node_id = $1",
             .n = 5,
             .values = {(const char *)e->node_id.bytes, (const char *)ctx->signer.id.bytes,
                        (const char *)rec + len - DKM_SIG_SIZE, (const char *)rec,
@@ -86,7 +147,7 @@ static void authorize_job(struct ks_ctx *ctx, struct ks_job *job)
     struct dkm_node_entry e = {.authorized_at = (uint64_t)time(NULL)};
     uint8_t *buf = NULL;
     size_t len = 0;
-    char actor[64], hex[DKM_NODE_ID_HEX_SIZE];
+    char actor[KS_ACTOR_MAX], hex[DKM_NODE_ID_HEX_SIZE];
     int rc;
 
     ks_actor(r, actor, sizeof(actor));
@@ -106,10 +167,17 @@ static void authorize_job(struct ks_ctx *ctx, struct ks_job *job)
     }
     e.node_id = card->id;
     e.ek = card->ek_public;
+    if (!tls_key_from_body(job, &e))
+        goto done;
     dkm_node_id_hex(&e.node_id, hex);
     if (ks_snapshot_node(ctx->snap, &e.node_id) != NULL) {
         ks_job_fail(job, 409, "conflict", "node %s is authorized already", hex);
         ks_audit(actor, "node.authorize", hex, "denied", "already authorized");
+        goto done;
+    }
+    if (tls_key_owner(ctx->snap, &e) != NULL) {
+        ks_job_fail(job, 409, "conflict", "tls_cert: that key is bound to another node");
+        ks_audit(actor, "node.authorize", hex, "denied", "TLS key of another node");
         goto done;
     }
     rc = store_entry(ctx, &e, card->hostname, true);
@@ -126,7 +194,7 @@ static void authorize_job(struct ks_ctx *ctx, struct ks_job *job)
     }
     job->wrote = true;
     job->status = 200;
-    job->reply = json_pack("{s:s}", "node_id", hex);
+    job->reply = json_pack("{s:s, s:o}", "node_id", hex, "tls_key", tls_key_json(&e));
     ks_audit(actor, "node.authorize", hex, "ok", dkm_role_name(e.role));
 done:
     dkm_nodecard_free(card);
@@ -144,7 +212,7 @@ static void revoke_job(struct ks_ctx *ctx, struct ks_job *job)
     struct dkm_node_id id;
     const struct ks_node *n;
     struct dkm_node_entry e;
-    char actor[64];
+    char actor[KS_ACTOR_MAX];
 
     ks_actor(job->req, actor, sizeof(actor));
     if (dkm_node_id_parse(hex, &id) < 0 ||
@@ -178,6 +246,50 @@ void ks_nodes_revoke_handler(struct svc_req *r)
     ks_submit(r, revoke_job);
 }
 
+/* Bind a (new) TLS client key to a node: its entry is signed again. */
+static void tls_job(struct ks_ctx *ctx, struct ks_job *job)
+{
+    const char *hex = job->req->params[0];
+    struct dkm_node_id id;
+    const struct ks_node *n;
+    struct dkm_node_entry e;
+    char actor[KS_ACTOR_MAX];
+
+    ks_actor(job->req, actor, sizeof(actor));
+    if (dkm_node_id_parse(hex, &id) < 0 ||
+        (n = ks_snapshot_node(ctx->snap, &id)) == NULL) {
+        ks_job_fail(job, 404, "not found", "no such node");
+        return;
+    }
+    if (n->entry.revoked_at != 0) {
+        ks_job_fail(job, 409, "conflict", "node %s is revoked", hex);
+        return;
+    }
+    e = n->entry;
+    if (!tls_key_from_body(job, &e))
+        return;
+    if (tls_key_owner(ctx->snap, &e) != NULL) {
+        ks_job_fail(job, 409, "conflict", "tls_cert: that key is bound to another node");
+        ks_audit(actor, "node.tls", hex, "denied", "TLS key of another node");
+        return;
+    }
+    if (store_entry(ctx, &e, n->hostname, false) < 0) {
+        log_error("bind TLS key of %s: %s", hex, dkm_error_detail());
+        ks_job_fail(job, 503, "service unavailable", "cannot store the node entry");
+        ks_audit(actor, "node.tls", hex, "error", dkm_error_detail());
+        return;
+    }
+    job->wrote = true;
+    job->status = 200;
+    job->reply = json_pack("{s:s, s:o}", "node_id", hex, "tls_key", tls_key_json(&e));
+    ks_audit(actor, "node.tls", hex, "ok", NULL);
+}
+
+void ks_nodes_tls_handler(struct svc_req *r)
+{
+    ks_submit(r, tls_job);
+}
+
 void ks_nodes_list_handler(struct svc_req *r)
 {
     struct ks_snapshot *s = ks_snapshot_get();
@@ -200,6 +312,8 @@ void ks_nodes_list_handler(struct svc_req *r)
                       "authorized_at", (json_int_t)n->entry.authorized_at);
         if (o != NULL && n->hostname[0])
             json_object_set_new(o, "hostname", json_string(n->hostname));
+        if (o != NULL)
+            json_object_set_new(o, "tls_key", tls_key_json(&n->entry));
         if (o != NULL && n->entry.revoked_at != 0)
             json_object_set_new(o, "revoked_at",
                                 json_integer((json_int_t)n->entry.revoked_at));

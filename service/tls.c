@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -34,8 +35,23 @@ static int ossl_error(const char *what, const char *path)
                          path ? path : "", reason[0] ? reason : "unknown error");
 }
 
+/*
+ * Client certificates are asked for, never required, and accepted
+ * whoever issued them: a client key means something only when a signed
+ * node entry names it (svc_tls_key_id), which the admin routes check per
+ * request. Chains, names and dates of client certificates carry no trust
+ * here, as with SSH keys.
+ */
+static int accept_client_cert(int preverify_ok, X509_STORE_CTX *x509_ctx)
+{
+    (void)preverify_ok;
+    (void)x509_ctx;
+    return 1;
+}
+
 int svc_tls_server_ctx(const char *cert, const char *key, SSL_CTX **ret)
 {
+    static const unsigned char sid_ctx[] = "dkmd";
     SSL_CTX *ctx = NULL;
     int r = DKM_E_CRYPTO;
 
@@ -61,6 +77,11 @@ int svc_tls_server_ctx(const char *cert, const char *key, SSL_CTX **ret)
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
         r = ossl_error("the TLS key does not match the certificate", key);
+        goto done;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, accept_client_cert);
+    if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1) {
+        r = ossl_error("cannot set the TLS session id context", NULL);
         goto done;
     }
     *ret = ctx;
@@ -273,5 +294,64 @@ done:
     }
     X509_free(x);
     EVP_PKEY_free(pkey);
+    return r;
+}
+
+int svc_tls_key_id(X509 *cert, uint8_t ret[SVC_TLS_KEY_ID_SIZE])
+{
+    unsigned char *der = NULL;
+    unsigned int mdlen = 0;
+    int len, r;
+
+    len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+    if (len <= 0)
+        return ossl_error("cannot encode the certificate's public key", NULL);
+    r = EVP_Digest(der, (size_t)len, ret, &mdlen, EVP_sha256(), NULL) == 1 &&
+                mdlen == SVC_TLS_KEY_ID_SIZE
+            ? 0
+            : ossl_error("cannot hash the certificate's public key", NULL);
+    OPENSSL_free(der);
+    return r;
+}
+
+int svc_tls_key_id_pem(const char *pem, size_t len, uint8_t ret[SVC_TLS_KEY_ID_SIZE])
+{
+    BIO *bio = NULL;
+    X509 *x = NULL;
+    char extra[64];
+    int n, r;
+
+    static const char begin[] = "-----BEGIN CERTIFICATE-----";
+    size_t lead = 0;
+
+    while (lead < len && strchr(" \t\r\n", pem[lead]) != NULL && pem[lead] != '\0')
+        lead++;
+    if (len - lead < sizeof(begin) - 1 ||
+        memcmp(pem + lead, begin, sizeof(begin) - 1) != 0)
+        return dkm_error_set(-EINVAL, "not a PEM X.509 certificate");
+    if (len > INT_MAX)
+        return dkm_error_set(-EINVAL, "certificate too long");
+    bio = BIO_new_mem_buf(pem, (int)len);
+    if (bio == NULL)
+        return -ENOMEM;
+    x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    if (x == NULL) {
+        r = dkm_error_set(-EINVAL, "not a PEM X.509 certificate");
+        goto done;
+    }
+    /* Exactly one certificate: anything after it would be ignored. */
+    while ((n = BIO_read(bio, extra, sizeof(extra))) > 0) {
+        for (int i = 0; i < n; i++) {
+            if (strchr(" \t\r\n", extra[i]) == NULL || extra[i] == '\0') {
+                r = dkm_error_set(-EINVAL, "text after the certificate");
+                goto done;
+            }
+        }
+    }
+    r = svc_tls_key_id(x, ret);
+done:
+    ERR_clear_error();
+    X509_free(x);
+    BIO_free(bio);
     return r;
 }

@@ -340,8 +340,8 @@ static void test_node_entry_invalid_fields(void)
     /* Revoked before authorized. */
     CU_ASSERT_EQUAL_FATAL(dkm_node_entry_sign(&e, &s, &buf, &len), 0);
     CU_ASSERT_EQUAL(dkm_node_entry_decode(buf, len, &got), DKM_E_FORMAT);
-    /* Unknown role byte (just before the two times and the tail). */
-    buf[len - 98 - 16 - 1] = 9;
+    /* Unknown role byte (before the two times, the TLS key id length and the tail). */
+    buf[len - 98 - 1 - 16 - 1] = 9;
     CU_ASSERT_EQUAL(dkm_node_entry_decode(buf, len, &got), DKM_E_FORMAT);
     free(buf);
     /* Sign refuses an unknown role and a node id that is not the EK's. */
@@ -357,6 +357,58 @@ static void test_node_entry_invalid_fields(void)
     CU_ASSERT_EQUAL(dkm_role_parse("root", &role), -EINVAL);
     CU_ASSERT_EQUAL(dkm_role_parse("", &role), -EINVAL);
     CU_ASSERT_PTR_NULL(dkm_role_name(7));
+}
+
+static void test_node_entry_tls_key(void)
+{
+    struct dkm_node_entry e = {.node_id = node_c.id,
+                               .ek = node_c.ek,
+                               .role = DKM_ROLE_ADMIN,
+                               .authorized_at = 100,
+                               .has_tls_key = true};
+    struct dkm_signer s = dkm_test_server_signer(&server_a);
+    struct dkm_node_entry got;
+    uint8_t *buf = NULL, *longer;
+    size_t len;
+
+    for (size_t i = 0; i < sizeof(e.tls_key); i++)
+        e.tls_key[i] = (uint8_t)(0xa0 + i);
+    CU_ASSERT_EQUAL_FATAL(dkm_node_entry_sign(&e, &s, &buf, &len), 0);
+    CU_ASSERT_EQUAL_FATAL(dkm_node_entry_decode(buf, len, &got), 0);
+    CU_ASSERT_TRUE(got.has_tls_key);
+    CU_ASSERT_EQUAL(memcmp(got.tls_key, e.tls_key, sizeof(e.tls_key)), 0);
+    CU_ASSERT_EQUAL(verify_entry(buf, len), 0);
+    /* The length byte sits before the 32-byte id and the 98-byte tail:
+     * anything but 0 or 32 is refused, 0 leaves 32 stray bytes. */
+    for (unsigned bad = 1; bad < 256; bad++) {
+        if (bad == DKM_TLS_KEY_ID_SIZE)
+            continue;
+        buf[len - 98 - 32 - 1] = (uint8_t)bad;
+        CU_ASSERT_EQUAL(dkm_node_entry_decode(buf, len, &got), DKM_E_FORMAT);
+    }
+    buf[len - 98 - 32 - 1] = 0;
+    CU_ASSERT_EQUAL(dkm_node_entry_decode(buf, len, &got), DKM_E_FORMAT);
+    buf[len - 98 - 32 - 1] = DKM_TLS_KEY_ID_SIZE;
+    /* The id is signed: a changed id fails verification. */
+    buf[len - 98 - 1] ^= 1;
+    CU_ASSERT_EQUAL(dkm_node_entry_decode(buf, len, &got), 0);
+    CU_ASSERT_EQUAL(verify_entry(buf, len), DKM_E_SIGNATURE);
+    buf[len - 98 - 1] ^= 1;
+    /* Without a key id: length 0, nothing else. */
+    free(buf);
+    e.has_tls_key = false;
+    CU_ASSERT_EQUAL_FATAL(dkm_node_entry_sign(&e, &s, &buf, &len), 0);
+    CU_ASSERT_EQUAL_FATAL(dkm_node_entry_decode(buf, len, &got), 0);
+    CU_ASSERT_FALSE(got.has_tls_key);
+    CU_ASSERT_EQUAL(buf[len - 98 - 1], 0);
+    /* Length 32 with the id missing: truncated. */
+    longer = malloc(len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(longer);
+    memcpy(longer, buf, len);
+    longer[len - 98 - 1] = DKM_TLS_KEY_ID_SIZE;
+    CU_ASSERT_EQUAL(dkm_node_entry_decode(longer, len, &got), DKM_E_FORMAT);
+    free(longer);
+    free(buf);
 }
 
 static void test_node_entry_truncation_and_flips(void)
@@ -515,6 +567,7 @@ static CU_TestInfo list_tests[] = {
     {"test_server_list_truncation_and_flips", test_server_list_truncation_and_flips},
     {"test_node_entry_round_trip", test_node_entry_round_trip},
     {"test_node_entry_invalid_fields", test_node_entry_invalid_fields},
+    {"test_node_entry_tls_key", test_node_entry_tls_key},
     {"test_node_entry_truncation_and_flips", test_node_entry_truncation_and_flips},
     {"test_group_policy_round_trip_with_pcrs", test_group_policy_round_trip_with_pcrs},
     {"test_group_policy_invalid_fields", test_group_policy_invalid_fields},

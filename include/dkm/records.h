@@ -131,12 +131,18 @@ const char *dkm_role_name(enum dkm_role role);
 /* The reverse; -EINVAL for an unknown name. */
 DKM_MUSTCHECK int dkm_role_parse(const char *name, enum dkm_role *ret);
 
+#define DKM_TLS_KEY_ID_SIZE 32
+
 struct dkm_node_entry {
     struct dkm_node_id node_id; /* must be the name of ek */
     TPM2B_PUBLIC ek;
     enum dkm_role role;
     uint64_t authorized_at;
     uint64_t revoked_at; /* 0: not revoked */
+    /* SHA-256 of the DER SubjectPublicKeyInfo of the node's TLS client key,
+     * which authenticates it on dkmd's TLS port (admin role); optional. */
+    bool has_tls_key;
+    uint8_t tls_key[DKM_TLS_KEY_ID_SIZE];
     struct dkm_node_id signer;
     uint8_t sig[DKM_SIG_SIZE];
 };
