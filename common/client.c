@@ -54,6 +54,7 @@ struct dkm_client {
     char *cache_dir;
     char *tls_key;
     char *tls_cert;
+    char *tls_ca;
     char *propq;
     bool have_pin;
     uint8_t pin[DKM_FINGERPRINT_SIZE];
@@ -160,6 +161,7 @@ int dkm_client_new(const struct dkm_client_config *cfg, OSSL_LIB_CTX *libctx,
         (r = dup_opt(cfg->cache_dir, &c->cache_dir)) < 0 ||
         (r = dup_opt(cfg->tls_key, &c->tls_key)) < 0 ||
         (r = dup_opt(cfg->tls_cert, &c->tls_cert)) < 0 ||
+        (r = dup_opt(cfg->tls_ca, &c->tls_ca)) < 0 ||
         (r = dup_opt(cfg->propq, &c->propq)) < 0)
         goto done;
     if (c->service != NULL && (r = parse_urls(c)) < 0)
@@ -197,6 +199,7 @@ void dkm_client_free(struct dkm_client *c)
     free(c->cache_dir);
     free(c->tls_key);
     free(c->tls_cert);
+    free(c->tls_ca);
     free(c->propq);
     pthread_mutex_destroy(&c->lock);
     free(c);
@@ -212,6 +215,16 @@ static int tls_error(int r, const char *what)
     if (e != 0)
         ERR_error_string_n(e, buf, sizeof(buf));
     return dkm_error_set(r, "%s%s%s", what, buf[0] != '\0' ? ": " : "", buf);
+}
+
+/* With tls_ca: the certificate must name host (a DNS name or an IP address). */
+static bool expect_peer_name(SSL *ssl, const char *host)
+{
+    X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, host) == 1)
+        return true;
+    return SSL_set1_host(ssl, host) == 1;
 }
 
 static int ssl_ctx(struct dkm_client *c, SSL_CTX **ret)
@@ -232,8 +245,19 @@ static int ssl_ctx(struct dkm_client *c, SSL_CTX **ret)
         r = tls_error(DKM_E_CRYPTO, "cannot require TLS 1.2");
         goto done;
     }
-    /* Authentication comes from the signed records, not from the certificate. */
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    /* Key answers are authenticated by the signed records, not by the
+     * certificate; administration over TLS pins the server with tls_ca. */
+    SSL_CTX_set_verify(ctx, c->tls_ca != NULL ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    if (c->tls_ca != NULL) {
+        X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
+
+        if (SSL_CTX_load_verify_locations(ctx, c->tls_ca, NULL) != 1) {
+            r = tls_error(DKM_E_CONFIG, "tls_ca: cannot load the certificates");
+            goto done;
+        }
+        /* The server's own (self-signed) certificate may be the anchor. */
+        X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
+    }
     /* A close without close_notify is a truncation that Content-Length catches. */
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
     if (c->tls_cert != NULL) {
@@ -365,6 +389,10 @@ static int exchange(struct dkm_client *c, const struct dkm_http_url *url,
         if (strchr(url->host, ':') == NULL &&
             strspn(url->host, "0123456789.") != strlen(url->host))
             SSL_set_tlsext_host_name(t.ssl, url->host);
+        if (c->tls_ca != NULL && !expect_peer_name(t.ssl, url->host)) {
+            r = tls_error(DKM_E_CRYPTO, "cannot set the expected server name");
+            goto done;
+        }
         for (;;) {
             int ok = SSL_connect(t.ssl);
 

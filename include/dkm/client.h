@@ -152,6 +152,11 @@ struct dkm_client_config {
     const char *cache_dir;    /* disk cache directory; NULL: no disk cache */
     const char *tls_key;      /* optional TLS client key and certificate (PEM) */
     const char *tls_cert;
+    /* Optional CA or server certificate (PEM): when set, the service's TLS
+     * certificate must chain to it and name the URL's host. The provider
+     * leaves it unset (its answers are verified through signed records);
+     * dkmctl sets it for administration over TLS. */
+    const char *tls_ca;
     unsigned timeout_ms; /* per request and URL; 0: DKM_CLIENT_TIMEOUT_DEFAULT_MS */
     const char *propq;   /* property query for TLS algorithms, or NULL */
 };
