@@ -34,25 +34,29 @@ static void usage_node(FILE *out)
 {
     fprintf(out,
             "Usage: dkmctl node authorize CARD [--role client|server|admin]\n"
+            "                              [--node-tls-cert FILE]\n"
+            "       dkmctl node tls NODE_ID CERT\n"
             "       dkmctl node revoke NODE_ID\n"
             "       dkmctl node list\n"
             "\n"
             "Authorize a node from the card `dkmctl node init` wrote (it prints the\n"
-            "node id), revoke a node for good, or list the authorized nodes, through\n"
-            "dkmd's admin socket.\n"
+            "node id), bind a TLS client key to a node (its certificate CERT, PEM;\n"
+            "an admin node administers over TLS with it), revoke a node for good,\n"
+            "or list the authorized nodes.\n"
             "  --role ROLE     what the node may do (default client)\n"
-            "  --socket PATH   admin socket (see dkmctl group --help)\n"
-            "  --json          print the server's JSON answer\n");
+            "  --node-tls-cert FILE  bind the key of this PEM certificate to the "
+            "node\n" DKMCTL_SVC_OPTIONS_HELP);
 }
 
 static void usage_audit(FILE *out)
 {
-    fprintf(out, "Usage: dkmctl audit [--limit N] [--after ID] [--socket PATH] [--json]\n"
-                 "\n"
-                 "Print dkmd's audit records, oldest first: id, time (UTC), actor,\n"
-                 "action, target, outcome and detail.\n"
-                 "  --limit N       at most N records (default: the server's)\n"
-                 "  --after ID      only records after this id\n");
+    fprintf(out,
+            "Usage: dkmctl audit [--limit N] [--after ID] [OPTIONS]\n"
+            "\n"
+            "Print dkmd's audit records, oldest first: id, time (UTC), actor,\n"
+            "action, target, outcome and detail.\n"
+            "  --limit N       at most N records (default: the server's)\n"
+            "  --after ID      only records after this id\n" DKMCTL_SVC_OPTIONS_HELP);
 }
 
 static void usage_key(FILE *out)
@@ -88,6 +92,9 @@ static int load_settings(const struct dkmctl_globals *g, struct dkmctl_svc_opts 
         {"trust", "DKM_TRUST", offsetof(struct dkmctl_svc_opts, trust)},
         {"tcti", "DKM_TCTI", offsetof(struct dkmctl_svc_opts, tcti)},
         {"cache_dir", "DKM_CACHE_DIR", offsetof(struct dkmctl_svc_opts, cache_dir)},
+        {"tls_cert", NULL, offsetof(struct dkmctl_svc_opts, tls_cert)},
+        {"tls_key", NULL, offsetof(struct dkmctl_svc_opts, tls_key)},
+        {"tls_ca", NULL, offsetof(struct dkmctl_svc_opts, tls_ca)},
     };
     struct dkm_config *cfg = NULL;
     int r;
@@ -110,7 +117,7 @@ static int load_settings(const struct dkmctl_globals *g, struct dkmctl_svc_opts 
                 return r;
             }
         }
-        if (v == NULL || v[0] == '\0')
+        if ((v == NULL || v[0] == '\0') && map[i].env != NULL)
             v = getenv(map[i].env);
         if (v != NULL && v[0] != '\0')
             *f = v;
@@ -137,6 +144,9 @@ static int open_client(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o
     cc.trust = o->trust;
     cc.tcti = o->tcti;
     cc.cache_dir = o->cache_dir;
+    cc.tls_cert = o->tls_cert;
+    cc.tls_key = o->tls_key;
+    cc.tls_ca = o->tls_ca;
     return dkm_client_new(&cc, NULL, NULL, ret);
 }
 
@@ -209,6 +219,52 @@ int dkmctl_usage_error(void (*usage)(FILE *), const char *msg)
     return DKMCTL_EXIT_USAGE;
 }
 
+bool dkmctl_svc_option(int c, const char *arg, struct dkmctl_svc_opts *o)
+{
+    switch (c) {
+    case OPT_SOCKET:
+        o->socket = arg;
+        return true;
+    case OPT_SERVICE:
+        o->service = arg;
+        return true;
+    case OPT_TLS_CERT:
+        o->tls_cert = arg;
+        return true;
+    case OPT_TLS_KEY:
+        o->tls_key = arg;
+        return true;
+    case OPT_TLS_CA:
+        o->tls_ca = arg;
+        return true;
+    case 'j':
+        o->json = true;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Administration over TLS needs the server pinned, and somewhere to go. */
+static int check_tls_admin(const struct dkmctl_svc_opts *o)
+{
+    if (o->tls_cert == NULL)
+        return o->tls_key == NULL
+                   ? 0
+                   : dkm_error_set(DKM_E_CONFIG, "--tls-key needs --tls-cert");
+    if (o->tls_key == NULL)
+        return dkm_error_set(DKM_E_CONFIG, "--tls-cert needs --tls-key");
+    if (o->tls_ca == NULL)
+        return dkm_error_set(DKM_E_CONFIG,
+                             "administration over TLS needs --tls-ca (the service's "
+                             "certificate or its CA): without it anyone in the path "
+                             "could answer in the service's place");
+    if (o->service == NULL)
+        return dkm_error_set(DKM_E_CONFIG,
+                             "administration over TLS needs --service https://HOST:PORT");
+    return 0;
+}
+
 /* Run one admin call and print its answer with printer (or as JSON). */
 int dkmctl_admin_call(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
                       const char *what, const char *method, const char *path,
@@ -222,7 +278,10 @@ int dkmctl_admin_call(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
 
     r = open_client(g, o, &cfg, &c);
     if (r == 0)
-        r = dkm_client_call(c, true, method, path, body, &ans);
+        r = check_tls_admin(o);
+    /* A client certificate means: administer over TLS as an admin node. */
+    if (r == 0)
+        r = dkm_client_call(c, o->tls_cert == NULL, method, path, body, &ans);
     if (r == 0) {
         if (o->json)
             r = print_json(ans);
@@ -300,17 +359,13 @@ int dkmctl_simple_options(int argc, char **argv, struct dkmctl_svc_opts *o,
 
     while ((c = getopt_long(argc, argv, "jh", options, NULL)) != -1) {
         switch (c) {
-        case OPT_SOCKET:
-            o->socket = optarg;
-            break;
-        case 'j':
-            o->json = true;
-            break;
         case 'h':
             usage(stdout);
             return DKMCTL_EXIT_OK;
         default:
-            return dkmctl_usage_error(usage, NULL);
+            if (!dkmctl_svc_option(c, optarg, o))
+                return dkmctl_usage_error(usage, NULL);
+            break;
         }
     }
     if (argc - optind != nargs)
@@ -320,15 +375,49 @@ int dkmctl_simple_options(int argc, char **argv, struct dkmctl_svc_opts *o,
 
 /* ---- node authorize | revoke | list ---- */
 
+#define CERT_FILE_MAX 16384
+
+/* A PEM certificate file as a JSON string (the server checks it). */
+static int read_pem_cert(const char *path, json_t **ret)
+{
+    uint8_t *text = NULL;
+    size_t len = 0;
+    json_t *v;
+    int r;
+
+    r = dkm_file_read(path, CERT_FILE_MAX, &text, &len);
+    if (r < 0)
+        return r;
+    if (len == 0 || memchr(text, '\0', len) != NULL ||
+        strstr((const char *)text, "-----BEGIN CERTIFICATE-----") == NULL) {
+        free(text);
+        return dkm_error_set(-EINVAL, "%s: not a PEM certificate", path);
+    }
+    v = json_stringn((const char *)text, len);
+    free(text);
+    if (v == NULL)
+        return dkm_error_set(-EINVAL, "%s: not a text file", path);
+    *ret = v;
+    return 0;
+}
+
+static void print_node_tls(const json_t *a, const void *arg)
+{
+    (void)arg;
+    printf("%s TLS key %s\n", dkmctl_jstr(a, "node_id"), dkmctl_jstr(a, "tls_key"));
+}
+
 static int node_authorize(const struct dkmctl_globals *g, int argc, char **argv)
 {
     static const struct option options[] = {
         DKMCTL_SVC_OPTIONS,
         {"role", required_argument, NULL, OPT_ROLE},
+        {"node-tls-cert", required_argument, NULL, OPT_NODE_TLS_CERT},
         {NULL, 0, NULL, 0},
     };
     struct dkmctl_svc_opts o = {0};
-    const char *role = "client";
+    const char *role = "client", *node_cert = NULL;
+    json_t *pem = NULL;
     uint8_t *text = NULL, *card = NULL;
     size_t text_len = 0, card_len = 0;
     struct dkm_nodecard *nc = NULL;
@@ -339,20 +428,19 @@ static int node_authorize(const struct dkmctl_globals *g, int argc, char **argv)
 
     while ((c = getopt_long(argc, argv, "jh", options, NULL)) != -1) {
         switch (c) {
-        case OPT_SOCKET:
-            o.socket = optarg;
-            break;
-        case 'j':
-            o.json = true;
-            break;
         case 'h':
             usage_node(stdout);
             return DKMCTL_EXIT_OK;
         case OPT_ROLE:
             role = optarg;
             break;
+        case OPT_NODE_TLS_CERT:
+            node_cert = optarg;
+            break;
         default:
-            return dkmctl_usage_error(usage_node, NULL);
+            if (!dkmctl_svc_option(c, optarg, &o))
+                return dkmctl_usage_error(usage_node, NULL);
+            break;
         }
     }
     if (argc - optind != 1)
@@ -380,8 +468,13 @@ static int node_authorize(const struct dkmctl_globals *g, int argc, char **argv)
     r = dkm_b64url_encode(card, card_len, b64, dkm_b64url_encoded_len(card_len) + 1);
     if (r < 0)
         goto done;
+    if (node_cert != NULL) {
+        r = read_pem_cert(node_cert, &pem);
+        if (r < 0)
+            goto done;
+    }
     body = json_pack("{s:s, s:s}", "card", b64, "role", role);
-    if (body == NULL) {
+    if (body == NULL || (pem != NULL && json_object_set(body, "tls_cert", pem) < 0)) {
         r = dkm_error_set(-ENOMEM, "out of memory");
         goto done;
     }
@@ -392,6 +485,7 @@ static int node_authorize(const struct dkmctl_globals *g, int argc, char **argv)
 done:
     r = dkmctl_fail("node authorize", r);
 out:
+    json_decref(pem);
     json_decref(body);
     dkm_nodecard_free(nc);
     free(b64);
@@ -418,6 +512,22 @@ int dkmctl_cmd_node_service(const struct dkmctl_globals *g, int argc, char **arg
             return e;
         return dkmctl_admin_call(g, &o, "node list", "GET", "/v1/nodes", NULL,
                                  print_node_list, NULL);
+    }
+    if (strcmp(sub, "tls") == 0) {
+        json_t *pem = NULL;
+
+        if ((e = dkmctl_simple_options(argc, argv, &o, usage_node, 2)) >= 0)
+            return e;
+        r = dkm_node_id_parse(argv[optind], &id);
+        if (r == 0)
+            r = read_pem_cert(argv[optind + 1], &pem);
+        if (r < 0)
+            return dkmctl_fail("node tls", r);
+        dkm_node_id_hex(&id, hex);
+        snprintf(path, sizeof(path), "/v1/nodes/%s/tls", hex);
+        return dkmctl_admin_call(g, &o, "node tls", "PUT", path,
+                                 json_pack("{s:o}", "tls_cert", pem), print_node_tls,
+                                 NULL);
     }
     if (strcmp(sub, "revoke") == 0) {
         if ((e = dkmctl_simple_options(argc, argv, &o, usage_node, 1)) >= 0)
@@ -451,12 +561,6 @@ int dkmctl_cmd_audit(const struct dkmctl_globals *g, int argc, char **argv)
 
     while ((c = getopt_long(argc, argv, "jh", options, NULL)) != -1) {
         switch (c) {
-        case OPT_SOCKET:
-            o.socket = optarg;
-            break;
-        case 'j':
-            o.json = true;
-            break;
         case 'h':
             usage_audit(stdout);
             return DKMCTL_EXIT_OK;
@@ -467,7 +571,9 @@ int dkmctl_cmd_audit(const struct dkmctl_globals *g, int argc, char **argv)
             after = optarg;
             break;
         default:
-            return dkmctl_usage_error(usage_audit, NULL);
+            if (!dkmctl_svc_option(c, optarg, &o))
+                return dkmctl_usage_error(usage_audit, NULL);
+            break;
         }
     }
     if (optind != argc)

@@ -37,7 +37,7 @@ static void usage_group(FILE *out)
         "       dkmctl group grant NAME NODE_ID\n"
         "       dkmctl group revoke NAME NODE_ID\n"
         "\n"
-        "Manage key groups through dkmd's admin socket.\n"
+        "Manage key groups through dkmd's admin socket, or over TLS as an admin node.\n"
         "  create    new group with version 1 active\n"
         "  rotate    make a new version current (older ones stay usable for\n"
         "            decryption until their lifetime ends)\n"
@@ -49,11 +49,8 @@ static void usage_group(FILE *out)
         "  --ttl D         how long a node keeps a key in memory (default 5m)\n"
         "                  D is seconds, or a number with s, m, h, d or w\n"
         "  --pcr LIST      seal keys to these SHA-256 PCRs (0..23)\n"
-        "  --pcr-values HEX  their values, 64 hex digits per PCR, ascending\n"
-        "  --socket PATH   admin socket (default: admin_socket in [dkmctl] of\n"
-        "                  --config, else $DKM_ADMIN_SOCKET, else " DKMCTL_DEFAULT_SOCKET
-        ")\n"
-        "  --json          print the server's JSON answer\n");
+        "  --pcr-values HEX  their values, 64 hex digits per PCR, "
+        "ascending\n" DKMCTL_SVC_OPTIONS_HELP);
 }
 
 /* Seconds, or a number with a unit s/m/h/d/w. */
@@ -264,12 +261,6 @@ static int group_policy_cmd(const struct dkmctl_globals *g, int argc, char **arg
 
     while ((c = getopt_long(argc, argv, "jh", options, NULL)) != -1) {
         switch (c) {
-        case OPT_SOCKET:
-            o.socket = optarg;
-            break;
-        case 'j':
-            o.json = true;
-            break;
         case 'h':
             usage_group(stdout);
             return DKMCTL_EXIT_OK;
@@ -292,7 +283,9 @@ static int group_policy_cmd(const struct dkmctl_globals *g, int argc, char **arg
             pcr_values = optarg;
             break;
         default:
-            return dkmctl_usage_error(usage_group, NULL);
+            if (!dkmctl_svc_option(c, optarg, &o))
+                return dkmctl_usage_error(usage_group, NULL);
+            break;
         }
         if (r < 0)
             return dkmctl_fail(create ? "group create" : "group policy", r);

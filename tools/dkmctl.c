@@ -32,9 +32,10 @@ static void usage(FILE *out)
         "  uri-hex URI             print the -K value that names URI for\n"
         "                          openssl enc -DKM-AES-256-GCM\n"
         "\n"
-        "Service administration (through dkmd's admin socket):\n"
+        "Service administration (through dkmd's admin socket, or over TLS as an\n"
+        "admin node with --tls-cert, --tls-key, --tls-ca and --service):\n"
         "  group create|list|show|rotate|policy|grant|revoke ...\n"
-        "  node authorize|revoke|list ...\n"
+        "  node authorize|tls|revoke|list ...\n"
         "  server add CARD | server list\n"
         "                          add a server that ran dkmd init --join; show the\n"
         "                          authorized server list\n"
@@ -141,7 +142,7 @@ int main(int argc, char **argv)
     optind = 0;
     if (strcmp(cmd, "node") == 0 && argc > 1 &&
         (strcmp(argv[1], "authorize") == 0 || strcmp(argv[1], "revoke") == 0 ||
-         strcmp(argv[1], "list") == 0))
+         strcmp(argv[1], "list") == 0 || strcmp(argv[1], "tls") == 0))
         return dkmctl_cmd_node_service(&g, argc, argv);
     if (strcmp(cmd, "node") == 0)
         return dkmctl_cmd_node(&g, argc, argv);

@@ -61,6 +61,11 @@ struct dkmctl_svc_opts {
     const char *trust;
     const char *tcti;
     const char *cache_dir;
+    /* Administration over TLS (as an admin node): a client certificate
+     * selects the TLS port instead of the admin socket. */
+    const char *tls_cert;
+    const char *tls_key;
+    const char *tls_ca;
     bool json;
 };
 
@@ -79,14 +84,40 @@ enum dkmctl_opt {
     OPT_ROLE,
     OPT_LIMIT,
     OPT_AFTER,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_TLS_CA,
+    OPT_NODE_TLS_CERT,
 };
 
-/* The options every admin command takes: --socket, --json, --help. */
+/*
+ * The options every admin command takes: --socket, the TLS settings
+ * (--service, --tls-cert, --tls-key, --tls-ca), --json, --help.
+ */
 #define DKMCTL_SVC_OPTIONS                                                               \
-    {"socket", required_argument, NULL, OPT_SOCKET}, {"json", no_argument, NULL, 'j'},   \
+    {"socket", required_argument, NULL, OPT_SOCKET},                                     \
+        {"service", required_argument, NULL, OPT_SERVICE},                               \
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},                             \
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},                               \
+        {"tls-ca", required_argument, NULL, OPT_TLS_CA},                                 \
+        {"json", no_argument, NULL, 'j'},                                                \
     {                                                                                    \
         "help", no_argument, NULL, 'h'                                                   \
     }
+
+/* Take option c (with arg) into o if it is one of DKMCTL_SVC_OPTIONS but
+ * --help; false otherwise. */
+bool dkmctl_svc_option(int c, const char *arg, struct dkmctl_svc_opts *o);
+
+/* The help text of those options, for the commands' usage. */
+#define DKMCTL_SVC_OPTIONS_HELP                                                          \
+    "  --socket PATH   dkmd's admin socket (admin_socket in [dkmctl];\n"                 \
+    "                  default " DKMCTL_DEFAULT_SOCKET ")\n"                             \
+    "  --tls-cert FILE --tls-key FILE\n"                                                 \
+    "                  administer over TLS as an admin node (tls_cert, tls_key)\n"       \
+    "  --tls-ca FILE   the service's certificate or CA, required over TLS (tls_ca)\n"    \
+    "  --service URLS  https://HOST:PORT[,...] for TLS (service, $DKM_SERVICE)\n"        \
+    "  --json          print the server's JSON answer\n"
 
 /*
  * One admin call: open the client from the settings, send method/path

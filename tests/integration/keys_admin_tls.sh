@@ -122,6 +122,45 @@ svc_start dkmd2
 it_check_eq "after a restart the old key is still refused" 403 "$(tls_as boss GET /v1/groups)"
 it_check_eq "after a restart the bound key works" 200 "$(tls_as boss2 GET /v1/groups)"
 
+# --- the same through dkmctl -------------------------------------------------
+CTL=$KEYS_DKMCTL
+URL=https://127.0.0.1:$SVC_PORT
+as_boss=(--service "$URL" --tls-cert "$IT_TMP/boss2.crt" --tls-key "$IT_TMP/boss2.key")
+it_check "dkmctl over TLS as the admin node: group list" \
+    "$CTL" group list "${as_boss[@]}" --tls-ca "$SVC_STATE/tls.crt"
+out=$("$CTL" group rotate remote "${as_boss[@]}" --tls-ca "$SVC_STATE/tls.crt" --json)
+it_check_eq "dkmctl over TLS: rotate gives version 2" 2 "$(jq -r .version <<<"$out")"
+"$CTL" group list "${as_boss[@]}" >/dev/null 2>"$IT_TMP/err"
+it_check_eq "without --tls-ca: configuration error (exit 3)" 3 "$?"
+it_check "the error says why --tls-ca is needed" grep -q 'tls-ca' "$IT_TMP/err"
+"$CTL" group list "${as_boss[@]}" --tls-ca "$IT_TMP/worker.crt" >/dev/null 2>"$IT_TMP/err"
+it_check_eq "a --tls-ca that is not the service's: unavailable (exit 5)" 5 "$?"
+it_check "the error names the certificate check" grep -qi 'certificate' "$IT_TMP/err"
+"$CTL" group list --service "$URL" --tls-cert "$IT_TMP/worker.crt" \
+    --tls-key "$IT_TMP/worker.key" --tls-ca "$SVC_STATE/tls.crt" >/dev/null 2>"$IT_TMP/err"
+it_check_eq "a client node's certificate: not authorized (exit 6)" 6 "$?"
+"$CTL" group list --tls-cert "$IT_TMP/boss2.crt" >/dev/null 2>&1
+it_check_eq "--tls-cert without --tls-key: exit 3" 3 "$?"
+"$CTL" node tls "${NODE_ID[worker]}" "$IT_TMP/stranger.crt" \
+    --socket "$SVC_SOCK" >/dev/null
+it_check_eq "dkmctl node tls over the admin socket" 0 "$?"
+it_check_eq "the worker's new key is listed" \
+    "$(openssl x509 -in "$IT_TMP/stranger.crt" -pubkey -noout |
+        openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)" \
+    "$("$CTL" node list --socket "$SVC_SOCK" --json |
+        jq -r --arg n "${NODE_ID[worker]}" '.nodes[] | select(.node_id == $n) | .tls_key')"
+"$CTL" node tls "${NODE_ID[worker]}" "$IT_TMP/auth.json" --socket "$SVC_SOCK" \
+    >/dev/null 2>&1
+it_check_eq "dkmctl node tls with a file that is no certificate: exit 2" 2 "$?"
+keys_node late
+client_cert late
+"$CTL" node authorize "$IT_TMP/late.card" --role admin --node-tls-cert "$IT_TMP/late.crt" \
+    --socket "$SVC_SOCK" >/dev/null
+it_check_eq "dkmctl node authorize --node-tls-cert" 0 "$?"
+it_check "the new admin node administers over TLS at once" \
+    "$CTL" audit --limit 1 --service "$URL" --tls-cert "$IT_TMP/late.crt" \
+    --tls-key "$IT_TMP/late.key" --tls-ca "$SVC_STATE/tls.crt"
+
 # --- revocation ---------------------------------------------------------------
 admin POST "/v1/nodes/${NODE_ID[boss]}/revoke" >/dev/null
 it_check_eq "revoke the admin node" 200 "$(admin_code)"
