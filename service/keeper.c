@@ -296,22 +296,18 @@ static bool tls_admin(const uint8_t key_id[SVC_TLS_KEY_ID_SIZE], char *actor,
                       size_t actor_size)
 {
     struct ks_snapshot *s = ks_snapshot_get();
+    const struct ks_node *n = s != NULL ? ks_snapshot_node_by_tls(s, key_id) : NULL;
+    char hex[DKM_NODE_ID_HEX_SIZE];
     bool ok = false;
 
-    for (size_t i = 0; s != NULL && i < s->nnodes && !ok; i++) {
-        const struct dkm_node_entry *e = &s->nodes[i].entry;
-        char hex[DKM_NODE_ID_HEX_SIZE];
-
-        if (!e->has_tls_key || memcmp(e->tls_key, key_id, SVC_TLS_KEY_ID_SIZE) != 0)
-            continue;
-        dkm_node_id_hex(&e->node_id, hex);
-        if (e->role != DKM_ROLE_ADMIN || e->revoked_at != 0) {
+    if (n != NULL) {
+        dkm_node_id_hex(&n->entry.node_id, hex);
+        ok = n->entry.role == DKM_ROLE_ADMIN && n->entry.revoked_at == 0;
+        if (ok)
+            snprintf(actor, actor_size, "node:%s", hex);
+        else
             log_notice("TLS admin request by node %s refused: %s", hex,
-                       e->revoked_at != 0 ? "revoked" : "not an admin");
-            break;
-        }
-        snprintf(actor, actor_size, "node:%s", hex);
-        ok = true;
+                       n->entry.revoked_at != 0 ? "revoked" : "not an admin");
     }
     ks_snapshot_put(s);
     return ok;

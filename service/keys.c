@@ -261,3 +261,50 @@ done:
     free(text);
     ks_snapshot_put(s);
 }
+
+/*
+ * GET /v1/keys/groups: the groups the requesting node may fetch, with
+ * their current versions, for `dkm:` listings. The node is the one whose
+ * entry binds the TLS client key of the connection: group names are
+ * told only to a node that proves it holds a bound key.
+ */
+void ks_my_groups_handler(struct svc_req *r)
+{
+    uint8_t key_id[DKM_TLS_KEY_ID_SIZE];
+    const struct ks_node *node;
+    struct ks_snapshot *s;
+    char hex[DKM_NODE_ID_HEX_SIZE];
+    json_t *arr;
+
+    if (svc_req_tls_key_id(r, key_id) < 0) {
+        svc_reply_error(r, 403, "forbidden",
+                        "listing groups needs a TLS client certificate bound to a node");
+        return;
+    }
+    if (!snapshot_or_503(r, &s))
+        return;
+    node = ks_snapshot_node_by_tls(s, key_id);
+    if (node == NULL || node->entry.revoked_at != 0) {
+        ks_snapshot_put(s);
+        svc_reply_error(r, 403, "forbidden", "%s",
+                        node == NULL ? "this TLS key is not bound to a node"
+                                     : "revoked node");
+        return;
+    }
+    dkm_node_id_hex(&node->entry.node_id, hex);
+    arr = json_array();
+    for (size_t i = 0; arr != NULL && i < s->ngroups; i++) {
+        const struct ks_group *g = &s->groups[i];
+
+        if (ks_group_member(g, &node->entry.node_id) &&
+            json_array_append_new(arr, json_pack("{s:s, s:I}", "name", g->name, "current",
+                                                 (json_int_t)g->current)) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    ks_snapshot_put(s);
+    svc_reply_json(r, 200,
+                   arr != NULL ? json_pack("{s:s, s:o}", "node_id", hex, "groups", arr)
+                               : NULL);
+}

@@ -177,6 +177,9 @@ void ks_deleg_unref(struct ks_deleg *d);
 const struct ks_node *ks_snapshot_node(const struct ks_snapshot *s,
                                        const struct dkm_node_id *id);
 const struct ks_group *ks_snapshot_group(const struct ks_snapshot *s, const char *name);
+/* The node whose entry binds this TLS key id, or NULL (one key, one node). */
+const struct ks_node *ks_snapshot_node_by_tls(const struct ks_snapshot *s,
+                                              const uint8_t key_id[DKM_TLS_KEY_ID_SIZE]);
 bool ks_group_member(const struct ks_group *g, const struct dkm_node_id *id);
 const struct ks_version *ks_group_version(const struct ks_group *g, uint32_t version);
 
@@ -284,6 +287,7 @@ bool ks_timer_pass(struct ks_ctx *ctx);
 
 void ks_trust_handler(struct svc_req *r);
 void ks_fetch_handler(struct svc_req *r);
+void ks_my_groups_handler(struct svc_req *r);
 extern const struct svc_json_field ks_fetch_body[];
 extern const size_t ks_fetch_nbody;
 

@@ -623,3 +623,16 @@ done:
     ks_snapshot_unref(s);
     return r;
 }
+
+const struct ks_node *ks_snapshot_node_by_tls(const struct ks_snapshot *s,
+                                              const uint8_t key_id[DKM_TLS_KEY_ID_SIZE])
+{
+    /* Few lookups (admin requests, group listings): a scan will do. */
+    for (size_t i = 0; i < s->nnodes; i++) {
+        const struct dkm_node_entry *e = &s->nodes[i].entry;
+
+        if (e->has_tls_key && memcmp(e->tls_key, key_id, DKM_TLS_KEY_ID_SIZE) == 0)
+            return &s->nodes[i];
+    }
+    return NULL;
+}

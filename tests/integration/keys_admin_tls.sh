@@ -152,6 +152,17 @@ it_check_eq "the worker's new key is listed" \
 "$CTL" node tls "${NODE_ID[worker]}" "$IT_TMP/auth.json" --socket "$SVC_SOCK" \
     >/dev/null 2>&1
 it_check_eq "dkmctl node tls with a file that is no certificate: exit 2" 2 "$?"
+# --- a node lists its own groups (GET /v1/keys/groups) -----------------------
+it_check_eq "a node lists its groups with its bound key" 200 "$(tls_as stranger GET /v1/keys/groups)"
+it_check_eq "the list names the node" "${NODE_ID[worker]}" "$(jq -r .node_id "$IT_TMP/tls.out")"
+it_check_eq "the list has the granted group and its current version" "remote 2" \
+    "$(jq -r '.groups[] | "\(.name) \(.current)"' "$IT_TMP/tls.out")"
+it_check_eq "the admin node (granted nothing) lists no group" 0 \
+    "$(tls_as boss2 GET /v1/keys/groups >/dev/null; jq '.groups | length' "$IT_TMP/tls.out")"
+it_check_eq "no client certificate: 403" 403 "$(tls_as none GET /v1/keys/groups)"
+it_check_eq "a key no longer bound: 403" 403 "$(tls_as worker GET /v1/keys/groups)"
+it_check "the 403 says the key is not bound" grep -q 'not bound' "$IT_TMP/tls.out"
+
 keys_node late
 client_cert late
 "$CTL" node authorize "$IT_TMP/late.card" --role admin --node-tls-cert "$IT_TMP/late.crt" \
@@ -165,6 +176,7 @@ it_check "the new admin node administers over TLS at once" \
 admin POST "/v1/nodes/${NODE_ID[boss]}/revoke" >/dev/null
 it_check_eq "revoke the admin node" 200 "$(admin_code)"
 it_check_eq "a revoked admin node: 403" 403 "$(tls_as boss2 GET /v1/groups)"
+it_check_eq "a revoked node cannot list its groups" 403 "$(tls_as boss2 GET /v1/keys/groups)"
 admin PUT "/v1/nodes/${NODE_ID[boss]}/tls" "{\"tls_cert\":$(json_str "$IT_TMP/boss.crt")}" \
     >/dev/null
 it_check_eq "binding a key to a revoked node: 409" 409 "$(admin_code)"
