@@ -1005,3 +1005,45 @@ done:
     pthread_mutex_unlock(&c->lock);
     return r;
 }
+
+/* ---- the node's groups, from the service ---- */
+
+int dkm_client_groups(struct dkm_client *c, int (*fn)(void *arg, const char *group),
+                      void *arg)
+{
+    json_t *ans = NULL, *arr, *g;
+    size_t i;
+    int r;
+
+    if (c->tls_cert == NULL || c->service == NULL)
+        return dkm_client_cached_groups(c, fn, arg);
+    r = dkm_client_call(c, false, "GET", "/v1/keys/groups", NULL, &ans);
+    if (r == DKM_E_UNAVAILABLE) {
+        log_info("listing groups from the disk cache: %s", dkm_error_detail());
+        return dkm_client_cached_groups(c, fn, arg);
+    }
+    if (r < 0)
+        return r;
+    arr = json_object_get(ans, "groups");
+    if (!json_is_array(arr)) {
+        r = dkm_error_set(DKM_E_PROTOCOL, "GET /v1/keys/groups: no \"groups\" array");
+        goto done;
+    }
+    json_array_foreach(arr, i, g)
+    {
+        const char *name = json_string_value(json_object_get(g, "name"));
+
+        if (name == NULL || !dkm_group_valid(name, strlen(name))) {
+            r = dkm_error_set(DKM_E_PROTOCOL,
+                              "GET /v1/keys/groups: an invalid group name");
+            goto done;
+        }
+        r = fn(arg, name);
+        if (r < 0)
+            goto done;
+    }
+    r = 0;
+done:
+    json_decref(ans);
+    return r;
+}

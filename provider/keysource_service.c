@@ -9,9 +9,9 @@
  * One client per provider context, so one TPM context with its lock:
  * fetches are serialized, which costs nothing on the hot path because the
  * key cache in front (keycache.c) keeps each key for its policy's TTL.
- * Groups are listed from the disk cache only: dkmd has no endpoint that
- * tells a node which groups it may use, and a listing must not need the
- * network.
+ * Groups are listed by the service for a node with a bound TLS client
+ * key (GET /v1/keys/groups), else, or while no URL answers, from the disk
+ * cache.
  */
 #include "keysource.h"
 
@@ -166,7 +166,7 @@ static int service_list(void *state, int (*fn)(void *arg, const char *group), vo
 {
     struct service_state *st = state;
 
-    return dkm_client_cached_groups(st->client, fn, arg);
+    return dkm_client_groups(st->client, fn, arg);
 }
 
 const struct dkm_keysource_ops dkm_keysource_service = {

@@ -243,4 +243,16 @@ DKM_MUSTCHECK int dkm_client_cached_groups(struct dkm_client *c,
                                            int (*fn)(void *arg, const char *group),
                                            void *arg);
 
+/*
+ * Call fn for each group this node may use. With a TLS client certificate
+ * (tls_cert) and service URLs, the service tells (GET /v1/keys/groups,
+ * for the node whose entry binds that key); when no URL answers, and
+ * without a certificate, the disk cache does (dkm_client_cached_groups).
+ * A refusal (DKM_E_DENIED) is returned, not hidden by the cache. The list
+ * is not signed: a name in it is only a name, whose keys still come
+ * through verified fetches.
+ */
+DKM_MUSTCHECK int dkm_client_groups(struct dkm_client *c,
+                                    int (*fn)(void *arg, const char *group), void *arg);
+
 #endif

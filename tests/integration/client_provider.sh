@@ -133,6 +133,24 @@ err=$(on n1bad openssl pkeyutl -encrypt -inkey dkm:pay -in "$IT_TMP/msg" -out "$
 it_check "a TLS key that does not match its certificate: refused, naming tls_key" \
     grep -q "tls_key" <<<"$err"
 
+# dkm: lists the node's groups: from the service for a node whose TLS key
+# is bound (even with an empty cache), else from the disk cache.
+sed "s|^cache_dir = .*|cache_dir = $IT_TMP/cache-list|" "$IT_TMP/n1tls.cnf" >"$IT_TMP/n1list.cnf"
+err=$(on n1list openssl storeutl dkm: 2>&1)
+it_check "dkm: with a TLS key bound to no node: refused" test $? -ne 0
+it_check "the refusal says the key is not bound" grep -q "not bound" <<<"$err"
+ctl node tls "${NODE_ID[n1]}" "$IT_TMP/n1.crt" >/dev/null || it_fatal "node tls failed"
+out=$(on n1list openssl storeutl dkm: 2>&1)
+it_check "dkm: from the service lists the three granted groups" \
+    grep -q "Total found: 3" <<<"$out"
+for g in pay other brief; do
+    it_check "dkm: lists dkm:$g" grep -q "Name: dkm:$g\$" <<<"$out"
+done
+it_check_fails "nothing was cached by listing" ls "$IT_TMP/cache-list"/*.dkc
+out=$(on n1 openssl storeutl dkm: 2>&1)
+it_check "dkm: without a TLS key lists the disk cache (pay only)" \
+    grep -q "Total found: 1" <<<"$out"
+
 # n2 is authorized but not granted: refused, nothing cached.
 err=$(on n2 openssl pkeyutl -encrypt -inkey dkm:pay -in "$IT_TMP/msg" -out "$IT_TMP/b" 2>&1)
 it_check "n2 (not granted) cannot encrypt" test $? -ne 0
@@ -206,6 +224,9 @@ it_check "dkmd stopped: cached v1 data still decrypts" \
 it_check "dkmd stopped: cached v2 data (made offline) decrypts" \
     on n1 openssl pkeyutl -decrypt -inkey dkm:pay -in "$IT_TMP/blob4" -out "$IT_TMP/out6"
 it_check "offline round trips" cmp "$IT_TMP/msg" "$IT_TMP/out6"
+out=$(on n1tls openssl storeutl dkm: 2>&1)
+it_check "dkmd stopped: dkm: with a TLS key falls back to the disk cache" \
+    grep -q "Name: dkm:pay" <<<"$out"
 grep -v '^service = ' "$IT_TMP/n1.cnf" >"$IT_TMP/n1cache.cnf"
 it_check "a node configured with only a cache directory uses its cache" \
     on n1cache openssl pkeyutl -decrypt -inkey dkm:pay -in "$IT_TMP/blob1" -out "$IT_TMP/out7"
