@@ -380,6 +380,9 @@ static int reload(void)
     K.ctx.snap = s;
     atomic_fetch_add(&s->refs, 1);
     publish(s);
+    if (!s->listed)
+        log_error("this server is not on the verified authorized server list: key "
+                  "fetches answer 503 until it is");
     log_debug("state loaded: %zu list(s), %zu node(s), %zu group(s), %llu refused",
               s->nlists, s->nnodes, s->ngroups, (unsigned long long)s->refused);
     return 0;

@@ -213,6 +213,12 @@ void ks_fetch_handler(struct svc_req *r)
     }
     if (!snapshot_or_503(r, &s))
         return;
+    /* Answers signed by a server off the list would not verify anyway. */
+    if (!s->listed) {
+        svc_reply_error(r, 503, "service unavailable",
+                        "this server is not on the verified authorized server list");
+        goto done;
+    }
     node = ks_snapshot_node(s, &id);
     if (node == NULL) {
         deny(r, idtext, group, "unknown node");

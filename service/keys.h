@@ -126,6 +126,7 @@ struct ks_snapshot {
     size_t ngroups;
     struct ks_deleg *deleg;
     uint64_t refused; /* rows refused while loading this snapshot */
+    bool listed;      /* this server is on the last verified server list */
     /* Import blobs built for this snapshot's fetches: the one part of a
      * snapshot that changes after it is published (blobcache.c). */
     struct ks_blobcache *blobs;

@@ -165,8 +165,15 @@ int ks_rotate_group(struct ks_ctx *ctx, const char *group, uint32_t *ret_version
     return 0;
 }
 
+/* After a failed timer rotation, the timer leaves rotation alone this
+ * long: a failure that lasts (a database refusing writes, a server list
+ * that changed under a refused row) would otherwise be logged and audited
+ * every second. Expiry is not held back. */
+#define TIMER_ROTATE_BACKOFF 60
+
 bool ks_timer_pass(struct ks_ctx *ctx)
 {
+    static uint64_t rotate_after;
     uint64_t now = (uint64_t)time(NULL);
     bool wrote = false;
 
@@ -175,7 +182,8 @@ bool ks_timer_pass(struct ks_ctx *ctx)
         const struct ks_version *cur = ks_group_version(g, g->current);
         char target[DKM_GROUP_MAX + 16];
 
-        if (cur != NULL && cur->created_at + g->policy.rotation_period <= now) {
+        if (cur != NULL && cur->created_at + g->policy.rotation_period <= now &&
+            now >= rotate_after) {
             uint32_t v = 0;
 
             snprintf(target, sizeof(target), "group:%s", g->name);
@@ -187,8 +195,10 @@ bool ks_timer_pass(struct ks_ctx *ctx)
                 log_info("rotated group %s to version %u", g->name, v);
                 wrote = true;
             } else {
-                log_error("rotating group %s: %s", g->name, dkm_error_detail());
+                log_error("rotating group %s: %s (next timer rotation in %u s)", g->name,
+                          dkm_error_detail(), TIMER_ROTATE_BACKOFF);
                 ks_audit("timer", "group.rotate", target, "error", dkm_error_detail());
+                rotate_after = now + TIMER_ROTATE_BACKOFF;
             }
         }
         for (size_t j = 0; j < g->nversions; j++) {

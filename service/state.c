@@ -615,6 +615,7 @@ int ks_snapshot_load(struct ks_loader *l, const struct ks_snapshot *prev,
         r = ks_blobcache_new(s->nnodes, &s->blobs);
     if (r < 0)
         goto done;
+    s->listed = dkm_server_list_find(&s->list, &l->self) != NULL;
     atomic_fetch_add(&l->deleg->refs, 1);
     s->deleg = l->deleg;
     *ret = s;

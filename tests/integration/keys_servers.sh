@@ -217,8 +217,10 @@ it_check_eq "... without B" 1 "$(admin GET /v1/servers | jq '.servers|length')"
 use B
 it_check "B refuses it too" dkm_wait_for 10 refused
 it_check_eq "B serves only list v1" 1 "$(svc_curl /v1/trust | jq '.lists|length')"
-it_check_eq "a node does not trust B's answers any more" unverified \
+it_check_eq "B, off the verified list, answers fetches with 503" 503 \
     "$(fetch_status n1 pay current)"
+it_check "B's log says why" grep -q 'not on the verified authorized server list' \
+    "$IT_TMP/dkmdB.log"
 it_stop_pid "$B_PID"
 it_check_fails "B, on no verified list, cannot start" timeout 30 "$SVC_BIN" --config "$B_CONF"
 use A
