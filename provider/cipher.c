@@ -168,18 +168,27 @@ static int cipher_init(struct dkm_cipher_ctx *ctx, const unsigned char *key,
 }
 
 #if OPENSSL_VERSION_NUMBER >= 0x30500000L
-/* OpenSSL 3.5+: the key is an EVP_SKEY of the DKM key manager holding a URI. */
+/*
+ * OpenSSL 3.5+: the key is an EVP_SKEY of this provider's DKM key manager
+ * (EVP_CipherInit_SKEY refuses a key from another provider, so skeydata is
+ * always ours). Without these two entries EVP would fall back to the raw
+ * bytes of the key, which the key manager never gives out.
+ */
 static OSSL_FUNC_cipher_encrypt_skey_init_fn dkm_cipher_encrypt_skey_init;
 static OSSL_FUNC_cipher_decrypt_skey_init_fn dkm_cipher_decrypt_skey_init;
 
 static int skey_init(struct dkm_cipher_ctx *ctx, void *skeydata, size_t ivlen,
                      const OSSL_PARAM params[], bool encrypt)
 {
-    const struct dkm_uri *uri = dkm_skey_uri(skeydata);
+    const struct dkm_uri *uri;
 
+    /* No key: direction, IV or parameters only, as with init(key = NULL). */
+    if (skeydata == NULL)
+        return cipher_init(ctx, NULL, 0, NULL, ivlen, params, encrypt);
+    uri = dkm_skey_uri(skeydata);
     if (uri == NULL) {
-        DKM_RAISE(ctx->prov, DKM_R_BAD_CIPHER_KEY, "%s needs a DKM key (-skeymgmt DKM)",
-                  DKM_ALG_STREAM);
+        DKM_RAISE(ctx->prov, DKM_R_BAD_CIPHER_KEY, "%s needs a key of the %s key manager",
+                  DKM_ALG_STREAM, DKM_ALG_KEY);
         return 0;
     }
     ctx->uri = *uri;
@@ -371,6 +380,10 @@ const OSSL_DISPATCH dkm_stream_cipher_functions[] = {
     {OSSL_FUNC_CIPHER_FREECTX, (void (*)(void))dkm_cipher_freectx},
     {OSSL_FUNC_CIPHER_ENCRYPT_INIT, (void (*)(void))dkm_cipher_encrypt_init},
     {OSSL_FUNC_CIPHER_DECRYPT_INIT, (void (*)(void))dkm_cipher_decrypt_init},
+#if OPENSSL_VERSION_NUMBER >= 0x30500000L
+    {OSSL_FUNC_CIPHER_ENCRYPT_SKEY_INIT, (void (*)(void))dkm_cipher_encrypt_skey_init},
+    {OSSL_FUNC_CIPHER_DECRYPT_SKEY_INIT, (void (*)(void))dkm_cipher_decrypt_skey_init},
+#endif
     {OSSL_FUNC_CIPHER_UPDATE, (void (*)(void))dkm_cipher_update},
     {OSSL_FUNC_CIPHER_FINAL, (void (*)(void))dkm_cipher_final},
     {OSSL_FUNC_CIPHER_GET_PARAMS, (void (*)(void))dkm_cipher_get_params},

@@ -61,8 +61,14 @@ static const OSSL_ALGORITHM dkm_encoder_algs[] = {
 };
 
 #if OPENSSL_VERSION_NUMBER >= 0x30500000L
+/*
+ * `openssl enc` fetches the key manager named by -skeymgmt, or else one
+ * named like the cipher: the second entry lets -skeymgmt be left out.
+ */
 static const OSSL_ALGORITHM dkm_skeymgmt_algs[] = {
     {DKM_ALG_KEY, DKM_PROV_PROPERTIES, dkm_skeymgmt_functions, DKM_ALG_KEY_DESC},
+    {DKM_ALG_STREAM, DKM_PROV_PROPERTIES, dkm_skeymgmt_functions,
+     "dkm: URI naming the key of " DKM_ALG_STREAM},
     {NULL, NULL, NULL, NULL},
 };
 #endif
