@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The dkmd client (include/dkm/client.h): JSON calls over TLS to the
- * service URLs (with failover) or over the admin Unix socket, the pinned
- * trust chain, and the key fetch with its disk-cache fallback.
+ * The dkmd client (include/dkm/client.h): its construction from the
+ * configuration, the node's TPM and id, the pinned trust chain, and the
+ * key fetch with its disk-cache fallback. The transport (TLS, the admin
+ * socket, URL failover) is client_tls.c; the group listings are
+ * client_groups.c.
  *
- * Trust never comes from TLS: the server's certificate is not checked,
- * because every answer that matters is a signed record verified against
- * the server list the node pinned. TLS below 1.2 is refused all the same.
- * The verified chain of server lists is kept in the cache directory
+ * Every answer that matters is a signed record verified against the
+ * server list the node pinned, never trusted because of TLS. The verified
+ * chain of server lists is kept in the cache directory
  * (common/trust.c; re-verified from the pin on every load): a new process
  * checks answers against it and asks the service for its chain only when
  * an answer does not verify, and cached keys can be checked while the
@@ -18,9 +19,7 @@
  */
 #include "dkm/client.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
@@ -42,44 +40,15 @@
 #include "dkm/secmem.h"
 #include "dkm/unseal.h"
 #include "dkm/uri.h"
+#include "client_internal.h"
 #include "trust.h"
 
 #define FETCH_NONCE_SIZE 32
-#define CAUSES_MAX 1024
-
-struct dkm_client {
-    char *service;
-    char *admin_socket;
-    char *tcti;
-    char *cache_dir;
-    char *tls_key;
-    char *tls_cert;
-    char *tls_ca;
-    char *propq;
-    bool have_pin;
-    uint8_t pin[DKM_FINGERPRINT_SIZE];
-    unsigned timeout_ms;
-    struct dkm_http_url urls[DKM_CLIENT_URLS_MAX];
-    size_t n_urls;
-    size_t preferred; /* the URL that answered last */
-    OSSL_LIB_CTX *libctx;
-    pthread_mutex_t lock;
-    SSL_CTX *ssl;
-    struct dkm_tpm *tpm;
-    bool tpm_owned;
-    pid_t tpm_pid; /* process that opened tpm */
-    bool have_node;
-    struct dkm_node_id node;
-    bool have_trust;
-    struct dkm_server_list trust;
-    struct dkm_cachekey *cachekey;
-    struct dkm_diskcache *cache;
-};
 
 /* ---- configuration ---- */
 
 /* Set a new detail that puts prefix before the current one. */
-static int rewrap(int r, const char *prefix)
+int dkm_client_rewrap(int r, const char *prefix)
 {
     return dkm_error_set(r, "%s%s", prefix, dkm_error_detail());
 }
@@ -129,7 +98,7 @@ static int parse_urls(struct dkm_client *c)
                                  DKM_CLIENT_URLS_MAX);
         r = dkm_http_url_parse(p, len, &c->urls[c->n_urls]);
         if (r < 0)
-            return rewrap(DKM_E_CONFIG, "service: ");
+            return dkm_client_rewrap(DKM_E_CONFIG, "service: ");
         c->n_urls++;
         if (comma == NULL)
             break;
@@ -203,359 +172,6 @@ void dkm_client_free(struct dkm_client *c)
     free(c->propq);
     pthread_mutex_destroy(&c->lock);
     free(c);
-}
-
-/* ---- TLS transport ---- */
-
-static int tls_error(int r, const char *what)
-{
-    unsigned long e = ERR_peek_last_error();
-    char buf[256] = "";
-
-    if (e != 0)
-        ERR_error_string_n(e, buf, sizeof(buf));
-    return dkm_error_set(r, "%s%s%s", what, buf[0] != '\0' ? ": " : "", buf);
-}
-
-/* With tls_ca: the certificate must name host (a DNS name or an IP address). */
-static bool expect_peer_name(SSL *ssl, const char *host)
-{
-    X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
-
-    if (X509_VERIFY_PARAM_set1_ip_asc(param, host) == 1)
-        return true;
-    return SSL_set1_host(ssl, host) == 1;
-}
-
-static int ssl_ctx(struct dkm_client *c, SSL_CTX **ret)
-{
-    SSL_CTX *ctx = NULL;
-    int r = DKM_E_CRYPTO;
-
-    if (c->ssl != NULL) {
-        *ret = c->ssl;
-        return 0;
-    }
-    ctx = SSL_CTX_new_ex(c->libctx, c->propq, TLS_client_method());
-    if (ctx == NULL) {
-        r = tls_error(DKM_E_CRYPTO, "cannot create a TLS context");
-        goto done;
-    }
-    if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) {
-        r = tls_error(DKM_E_CRYPTO, "cannot require TLS 1.2");
-        goto done;
-    }
-    /* Key answers are authenticated by the signed records, not by the
-     * certificate; administration over TLS pins the server with tls_ca. */
-    SSL_CTX_set_verify(ctx, c->tls_ca != NULL ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
-    if (c->tls_ca != NULL) {
-        X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
-
-        if (SSL_CTX_load_verify_locations(ctx, c->tls_ca, NULL) != 1) {
-            r = tls_error(DKM_E_CONFIG, "tls_ca: cannot load the certificates");
-            goto done;
-        }
-        /* The server's own (self-signed) certificate may be the anchor. */
-        X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
-    }
-    /* A close without close_notify is a truncation that Content-Length catches. */
-    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
-    if (c->tls_cert != NULL) {
-        if (SSL_CTX_use_certificate_chain_file(ctx, c->tls_cert) != 1) {
-            r = tls_error(DKM_E_CONFIG, "tls_cert: cannot load the certificate");
-            goto done;
-        }
-        if (SSL_CTX_use_PrivateKey_file(ctx, c->tls_key, SSL_FILETYPE_PEM) != 1 ||
-            SSL_CTX_check_private_key(ctx) != 1) {
-            r = tls_error(DKM_E_CONFIG, "tls_key: cannot load the key or it does not "
-                                        "match tls_cert");
-            goto done;
-        }
-    }
-    c->ssl = ctx;
-    ctx = NULL;
-    *ret = c->ssl;
-    r = 0;
-done:
-    SSL_CTX_free(ctx);
-    return r;
-}
-
-struct tls_conn {
-    SSL *ssl;
-    int fd;
-    int64_t deadline_ms;
-};
-
-/* Wait for what SSL asked for; returns 1 to retry, or a negative code. */
-static int tls_want(struct tls_conn *t, int ret, const char *what)
-{
-    int e = SSL_get_error(t->ssl, ret), r;
-
-    if (e == SSL_ERROR_WANT_READ)
-        r = dkm_http_wait(t->fd, POLLIN, t->deadline_ms, what);
-    else if (e == SSL_ERROR_WANT_WRITE)
-        r = dkm_http_wait(t->fd, POLLOUT, t->deadline_ms, what);
-    else if (e == SSL_ERROR_SYSCALL && errno != 0)
-        r = dkm_error_set(-errno, "%s: %s", what, strerror(errno));
-    else
-        r = tls_error(-EPROTO, what);
-    return r < 0 ? r : 1;
-}
-
-static int tls_read(void *ctx, void *buf, size_t len, size_t *ret_n)
-{
-    struct tls_conn *t = ctx;
-
-    for (;;) {
-        size_t n = 0;
-        int ok = SSL_read_ex(t->ssl, buf, len, &n), r;
-
-        if (ok == 1) {
-            *ret_n = n;
-            return 0;
-        }
-        if (SSL_get_error(t->ssl, ok) == SSL_ERROR_ZERO_RETURN) {
-            *ret_n = 0;
-            return 0;
-        }
-        errno = 0;
-        r = tls_want(t, ok, "reading the answer");
-        if (r < 0)
-            return r;
-    }
-}
-
-static int tls_write(void *ctx, const void *buf, size_t len)
-{
-    struct tls_conn *t = ctx;
-    const uint8_t *p = buf;
-
-    while (len > 0) {
-        size_t n = 0;
-        int ok = SSL_write_ex(t->ssl, p, len, &n), r;
-
-        if (ok == 1) {
-            p += n;
-            len -= n;
-            continue;
-        }
-        errno = 0;
-        r = tls_want(t, ok, "sending the request");
-        if (r < 0)
-            return r;
-    }
-    return 0;
-}
-
-/* ---- one exchange ---- */
-
-/*
- * Send one request to url (or to the admin socket when url is NULL) and
- * read the answer. Errors before a complete answer are transport errors.
- */
-static int exchange(struct dkm_client *c, const struct dkm_http_url *url,
-                    const char *method, const char *path, const char *body,
-                    struct dkm_http_response *ret)
-{
-    int64_t deadline = dkm_http_deadline(c->timeout_ms);
-    struct dkm_http_fd hf = {.fd = -1, .deadline_ms = deadline};
-    struct tls_conn t = {.ssl = NULL, .fd = -1, .deadline_ms = deadline};
-    struct dkm_http_io io;
-    char host[DKM_HTTP_HOST_MAX + 16];
-    SSL_CTX *ctx = NULL;
-    size_t body_len = body != NULL ? strlen(body) : 0;
-    int r;
-
-    ERR_set_mark();
-    if (url == NULL) {
-        r = dkm_http_connect_unix(c->admin_socket, deadline, &hf.fd);
-        if (r < 0)
-            goto done;
-        io = dkm_http_fd_io(&hf);
-        snprintf(host, sizeof(host), "dkmd");
-    } else {
-        r = ssl_ctx(c, &ctx);
-        if (r < 0)
-            goto done;
-        r = dkm_http_connect_tcp(url->host, url->port, deadline, &t.fd);
-        if (r < 0)
-            goto done;
-        t.ssl = SSL_new(ctx);
-        if (t.ssl == NULL || !SSL_set_fd(t.ssl, t.fd)) {
-            r = tls_error(DKM_E_CRYPTO, "cannot start TLS");
-            goto done;
-        }
-        if (strchr(url->host, ':') == NULL &&
-            strspn(url->host, "0123456789.") != strlen(url->host))
-            SSL_set_tlsext_host_name(t.ssl, url->host);
-        if (c->tls_ca != NULL && !expect_peer_name(t.ssl, url->host)) {
-            r = tls_error(DKM_E_CRYPTO, "cannot set the expected server name");
-            goto done;
-        }
-        for (;;) {
-            int ok = SSL_connect(t.ssl);
-
-            if (ok == 1)
-                break;
-            errno = 0;
-            r = tls_want(&t, ok, "TLS handshake");
-            if (r < 0) {
-                r = rewrap(DKM_E_UNAVAILABLE, "");
-                goto done;
-            }
-        }
-        io = (struct dkm_http_io){.read = tls_read, .write = tls_write, .ctx = &t};
-        if (strchr(url->host, ':') != NULL)
-            snprintf(host, sizeof(host), "[%s]:%u", url->host, (unsigned)url->port);
-        else
-            snprintf(host, sizeof(host), "%s:%u", url->host, (unsigned)url->port);
-    }
-    r = dkm_http_write_request(&io, method, host, path, body, body_len);
-    if (r < 0)
-        goto done;
-    r = dkm_http_read_response(&io, NULL, ret);
-done:
-    if (t.ssl != NULL) {
-        SSL_shutdown(t.ssl);
-        SSL_free(t.ssl);
-    }
-    if (t.fd >= 0)
-        close(t.fd);
-    if (hf.fd >= 0)
-        close(hf.fd);
-    ERR_pop_to_mark();
-    return r;
-}
-
-/* Map a non-200 answer to a code, with the server's reason as detail. */
-static int status_error(const char *where, const struct dkm_http_response *res)
-{
-    json_t *j = json_loadb(res->body, res->body_len, JSON_REJECT_DUPLICATES, NULL);
-    const char *err = NULL, *detail = NULL;
-    int r;
-
-    if (json_is_object(j)) {
-        err = json_string_value(json_object_get(j, "error"));
-        detail = json_string_value(json_object_get(j, "detail"));
-    }
-    switch (res->status) {
-    case 400:
-        r = -EINVAL;
-        break;
-    case 403:
-        r = DKM_E_DENIED;
-        break;
-    case 404:
-        r = -ENOENT;
-        break;
-    case 409:
-        r = -EEXIST;
-        break;
-    case 410:
-        r = DKM_E_EXPIRED;
-        break;
-    case 503:
-        r = DKM_E_UNAVAILABLE;
-        break;
-    default:
-        r = DKM_E_PROTOCOL;
-        break;
-    }
-    r = dkm_error_set(r, "%s answered %d %.64s%s%.256s", where, res->status,
-                      err != NULL ? err : "", detail != NULL ? ": " : "",
-                      detail != NULL ? detail : "");
-    json_decref(j);
-    return r;
-}
-
-static void url_name(const struct dkm_http_url *u, char *out, size_t size)
-{
-    if (strchr(u->host, ':') != NULL)
-        snprintf(out, size, "https://[%s]:%u", u->host, (unsigned)u->port);
-    else
-        snprintf(out, size, "https://%s:%u", u->host, (unsigned)u->port);
-}
-
-static int call_locked(struct dkm_client *c, bool admin, const char *method,
-                       const char *path, json_t *body, json_t **ret)
-{
-    struct dkm_http_response res = {0};
-    char where[DKM_HTTP_HOST_MAX + 32];
-    char causes[CAUSES_MAX] = "";
-    char *text = NULL;
-    json_t *j = NULL;
-    size_t tries, i;
-    int r = DKM_E_UNAVAILABLE;
-
-    if (admin && c->admin_socket == NULL)
-        return dkm_error_set(DKM_E_CONFIG, "no admin socket configured");
-    if (!admin && c->n_urls == 0)
-        return dkm_error_set(DKM_E_CONFIG, "no key service configured: set `service`");
-    if (body != NULL) {
-        text = json_dumps(body, JSON_COMPACT);
-        if (text == NULL)
-            return dkm_error_set(-ENOMEM, "out of memory for a request");
-    }
-    tries = admin ? 1 : c->n_urls;
-    for (i = 0; i < tries; i++) {
-        const struct dkm_http_url *u =
-            admin ? NULL : &c->urls[(c->preferred + i) % tries];
-        size_t used = strlen(causes);
-
-        if (admin)
-            snprintf(where, sizeof(where), "%s", c->admin_socket);
-        else
-            url_name(u, where, sizeof(where));
-        dkm_error_clear();
-        r = exchange(c, u, method, path, text, &res);
-        if (r == 0 && res.status == 503)
-            r = status_error(where, &res);
-        if (r == 0)
-            break;
-        dkm_http_response_clear(&res);
-        log_debug("%s %s at %s: %s", method, path, where, dkm_error_detail());
-        snprintf(causes + used, sizeof(causes) - used, "%s%s: %s", used > 0 ? "; " : "",
-                 where,
-                 dkm_error_detail()[0] != '\0' ? dkm_error_detail() : dkm_strerror(r));
-    }
-    if (r < 0) {
-        r = dkm_error_set(DKM_E_UNAVAILABLE, "%s", causes);
-        goto done;
-    }
-    if (!admin)
-        c->preferred = (c->preferred + i) % tries;
-    if (res.status != 200) {
-        r = status_error(where, &res);
-        goto done;
-    }
-    j = json_loadb(res.body, res.body_len, JSON_REJECT_DUPLICATES, NULL);
-    if (!json_is_object(j)) {
-        r = dkm_error_set(DKM_E_PROTOCOL,
-                          "%s answered 200 to %s %s with a body that is not a "
-                          "JSON object",
-                          where, method, path);
-        goto done;
-    }
-    *ret = j;
-    j = NULL;
-    r = 0;
-done:
-    json_decref(j);
-    dkm_http_response_clear(&res);
-    free(text);
-    return r;
-}
-
-int dkm_client_call(struct dkm_client *c, bool admin, const char *method,
-                    const char *path, json_t *body, json_t **ret)
-{
-    int r;
-
-    pthread_mutex_lock(&c->lock);
-    r = call_locked(c, admin, method, path, body, ret);
-    pthread_mutex_unlock(&c->lock);
-    return r;
 }
 
 /* ---- TPM, node id, disk cache ---- */
@@ -686,7 +302,7 @@ static int fetch_trust_locked(struct dkm_client *c)
     if (!c->have_pin)
         return dkm_error_set(DKM_E_CONFIG, "no trust anchor configured: set `trust` to "
                                            "the fingerprint dkmd init printed");
-    r = call_locked(c, false, "GET", "/v1/trust", NULL, &j);
+    r = dkm_client_call_locked(c, false, "GET", "/v1/trust", NULL, &j);
     if (r < 0)
         goto done;
     r = dkm_trust_accept_answer(j, c->pin, c->have_trust ? c->trust.list_version : 0,
@@ -792,7 +408,7 @@ static int fetch_online(struct dkm_client *c, const char *group, uint32_t versio
         r = dkm_error_set(-ENOMEM, "out of memory for a request");
         goto done;
     }
-    r = call_locked(c, false, "POST", "/v1/keys/fetch", req, &res);
+    r = dkm_client_call_locked(c, false, "POST", "/v1/keys/fetch", req, &res);
     if (r < 0)
         goto done;
     s = json_string_value(json_object_get(res, "response"));
@@ -821,7 +437,7 @@ static int fetch_online(struct dkm_client *c, const char *group, uint32_t versio
 
         snprintf(prefix, sizeof(prefix),
                  "the key service's answer for %s/%s was refused: ", group, vtext);
-        r = rewrap(r, prefix);
+        r = dkm_client_rewrap(r, prefix);
         goto done;
     }
     r = dkm_dup_decode(resp.blob, resp.blob_len, &blob);
@@ -955,95 +571,9 @@ int dkm_client_fetch(struct dkm_client *c, const char *group, uint32_t version,
         snprintf(prefix, sizeof(prefix),
                  "no key service reachable for %s%s (%s) and no usable cached key: ",
                  group, vtext, why);
-        r = rewrap(DKM_E_UNAVAILABLE, prefix);
+        r = dkm_client_rewrap(DKM_E_UNAVAILABLE, prefix);
     }
 done:
     pthread_mutex_unlock(&c->lock);
-    return r;
-}
-
-/* ---- cached groups ---- */
-
-int dkm_client_cached_groups(struct dkm_client *c,
-                             int (*fn)(void *arg, const char *group), void *arg)
-{
-    char seen[64][DKM_GROUP_MAX + 1];
-    size_t n_seen = 0;
-    struct dirent *de;
-    DIR *d = NULL;
-    int r = 0;
-
-    pthread_mutex_lock(&c->lock);
-    if (c->cache_dir == NULL)
-        goto done;
-    d = opendir(c->cache_dir);
-    if (d == NULL) {
-        if (errno != ENOENT)
-            r = dkm_error_set(-errno, "cache_dir %s: %s", c->cache_dir, strerror(errno));
-        goto done;
-    }
-    while ((de = readdir(d)) != NULL) {
-        char group[DKM_GROUP_MAX + 1];
-        uint32_t version;
-        bool dup = false;
-
-        if (dkm_diskcache_parse_name(de->d_name, group, &version) < 0)
-            continue;
-        for (size_t i = 0; i < n_seen && !dup; i++)
-            dup = strcmp(seen[i], group) == 0;
-        if (dup)
-            continue;
-        if (n_seen < sizeof(seen) / sizeof(seen[0]))
-            memcpy(seen[n_seen++], group, strlen(group) + 1);
-        r = fn(arg, group);
-        if (r < 0)
-            break;
-    }
-done:
-    if (d != NULL)
-        closedir(d);
-    pthread_mutex_unlock(&c->lock);
-    return r;
-}
-
-/* ---- the node's groups, from the service ---- */
-
-int dkm_client_groups(struct dkm_client *c, int (*fn)(void *arg, const char *group),
-                      void *arg)
-{
-    json_t *ans = NULL, *arr, *g;
-    size_t i;
-    int r;
-
-    if (c->tls_cert == NULL || c->service == NULL)
-        return dkm_client_cached_groups(c, fn, arg);
-    r = dkm_client_call(c, false, "GET", "/v1/keys/groups", NULL, &ans);
-    if (r == DKM_E_UNAVAILABLE) {
-        log_info("listing groups from the disk cache: %s", dkm_error_detail());
-        return dkm_client_cached_groups(c, fn, arg);
-    }
-    if (r < 0)
-        return r;
-    arr = json_object_get(ans, "groups");
-    if (!json_is_array(arr)) {
-        r = dkm_error_set(DKM_E_PROTOCOL, "GET /v1/keys/groups: no \"groups\" array");
-        goto done;
-    }
-    json_array_foreach(arr, i, g)
-    {
-        const char *name = json_string_value(json_object_get(g, "name"));
-
-        if (name == NULL || !dkm_group_valid(name, strlen(name))) {
-            r = dkm_error_set(DKM_E_PROTOCOL,
-                              "GET /v1/keys/groups: an invalid group name");
-            goto done;
-        }
-        r = fn(arg, name);
-        if (r < 0)
-            goto done;
-    }
-    r = 0;
-done:
-    json_decref(ans);
     return r;
 }
