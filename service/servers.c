@@ -187,7 +187,8 @@ static void add_job(struct ks_ctx *ctx, struct ks_job *job)
     json_t *skipped = json_array();
     uint8_t *list_rec = NULL, *entry_rec = NULL, ek[sizeof(TPM2B_PUBLIC)];
     size_t list_len = 0, entry_len = 0, ek_len = 0, n = 0;
-    char actor[KS_ACTOR_MAX], hex[DKM_NODE_ID_HEX_SIZE], ver[16], now_text[32], detail[96];
+    char actor[KS_ACTOR_MAX], hex[DKM_NODE_ID_HEX_SIZE], ver[16], now_text[32],
+        detail[96];
     uint64_t now = (uint64_t)time(NULL);
     int rc;
 
