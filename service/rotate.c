@@ -171,6 +171,25 @@ int ks_rotate_group(struct ks_ctx *ctx, const char *group, uint32_t *ret_version
  * every second. Expiry is not held back. */
 #define TIMER_ROTATE_BACKOFF 60
 
+/*
+ * When the current version must be replaced: after the rotation period,
+ * and in any case a little before it expires, so that "current" is never
+ * an expired version while its successor waits for the next timer pass
+ * (a lifetime equal to the rotation period would leave that gap).
+ */
+#define ROTATE_BEFORE_EXPIRY 2
+
+static uint64_t rotation_due(const struct ks_group *g, const struct ks_version *cur)
+{
+    uint64_t due = cur->created_at + g->policy.rotation_period;
+
+    if (cur->expires_at != 0 && cur->expires_at < due + ROTATE_BEFORE_EXPIRY)
+        due = cur->expires_at > ROTATE_BEFORE_EXPIRY
+                  ? cur->expires_at - ROTATE_BEFORE_EXPIRY
+                  : 0;
+    return due;
+}
+
 bool ks_timer_pass(struct ks_ctx *ctx)
 {
     static uint64_t rotate_after;
@@ -182,8 +201,7 @@ bool ks_timer_pass(struct ks_ctx *ctx)
         const struct ks_version *cur = ks_group_version(g, g->current);
         char target[DKM_GROUP_MAX + 16];
 
-        if (cur != NULL && cur->created_at + g->policy.rotation_period <= now &&
-            now >= rotate_after) {
+        if (cur != NULL && rotation_due(g, cur) <= now && now >= rotate_after) {
             uint32_t v = 0;
 
             snprintf(target, sizeof(target), "group:%s", g->name);

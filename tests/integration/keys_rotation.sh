@@ -57,6 +57,26 @@ it_check "timer rotations are audited" sh -c "curl -sS --unix-socket '$SVC_SOCK'
 admin PUT /v1/groups/short/policy '{"rotation_period":3600,"version_lifetime":7200}' >/dev/null
 it_check_eq "slow the group down" 200 "$(admin_code)"
 
+# A lifetime equal to the rotation period: the timer replaces the current
+# version before it expires, so "current" is never an expired version.
+admin POST /v1/groups '{"name":"tight","rotation_period":3,"version_lifetime":3,"cache_ttl":1}' \
+    >/dev/null
+it_check_eq "create tight (lifetime = rotation period)" 200 "$(admin_code)"
+admin POST /v1/groups/tight/grant "{\"node_id\":\"${NODE_ID[n1]}\"}" >/dev/null
+t1=$(date +%s)
+codes=""
+while [ $(($(date +%s) - t1)) -lt 8 ]; do
+    codes+="$(svc_curl /v1/keys/fetch -o /dev/null -w '%{http_code} ' \
+        -H 'Content-Type: application/json' --data-binary \
+        "{\"group\":\"tight\",\"version\":\"current\",\"node_id\":\"${NODE_ID[n1]}\",\"nonce\":\"$(new_nonce)\"}")"
+    sleep 0.1
+done
+it_check "8 s of fetches of tight's current version: never 410" \
+    test -z "$(tr ' ' '\n' <<<"$codes" | grep -v '^200$' | grep -v '^$')"
+it_check "tight rotated at least twice meanwhile" \
+    test "$(admin GET /v1/groups/tight | jq -r .current_version)" -ge 3
+admin PUT /v1/groups/tight/policy '{"rotation_period":3600,"version_lifetime":7200}' >/dev/null
+
 # --- SIGKILL in the middle of a rotation --------------------------------------
 admin POST /v1/groups '{"name":"crash","rotation_period":3600,"version_lifetime":7200,"cache_ttl":60}' \
     >/dev/null
