@@ -38,6 +38,16 @@ test_keys = g:3,h:1
 test_seed = example-seed
 CNF
 export OPENSSL_CONF=$T/openssl.cnf
+# A sanitizer build of the module needs its runtime preloaded into the
+# stock openssl binary.
+asan=$(ldd "$MODDIR/dkm.so" | awk '/libasan\.so/ {print $3}')
+openssl() {
+    if [ -n "$asan" ]; then
+        LD_PRELOAD="$asan" ASAN_OPTIONS=detect_leaks=0 command openssl "$@"
+    else
+        command openssl "$@"
+    fi
+}
 unset DKM_KEYSOURCE DKM_TEST_KEYS DKM_TEST_SEED DKM_TEST_TTL DKM_SERVICE DKM_TRUST
 
 head -c 100000 /dev/urandom >"$T/plain"
