@@ -16,12 +16,12 @@
 
 #include <tss2/tss2_mu.h>
 
+#include "dkm/armor.h"
 #include "dkm/codec.h"
 #include "dkm/log.h"
 
 /* A marshaled RSA-2048 EK public area is about 310 bytes. */
 #define DKM_NODECARD_EK_MAX 512u
-#define ARMOR_LINE 64
 
 /* Put a prefix before the current error detail (which must be copied
  * first: it is the buffer being written). */
@@ -286,144 +286,17 @@ int dkm_nodecard_decode(const uint8_t *buf, size_t len, struct dkm_nodecard **re
     return r;
 }
 
+#define NODECARD_LABEL "DKM NODE CARD"
+
 int dkm_nodecard_armor(const uint8_t *buf, size_t len, char **ret)
 {
-    size_t b64_len, lines, cap, o = 0;
-    char *b64 = NULL, *out = NULL;
-    int r = -ENOMEM;
-
-    if (buf == NULL || ret == NULL || len == 0 || len > DKM_NODECARD_MAX)
-        return dkm_error_set(-EINVAL, "dkm_nodecard_armor: bad argument");
-    b64_len = dkm_b64url_encoded_len(len);
-    b64 = malloc(b64_len + 1);
-    lines = (b64_len + ARMOR_LINE - 1) / ARMOR_LINE;
-    cap = sizeof(DKM_NODECARD_BEGIN) + b64_len + lines + sizeof(DKM_NODECARD_END) + 1;
-    out = malloc(cap);
-    if (b64 == NULL || out == NULL) {
-        r = dkm_error_set(-ENOMEM, "out of memory armoring a node card");
-        goto done;
-    }
-    r = dkm_b64url_encode(buf, len, b64, b64_len + 1);
-    if (r < 0)
-        goto done;
-    memcpy(out, DKM_NODECARD_BEGIN "\n", sizeof(DKM_NODECARD_BEGIN));
-    o = sizeof(DKM_NODECARD_BEGIN);
-    for (size_t i = 0; i < b64_len; i += ARMOR_LINE) {
-        size_t n = b64_len - i < ARMOR_LINE ? b64_len - i : ARMOR_LINE;
-
-        memcpy(out + o, b64 + i, n);
-        o += n;
-        out[o++] = '\n';
-    }
-    memcpy(out + o, DKM_NODECARD_END "\n", sizeof(DKM_NODECARD_END) + 1);
-    *ret = out;
-    out = NULL;
-    r = 0;
-done:
-    free(b64);
-    free(out);
-    return r;
-}
-
-/* Next line of text without its "\n" or "\r\n"; false at the end. */
-static bool next_line(const char **p, const char *end, const char **ret, size_t *ret_len)
-{
-    const char *s = *p, *nl;
-
-    if (s >= end)
-        return false;
-    nl = memchr(s, '\n', (size_t)(end - s));
-    if (nl == NULL) {
-        *ret = s;
-        *ret_len = (size_t)(end - s);
-        *p = end;
-    } else {
-        *ret = s;
-        *ret_len = (size_t)(nl - s);
-        *p = nl + 1;
-    }
-    if (*ret_len > 0 && (*ret)[*ret_len - 1] == '\r')
-        (*ret_len)--;
-    return true;
-}
-
-static bool is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+    return dkm_armor_encode(NODECARD_LABEL, buf, len, DKM_NODECARD_MAX, ret);
 }
 
 int dkm_nodecard_dearmor(const char *text, size_t len, uint8_t **ret, size_t *ret_len)
 {
-    const char *p, *end, *line;
-    size_t line_len, b64_len = 0, n = 0;
-    char *b64 = NULL;
-    uint8_t *out = NULL;
-    bool ended = false;
-    int r = DKM_E_FORMAT;
-
-    if (text == NULL || ret == NULL || ret_len == NULL)
-        return dkm_error_set(-EINVAL, "dkm_nodecard_dearmor: missing argument");
-    if (len > DKM_NODECARD_ARMOR_MAX)
-        return dkm_error_set(DKM_E_FORMAT, "node card file is more than %u bytes",
-                             DKM_NODECARD_ARMOR_MAX);
-    p = text;
-    end = text + len;
-    while (p < end && is_space(*p))
-        p++;
-    while (end > p && is_space(end[-1]))
-        end--;
-    if (!next_line(&p, end, &line, &line_len) || line_len != strlen(DKM_NODECARD_BEGIN) ||
-        memcmp(line, DKM_NODECARD_BEGIN, line_len) != 0)
-        return dkm_error_set(DKM_E_FORMAT, "node card file does not start with %s",
-                             DKM_NODECARD_BEGIN);
-    b64 = malloc(len + 1);
-    if (b64 == NULL)
-        return dkm_error_set(-ENOMEM, "out of memory reading a node card");
-    while (next_line(&p, end, &line, &line_len)) {
-        if (line_len == strlen(DKM_NODECARD_END) &&
-            memcmp(line, DKM_NODECARD_END, line_len) == 0) {
-            ended = true;
-            break;
-        }
-        if (line_len == 0 || line_len > ARMOR_LINE) {
-            r = dkm_error_set(DKM_E_FORMAT,
-                              "node card file: a line of %zu characters "
-                              "inside the armor",
-                              line_len);
-            goto done;
-        }
-        memcpy(b64 + b64_len, line, line_len);
-        b64_len += line_len;
-    }
-    if (!ended || p != end) {
-        r = dkm_error_set(DKM_E_FORMAT,
-                          ended ? "node card file: text after %s"
-                                : "node card file: no %s line",
-                          DKM_NODECARD_END);
-        goto done;
-    }
-    if (b64_len == 0) {
-        r = dkm_error_set(DKM_E_FORMAT, "node card file: the armor is empty");
-        goto done;
-    }
-    out = malloc(b64_len);
-    if (out == NULL) {
-        r = dkm_error_set(-ENOMEM, "out of memory reading a node card");
-        goto done;
-    }
-    r = dkm_b64url_decode(b64, b64_len, out, b64_len, &n);
-    if (r < 0) {
-        r = prefix_detail(DKM_E_FORMAT, "node card file");
-        goto done;
-    }
-    *ret = out;
-    *ret_len = n;
-    out = NULL;
-    r = 0;
-done:
-    free(out);
-    free(b64);
-    return r;
+    return dkm_armor_decode(NODECARD_LABEL, text, len, DKM_NODECARD_ARMOR_MAX, ret,
+                            ret_len);
 }
 
 int dkm_nodecard_write_file(const struct dkm_nodecard *card, const char *path,

@@ -28,6 +28,7 @@
 
 #include <tss2/tss2_tpm2_types.h>
 
+#include "dkm/armor.h"
 #include "dkm/error.h"
 #include "dkm/node.h"
 #include "dkm/nodecard.h"
@@ -92,25 +93,5 @@ DKM_MUSTCHECK int dkm_servercard_read_file(const char *path, struct dkm_serverca
  */
 DKM_MUSTCHECK int dkm_servercard_write_file(const uint8_t *buf, size_t len,
                                             const char *path, bool overwrite);
-
-/* ---- text armor --------------------------------------------------------- */
-
-/*
- * Armor bytes as "-----BEGIN LABEL-----\n", base64url lines of 64
- * characters, "-----END LABEL-----\n". label is 1..32 characters of
- * [A-Z ]. *ret is NUL-terminated and malloc'd. len must be 1..max_len.
- */
-DKM_MUSTCHECK int dkm_armor_encode(const char *label, const uint8_t *buf, size_t len,
-                                   size_t max_len, char **ret);
-
-/*
- * Remove an armor with this label: the BEGIN line, base64url lines of 1..64
- * characters, the END line, each line ended by "\n" or "\r\n"; whitespace
- * before BEGIN and after END is ignored. Text over max_text bytes, other
- * characters, padding, an empty body or text after END are DKM_E_FORMAT.
- * *ret is malloc'd.
- */
-DKM_MUSTCHECK int dkm_armor_decode(const char *label, const char *text, size_t len,
-                                   size_t max_text, uint8_t **ret, size_t *ret_len);
 
 #endif
