@@ -206,39 +206,59 @@ void ks_nodes_authorize_handler(struct svc_req *r)
     ks_submit(r, authorize_job);
 }
 
+/* The node named in the path of job's request; NULL (job failed: 404) if none. */
+static const struct ks_node *path_node(struct ks_ctx *ctx, struct ks_job *job)
+{
+    struct dkm_node_id id;
+    const struct ks_node *n = NULL;
+
+    if (dkm_node_id_parse(job->req->params[0], &id) == 0)
+        n = ks_snapshot_node(ctx->snap, &id);
+    if (n == NULL)
+        ks_job_fail(job, 404, "not found", "no such node");
+    return n;
+}
+
+/* Store a changed entry of n as action (audited either way); true if stored. */
+static bool store_change(struct ks_ctx *ctx, struct ks_job *job, const struct ks_node *n,
+                         struct dkm_node_entry *e, const char *action, const char *actor)
+{
+    const char *hex = job->req->params[0];
+
+    if (store_entry(ctx, e, n->hostname, false) < 0) {
+        log_error("%s %s: %s", action, hex, dkm_error_detail());
+        ks_job_fail(job, 503, "service unavailable", "cannot store the node entry");
+        ks_audit(actor, action, hex, "error", dkm_error_detail());
+        return false;
+    }
+    job->wrote = true;
+    job->status = 200;
+    ks_audit(actor, action, hex, "ok", NULL);
+    return true;
+}
+
 static void revoke_job(struct ks_ctx *ctx, struct ks_job *job)
 {
     const char *hex = job->req->params[0];
-    struct dkm_node_id id;
     const struct ks_node *n;
     struct dkm_node_entry e;
     char actor[KS_ACTOR_MAX];
 
     ks_actor(job->req, actor, sizeof(actor));
-    if (dkm_node_id_parse(hex, &id) < 0 ||
-        (n = ks_snapshot_node(ctx->snap, &id)) == NULL) {
-        ks_job_fail(job, 404, "not found", "no such node");
+    n = path_node(ctx, job);
+    if (n == NULL)
         return;
+    if (n->entry.revoked_at == 0) {
+        e = n->entry;
+        e.revoked_at = (uint64_t)time(NULL);
+        if (e.revoked_at < e.authorized_at)
+            e.revoked_at = e.authorized_at;
+        if (!store_change(ctx, job, n, &e, "node.revoke", actor))
+            return;
     }
-    if (n->entry.revoked_at != 0) {
-        job->status = 200;
-        job->reply = json_pack("{s:s, s:b}", "node_id", hex, "revoked", 1);
-        return;
-    }
-    e = n->entry;
-    e.revoked_at = (uint64_t)time(NULL);
-    if (e.revoked_at < e.authorized_at)
-        e.revoked_at = e.authorized_at;
-    if (store_entry(ctx, &e, n->hostname, false) < 0) {
-        log_error("revoke %s: %s", hex, dkm_error_detail());
-        ks_job_fail(job, 503, "service unavailable", "cannot store the revocation");
-        ks_audit(actor, "node.revoke", hex, "error", dkm_error_detail());
-        return;
-    }
-    job->wrote = true;
+    /* Revoking a revoked node is a no-op. */
     job->status = 200;
     job->reply = json_pack("{s:s, s:b}", "node_id", hex, "revoked", 1);
-    ks_audit(actor, "node.revoke", hex, "ok", NULL);
 }
 
 void ks_nodes_revoke_handler(struct svc_req *r)
@@ -250,17 +270,14 @@ void ks_nodes_revoke_handler(struct svc_req *r)
 static void tls_job(struct ks_ctx *ctx, struct ks_job *job)
 {
     const char *hex = job->req->params[0];
-    struct dkm_node_id id;
     const struct ks_node *n;
     struct dkm_node_entry e;
     char actor[KS_ACTOR_MAX];
 
     ks_actor(job->req, actor, sizeof(actor));
-    if (dkm_node_id_parse(hex, &id) < 0 ||
-        (n = ks_snapshot_node(ctx->snap, &id)) == NULL) {
-        ks_job_fail(job, 404, "not found", "no such node");
+    n = path_node(ctx, job);
+    if (n == NULL)
         return;
-    }
     if (n->entry.revoked_at != 0) {
         ks_job_fail(job, 409, "conflict", "node %s is revoked", hex);
         return;
@@ -273,16 +290,8 @@ static void tls_job(struct ks_ctx *ctx, struct ks_job *job)
         ks_audit(actor, "node.tls", hex, "denied", "TLS key of another node");
         return;
     }
-    if (store_entry(ctx, &e, n->hostname, false) < 0) {
-        log_error("bind TLS key of %s: %s", hex, dkm_error_detail());
-        ks_job_fail(job, 503, "service unavailable", "cannot store the node entry");
-        ks_audit(actor, "node.tls", hex, "error", dkm_error_detail());
-        return;
-    }
-    job->wrote = true;
-    job->status = 200;
-    job->reply = json_pack("{s:s, s:o}", "node_id", hex, "tls_key", tls_key_json(&e));
-    ks_audit(actor, "node.tls", hex, "ok", NULL);
+    if (store_change(ctx, job, n, &e, "node.tls", actor))
+        job->reply = json_pack("{s:s, s:o}", "node_id", hex, "tls_key", tls_key_json(&e));
 }
 
 void ks_nodes_tls_handler(struct svc_req *r)
