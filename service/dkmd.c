@@ -76,24 +76,29 @@ done:
     return r;
 }
 
+/* The state directory exists (created 0700) and holds no TLS identity yet. */
+static int state_dir_fresh(const struct svc_config *cfg)
+{
+    if (mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST)
+        return dkm_error_set(-errno, "cannot create the state directory %s: %s",
+                             cfg->state_dir, strerror(errno));
+    if (access(cfg->tls_key, F_OK) == 0 || access(cfg->tls_cert, F_OK) == 0)
+        return dkm_error_set(
+            -EEXIST, "%s or %s already exists: this server is initialised already",
+            cfg->tls_key, cfg->tls_cert);
+    return 0;
+}
+
 static int cmd_init(const struct svc_config *cfg)
 {
     char fpr[128], trust[2 * DKM_FINGERPRINT_SIZE + 1];
     unsigned version = 0;
     int r;
 
-    if (mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) {
-        r = dkm_error_set(-errno, "cannot create the state directory %s: %s",
-                          cfg->state_dir, strerror(errno));
-        goto done;
-    }
     /* Refuse before touching the database if this host was initialised already. */
-    if (access(cfg->tls_key, F_OK) == 0 || access(cfg->tls_cert, F_OK) == 0) {
-        r = dkm_error_set(-EEXIST,
-                          "%s or %s already exists: this server is initialised already",
-                          cfg->tls_key, cfg->tls_cert);
+    r = state_dir_fresh(cfg);
+    if (r < 0)
         goto done;
-    }
     r = migrate(cfg, &version);
     if (r < 0)
         goto done;
@@ -123,17 +128,9 @@ static int cmd_join(const struct svc_config *cfg, const char *trust)
     char fpr[128], card[KS_PATH_MAX], id[DKM_NODE_ID_HEX_SIZE];
     int r;
 
-    if (mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) {
-        r = dkm_error_set(-errno, "cannot create the state directory %s: %s",
-                          cfg->state_dir, strerror(errno));
+    r = state_dir_fresh(cfg);
+    if (r < 0)
         goto done;
-    }
-    if (access(cfg->tls_key, F_OK) == 0 || access(cfg->tls_cert, F_OK) == 0) {
-        r = dkm_error_set(-EEXIST,
-                          "%s or %s already exists: this server is initialised already",
-                          cfg->tls_key, cfg->tls_cert);
-        goto done;
-    }
     r = ks_identity_join(cfg, trust, card, id);
     if (r < 0)
         goto done;
