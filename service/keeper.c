@@ -559,9 +559,19 @@ static void *keeper_main(void *arg)
         if (stop)
             break;
     }
-    /* Graceful stop: every queued record is written (or dropped with a log). */
+    /*
+     * Graceful stop: every queued record is written. A connection lost
+     * meanwhile gets one more try; what still cannot be written is
+     * counted in the log, never dropped silently.
+     */
+    if (ks_audit_pending() > 0 &&
+        (K.ctx.conn == NULL || PQstatus(K.ctx.conn) != CONNECTION_OK) && db_connect() < 0)
+        log_error("cannot reach the database to write the audit queue: %s",
+                  dkm_error_detail());
     if (K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK)
         audit_flush_rounds(INT32_MAX);
+    if (ks_audit_pending() > 0)
+        log_error("%zu audit record(s) not written at stop", ks_audit_pending());
     return NULL;
 }
 

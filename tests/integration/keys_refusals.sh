@@ -82,7 +82,10 @@ admin GET '/v1/audit?limit=0' >/dev/null
 it_check_eq "audit: limit 0 is a bad request" 400 "$(admin_code)"
 
 # Audit records queued just before a graceful stop are written, none lost.
-for i in 1 2 3 4 5; do fetch_status stranger alpha current >/dev/null; done
+codes=""
+for i in 1 2 3 4 5; do codes+="$(fetch_status stranger alpha current) "; done
+it_check_eq "five more fetches by the unknown node, each refused" \
+    "403 403 403 403 403 " "$codes"
 it_stop_pid "$SVC_PID"
 it_check_eq "all denials are in the database after a stop" 6 \
     "$(svc_psql "SELECT count(*) FROM audit_log WHERE actor = '${NODE_ID[stranger]}'")"
