@@ -221,19 +221,23 @@ static int audit_flush_once(void)
                   batch->f[2] ? batch->f[2] : "", dkm_error_detail());
         one_by_one = false;
     }
-    /* Only the writer removes from the head, so batch..a is still ours. */
-    pthread_mutex_lock(&K.lock);
-    K.audit = a;
-    if (a == NULL)
-        K.audit_tail = NULL;
-    K.naudit -= n;
-    pthread_mutex_unlock(&K.lock);
+    /*
+     * Only the writer removes from the head, so the n records from batch
+     * are still ours; but what follows the last of them must be read under
+     * the lock: a record queued while the INSERT ran hangs off its next.
+     */
     {
         struct audit_rec *p = batch;
 
+        pthread_mutex_lock(&K.lock);
         for (size_t i = 0; i + 1 < n; i++)
             p = p->next;
+        K.audit = p->next;
+        if (K.audit == NULL)
+            K.audit_tail = NULL;
         p->next = NULL;
+        K.naudit -= n;
+        pthread_mutex_unlock(&K.lock);
         audit_free_list(batch);
     }
     r = (int)n;
