@@ -17,11 +17,11 @@
 #include <tss2/tss2_mu.h>
 
 #include "dkm/armor.h"
+#include "dkm/card.h"
 #include "dkm/codec.h"
 #include "dkm/log.h"
 
 /* A marshaled RSA-2048 EK public area is about 310 bytes. */
-#define DKM_NODECARD_EK_MAX 512u
 
 /* Put a prefix before the current error detail (which must be copied
  * first: it is the buffer being written). */
@@ -181,7 +181,7 @@ int dkm_nodecard_encode(const struct dkm_nodecard *card, uint8_t **ret, size_t *
         return dkm_error_set(-EINVAL, "dkm_nodecard_encode: missing argument");
     if (Tss2_MU_TPMT_PUBLIC_Marshal(&card->ek_public.publicArea, pub, sizeof(pub),
                                     &pub_len) != TSS2_RC_SUCCESS ||
-        pub_len > DKM_NODECARD_EK_MAX)
+        pub_len > DKM_CARD_EK_MAX)
         return dkm_error_set(DKM_E_FORMAT, "node card: EK public area cannot be encoded");
     host_len = strnlen(card->hostname, sizeof(card->hostname));
     if (host_len == 0 || host_len > DKM_HOSTNAME_MAX ||
@@ -214,15 +214,12 @@ done:
 
 int dkm_nodecard_decode(const uint8_t *buf, size_t len, struct dkm_nodecard **ret)
 {
+    static const char what[] = "node card";
     struct dkm_cursor c = dkm_cursor_init(buf, len);
-    const uint8_t *pub_ref, *cert, *host_ref;
-    size_t pub_len, cert_len, off = 0, again_len = 0;
-    uint8_t again[sizeof(TPMT_PUBLIC)];
+    const uint8_t *cert;
+    size_t cert_len;
     char host[DKM_HOSTNAME_MAX + 1];
     TPM2B_PUBLIC ek;
-    uint32_t magic;
-    uint16_t version;
-    uint8_t host_len;
     uint64_t created;
     int r;
 
@@ -231,50 +228,19 @@ int dkm_nodecard_decode(const uint8_t *buf, size_t len, struct dkm_nodecard **re
     if (len > DKM_NODECARD_MAX)
         return dkm_error_set(DKM_E_FORMAT, "node card is %zu bytes, more than %u", len,
                              DKM_NODECARD_MAX);
-    if (!dkm_get_u32be(&c, &magic) || magic != DKM_NODECARD_MAGIC)
-        return dkm_error_set(DKM_E_FORMAT, "not a node card (bad magic)");
-    if (!dkm_get_u16be(&c, &version))
-        return dkm_error_set(DKM_E_FORMAT, "node card: truncated before the version");
-    if (version != DKM_NODECARD_VERSION)
-        return dkm_error_set(DKM_E_FORMAT, "node card: unknown version %u",
-                             (unsigned)version);
-
-    if (!dkm_get_len16_ref(&c, DKM_NODECARD_EK_MAX, &pub_ref, &pub_len) || pub_len == 0)
-        return dkm_error_set(DKM_E_FORMAT,
-                             "node card: EK public area length is wrong "
-                             "(empty, over %u, or past the end)",
-                             DKM_NODECARD_EK_MAX);
-    memset(&ek, 0, sizeof(ek));
-    if (Tss2_MU_TPMT_PUBLIC_Unmarshal(pub_ref, pub_len, &off, &ek.publicArea) !=
-            TSS2_RC_SUCCESS ||
-        off != pub_len)
-        return dkm_error_set(DKM_E_FORMAT, "node card: EK public area does not parse");
-    if (Tss2_MU_TPMT_PUBLIC_Marshal(&ek.publicArea, again, sizeof(again), &again_len) !=
-            TSS2_RC_SUCCESS ||
-        again_len != pub_len || memcmp(again, pub_ref, pub_len) != 0)
-        return dkm_error_set(DKM_E_FORMAT, "node card: EK public area is not canonically "
-                                           "encoded");
-    ek.size = (UINT16)pub_len;
-
+    r = dkm_card_get_header(&c, DKM_NODECARD_MAGIC, DKM_NODECARD_VERSION, what);
+    if (r == 0)
+        r = dkm_card_get_ek(&c, what, &ek);
+    if (r < 0)
+        return r;
     if (!dkm_get_len16_ref(&c, DKM_EK_CERT_MAX, &cert, &cert_len))
         return dkm_error_set(DKM_E_FORMAT,
                              "node card: EK certificate length is over %u or "
                              "past the end",
                              DKM_EK_CERT_MAX);
-
-    if (!dkm_get_u8(&c, &host_len))
-        return dkm_error_set(DKM_E_FORMAT, "node card: truncated before the hostname");
-    if (host_len == 0 || host_len > DKM_HOSTNAME_MAX ||
-        !dkm_get_ref(&c, host_len, &host_ref))
-        return dkm_error_set(DKM_E_FORMAT,
-                             "node card: hostname length %u is zero, over %d, "
-                             "or past the end",
-                             (unsigned)host_len, DKM_HOSTNAME_MAX);
-    if (memchr(host_ref, '\0', host_len) != NULL)
-        return dkm_error_set(DKM_E_FORMAT, "node card: hostname contains a NUL byte");
-    memcpy(host, host_ref, host_len);
-    host[host_len] = '\0';
-
+    r = dkm_card_get_hostname(&c, what, host);
+    if (r < 0)
+        return r;
     if (!dkm_get_u64be(&c, &created))
         return dkm_error_set(DKM_E_FORMAT, "node card: truncated in the creation time");
     if (!dkm_cursor_empty(&c))

@@ -18,6 +18,7 @@
 #include <tss2/tss2_mu.h>
 
 #include "dkm/armor.h"
+#include "dkm/card.h"
 #include "dkm/codec.h"
 #include "dkm/file.h"
 #include "dkm/tpm.h"
@@ -83,7 +84,7 @@ static int encode_body(const struct dkm_servercard *card, struct dkm_writer *w)
 
     if (Tss2_MU_TPMT_PUBLIC_Marshal(&card->ek.publicArea, pub, sizeof(pub), &pub_len) !=
             TSS2_RC_SUCCESS ||
-        pub_len == 0 || pub_len > DKM_SERVERCARD_EK_MAX)
+        pub_len == 0 || pub_len > DKM_CARD_EK_MAX)
         return dkm_error_set(DKM_E_FORMAT,
                              "server card: EK public area cannot be encoded");
     dkm_put_u32be(w, DKM_SERVERCARD_MAGIC);
@@ -157,14 +158,10 @@ done:
 
 int dkm_servercard_decode(const uint8_t *buf, size_t len, struct dkm_servercard *ret)
 {
+    static const char what[] = "server card";
     struct dkm_cursor c = dkm_cursor_init(buf, len);
     struct dkm_servercard card;
-    const uint8_t *pub_ref, *host_ref;
-    uint8_t again[sizeof(TPMT_PUBLIC)];
-    size_t pub_len = 0, off = 0, again_len = 0, signed_len;
-    uint32_t magic;
-    uint16_t version;
-    uint8_t host_len;
+    size_t signed_len;
     int r;
 
     if (buf == NULL || ret == NULL)
@@ -173,41 +170,16 @@ int dkm_servercard_decode(const uint8_t *buf, size_t len, struct dkm_servercard 
     if (len > DKM_SERVERCARD_MAX)
         return dkm_error_set(DKM_E_FORMAT, "server card is %zu bytes, more than %u", len,
                              DKM_SERVERCARD_MAX);
-    if (!dkm_get_u32be(&c, &magic) || magic != DKM_SERVERCARD_MAGIC)
-        return dkm_error_set(DKM_E_FORMAT, "not a server card (bad magic)");
-    if (!dkm_get_u16be(&c, &version))
-        return dkm_error_set(DKM_E_FORMAT, "server card: truncated before the version");
-    if (version != DKM_SERVERCARD_VERSION)
-        return dkm_error_set(DKM_E_FORMAT, "server card: unknown version %u",
-                             (unsigned)version);
-    if (!dkm_get_len16_ref(&c, DKM_SERVERCARD_EK_MAX, &pub_ref, &pub_len) || pub_len == 0)
-        return dkm_error_set(DKM_E_FORMAT,
-                             "server card: EK public area length is wrong (empty, over "
-                             "%u, or past the end)",
-                             DKM_SERVERCARD_EK_MAX);
-    if (Tss2_MU_TPMT_PUBLIC_Unmarshal(pub_ref, pub_len, &off, &card.ek.publicArea) !=
-            TSS2_RC_SUCCESS ||
-        off != pub_len)
-        return dkm_error_set(DKM_E_FORMAT, "server card: EK public area does not parse");
-    if (Tss2_MU_TPMT_PUBLIC_Marshal(&card.ek.publicArea, again, sizeof(again),
-                                    &again_len) != TSS2_RC_SUCCESS ||
-        again_len != pub_len || memcmp(again, pub_ref, pub_len) != 0)
-        return dkm_error_set(DKM_E_FORMAT,
-                             "server card: EK public area is not canonically encoded");
-    card.ek.size = (UINT16)pub_len;
+    r = dkm_card_get_header(&c, DKM_SERVERCARD_MAGIC, DKM_SERVERCARD_VERSION, what);
+    if (r == 0)
+        r = dkm_card_get_ek(&c, what, &card.ek);
+    if (r < 0)
+        return r;
     if (!dkm_get_bytes(&c, card.sk.point, DKM_P256_PUBLIC_SIZE))
         return dkm_error_set(DKM_E_FORMAT, "server card: truncated in the signing key");
-    if (!dkm_get_u8(&c, &host_len))
-        return dkm_error_set(DKM_E_FORMAT, "server card: truncated before the hostname");
-    if (host_len == 0 || host_len > DKM_HOSTNAME_MAX ||
-        !dkm_get_ref(&c, host_len, &host_ref))
-        return dkm_error_set(DKM_E_FORMAT,
-                             "server card: hostname length %u is zero, over %d, or past "
-                             "the end",
-                             (unsigned)host_len, DKM_HOSTNAME_MAX);
-    if (memchr(host_ref, '\0', host_len) != NULL)
-        return dkm_error_set(DKM_E_FORMAT, "server card: hostname contains a NUL byte");
-    memcpy(card.hostname, host_ref, host_len);
+    r = dkm_card_get_hostname(&c, what, card.hostname);
+    if (r < 0)
+        return r;
     if (!dkm_get_u64be(&c, &card.created))
         return dkm_error_set(DKM_E_FORMAT, "server card: truncated in the creation time");
     signed_len = len - c.left;

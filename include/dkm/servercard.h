@@ -37,8 +37,6 @@
 
 #define DKM_SERVERCARD_MAGIC 0x444b5356u /* "DKSV" */
 #define DKM_SERVERCARD_VERSION 1
-/* Longest EK public area in a card (an ECC EK is 122 bytes). */
-#define DKM_SERVERCARD_EK_MAX 512u
 /* Largest encoded card and largest armored card text, in bytes. */
 #define DKM_SERVERCARD_MAX 1024u
 #define DKM_SERVERCARD_ARMOR_MAX 4096u
