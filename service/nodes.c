@@ -15,6 +15,7 @@
 
 #include <tss2/tss2_mu.h>
 
+#include "dkm/codec.h"
 #include "dkm/log.h"
 #include "dkm/nodecard.h"
 #include "keys.h"
@@ -66,14 +67,10 @@ static bool tls_key_from_body(struct ks_job *job, struct dkm_node_entry *e)
 static const struct ks_node *tls_key_owner(const struct ks_snapshot *s,
                                            const struct dkm_node_entry *e)
 {
-    for (size_t i = 0; e->has_tls_key && i < s->nnodes; i++) {
-        const struct dkm_node_entry *o = &s->nodes[i].entry;
+    const struct ks_node *o =
+        e->has_tls_key ? ks_snapshot_node_by_tls(s, e->tls_key) : NULL;
 
-        if (o->has_tls_key && memcmp(o->tls_key, e->tls_key, sizeof(e->tls_key)) == 0 &&
-            !dkm_node_id_equal(&o->node_id, &e->node_id))
-            return &s->nodes[i];
-    }
-    return NULL;
+    return o != NULL && !dkm_node_id_equal(&o->entry.node_id, &e->node_id) ? o : NULL;
 }
 
 /* The TLS key id as hex, or JSON null. */
@@ -81,10 +78,9 @@ static json_t *tls_key_json(const struct dkm_node_entry *e)
 {
     char hex[2 * DKM_TLS_KEY_ID_SIZE + 1];
 
-    if (!e->has_tls_key)
+    if (!e->has_tls_key ||
+        dkm_hex_encode(e->tls_key, DKM_TLS_KEY_ID_SIZE, hex, sizeof(hex)) < 0)
         return json_null();
-    for (size_t i = 0; i < DKM_TLS_KEY_ID_SIZE; i++)
-        snprintf(hex + 2 * i, 3, "%02x", e->tls_key[i]);
     return json_string(hex);
 }
 

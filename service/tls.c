@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -314,6 +315,11 @@ int svc_tls_key_id(X509 *cert, uint8_t ret[SVC_TLS_KEY_ID_SIZE])
     return r;
 }
 
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 int svc_tls_key_id_pem(const char *pem, size_t len, uint8_t ret[SVC_TLS_KEY_ID_SIZE])
 {
     BIO *bio = NULL;
@@ -324,7 +330,7 @@ int svc_tls_key_id_pem(const char *pem, size_t len, uint8_t ret[SVC_TLS_KEY_ID_S
     static const char begin[] = "-----BEGIN CERTIFICATE-----";
     size_t lead = 0;
 
-    while (lead < len && strchr(" \t\r\n", pem[lead]) != NULL && pem[lead] != '\0')
+    while (lead < len && is_space(pem[lead]))
         lead++;
     if (len - lead < sizeof(begin) - 1 ||
         memcmp(pem + lead, begin, sizeof(begin) - 1) != 0)
@@ -342,7 +348,7 @@ int svc_tls_key_id_pem(const char *pem, size_t len, uint8_t ret[SVC_TLS_KEY_ID_S
     /* Exactly one certificate: anything after it would be ignored. */
     while ((n = BIO_read(bio, extra, sizeof(extra))) > 0) {
         for (int i = 0; i < n; i++) {
-            if (strchr(" \t\r\n", extra[i]) == NULL || extra[i] == '\0') {
+            if (!is_space(extra[i])) {
                 r = dkm_error_set(-EINVAL, "text after the certificate");
                 goto done;
             }
