@@ -50,8 +50,12 @@ client_cert boss2
 admin POST /v1/nodes "{\"card\":\"${NODE_CARD[boss]}\",\"role\":\"admin\",\"tls_cert\":$(json_str "$IT_TMP/boss.crt")}" \
     >"$IT_TMP/auth.json"
 it_check_eq "authorize an admin node with its TLS certificate" 200 "$(admin_code)"
-boss_key=$(openssl x509 -in "$IT_TMP/boss.crt" -pubkey -noout |
-    openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)
+# The key id of a certificate: SHA-256 of its DER SubjectPublicKeyInfo.
+key_id() {
+    openssl x509 -in "$1" -pubkey -noout | openssl pkey -pubin -outform DER |
+        sha256sum | cut -d' ' -f1
+}
+boss_key=$(key_id "$IT_TMP/boss.crt")
 it_check_eq "the answer names the bound key (SHA-256 of its SubjectPublicKeyInfo)" \
     "$boss_key" "$(jq -r .tls_key "$IT_TMP/auth.json")"
 admin POST /v1/nodes "{\"card\":\"${NODE_CARD[worker]}\",\"tls_cert\":$(json_str "$IT_TMP/worker.crt")}" \
@@ -145,8 +149,7 @@ it_check_eq "--tls-cert without --tls-key: exit 3" 3 "$?"
     --socket "$SVC_SOCK" >/dev/null
 it_check_eq "dkmctl node tls over the admin socket" 0 "$?"
 it_check_eq "the worker's new key is listed" \
-    "$(openssl x509 -in "$IT_TMP/stranger.crt" -pubkey -noout |
-        openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)" \
+    "$(key_id "$IT_TMP/stranger.crt")" \
     "$("$CTL" node list --socket "$SVC_SOCK" --json |
         jq -r --arg n "${NODE_ID[worker]}" '.nodes[] | select(.node_id == $n) | .tls_key')"
 "$CTL" node tls "${NODE_ID[worker]}" "$IT_TMP/auth.json" --socket "$SVC_SOCK" \
