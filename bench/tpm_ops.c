@@ -14,10 +14,10 @@
 
 #include <openssl/rand.h>
 
-#include "dkm/dup.h"
-#include "dkm/secmem.h"
-#include "dkm/sign.h"
-#include "dkm/unseal.h"
+#include "dkm/tpm/dup.h"
+#include "dkm/base/secmem.h"
+#include "dkm/trust/sign.h"
+#include "dkm/tpm/unseal.h"
 
 static double now_ms(void)
 {

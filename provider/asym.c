@@ -15,7 +15,7 @@
 #include <openssl/crypto.h>
 #include <openssl/params.h>
 
-#include "dkm/protect.h"
+#include "dkm/data/protect.h"
 #include "keyobj.h"
 #include "provider.h"
 

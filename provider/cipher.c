@@ -18,8 +18,8 @@
 #include <openssl/params.h>
 #include <openssl/opensslv.h>
 
-#include "dkm/stream.h"
-#include "dkm/uri.h"
+#include "dkm/data/stream.h"
+#include "dkm/base/uri.h"
 #include "keyobj.h"
 #include "provider.h"
 

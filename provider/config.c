@@ -16,7 +16,7 @@
 #include <openssl/crypto.h>
 #include <openssl/params.h>
 
-#include "dkm/error.h"
+#include "dkm/base/error.h"
 
 #define TEST_TTL_DEFAULT 300
 #define TEST_TTL_MAX (7u * 24u * 3600u)

@@ -13,8 +13,8 @@
 
 #include <openssl/err.h>
 
-#include "dkm/error.h"
-#include "dkm/log.h"
+#include "dkm/base/error.h"
+#include "dkm/base/log.h"
 
 static const OSSL_ITEM reason_strings[] = {
     {DKM_R_BAD_URI, "invalid dkm URI"},

@@ -20,9 +20,9 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "dkm/codec.h"
-#include "dkm/log.h"
-#include "dkm/secmem.h"
+#include "dkm/base/codec.h"
+#include "dkm/base/log.h"
+#include "dkm/base/secmem.h"
 
 #define KEY_ID_LABEL "dkm-key-id"
 

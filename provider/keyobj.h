@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "dkm/uri.h"
+#include "dkm/base/uri.h"
 #include "keysource.h"
 #include "provider.h"
 

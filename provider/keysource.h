@@ -24,8 +24,8 @@
 
 #include <openssl/types.h>
 
-#include "dkm/error.h"
-#include "dkm/uri.h"
+#include "dkm/base/error.h"
+#include "dkm/base/uri.h"
 #include "provider.h"
 
 #define DKM_KEY_LEN 32

@@ -23,9 +23,9 @@
 
 #include <openssl/crypto.h>
 
-#include "dkm/client.h"
-#include "dkm/log.h"
-#include "dkm/records.h"
+#include "dkm/client/client.h"
+#include "dkm/base/log.h"
+#include "dkm/trust/records.h"
 
 /* Groups whose current version the key source remembers. */
 #define CURRENT_MAX 64

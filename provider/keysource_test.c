@@ -23,7 +23,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "dkm/secmem.h"
+#include "dkm/base/secmem.h"
 
 #define TEST_GROUPS_MAX 64
 #define TEST_EXPIRED_MAX 16

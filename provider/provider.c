@@ -15,8 +15,8 @@
 #include <openssl/err.h>
 #include <openssl/params.h>
 
-#include "dkm/error.h"
-#include "dkm/log.h"
+#include "dkm/base/error.h"
+#include "dkm/base/log.h"
 #include "keysource.h"
 
 static OSSL_FUNC_provider_teardown_fn dkm_prov_teardown;

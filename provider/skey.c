@@ -23,8 +23,8 @@
 #include <openssl/crypto.h>
 #include <openssl/params.h>
 
-#include "dkm/error.h"
-#include "dkm/uri.h"
+#include "dkm/base/error.h"
+#include "dkm/base/uri.h"
 #include "provider.h"
 
 #define DKM_SKEY_PARAM_URI "uri"

@@ -15,9 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dkm/log.h"
-#include "dkm/servercard.h"
-#include "dkmd.h"
+#include "dkm/base/log.h"
+#include "dkm/trust/servercard.h"
+#include "svc.h"
 #include "keys.h"
 
 static void usage(FILE *out)
@@ -232,7 +232,7 @@ int main(int argc, char **argv)
         }
         if (r == 0) {
             svc_set_workers_stopped_hook(ks_quiesce);
-            r = svc_run(cfg, config_path, version, metrics);
+            r = svc_run(cfg, config_path, version, metrics, ks_routes, ks_nroutes);
         }
         ks_stop();
         svc_metrics_free(metrics);

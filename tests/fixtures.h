@@ -8,8 +8,8 @@
 
 #include <openssl/evp.h>
 
-#include "dkm/records.h"
-#include "dkm/tpm.h"
+#include "dkm/trust/records.h"
+#include "dkm/tpm/tpm.h"
 
 /*
  * An EK public area of the TCG default template for type, holding a

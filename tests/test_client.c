@@ -33,12 +33,12 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "dkm/codec.h"
-#include "dkm/file.h"
-#include "dkm/records.h"
+#include "dkm/base/codec.h"
+#include "dkm/base/file.h"
+#include "dkm/trust/records.h"
 #include "fixtures.h"
 
-#include "dkm/client.h"
+#include "dkm/client/client.h"
 #include "unit.h"
 
 struct feeder {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dkm/codec.h"
+#include "dkm/base/codec.h"
 #include "unit.h"
 
 /* A record: u8, u16, u32, u64, len16 bytes, len32 bytes, raw 3 bytes. */

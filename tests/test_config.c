@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dkm/config.h"
+#include "dkm/base/config.h"
 #include "unit.h"
 
 static const char sample[] = "# a dkmd.conf-like file\n"

@@ -16,9 +16,9 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 
-#include "dkm/diskcache.h"
-#include "dkm/dup.h"
-#include "dkm/file.h"
+#include "diskcache.h"
+#include "dkm/tpm/dup.h"
+#include "dkm/base/file.h"
 #include "fixtures.h"
 #include "unit.h"
 

@@ -17,12 +17,12 @@
 #include <openssl/rsa.h>
 #include <tss2/tss2_mu.h>
 
-#include "dkm/codec.h"
-#include "dkm/dup.h"
-#include "dkm/kdf.h"
-#include "dkm/node.h"
-#include "dkm/tpm.h"
-#include "dkm/unseal.h"
+#include "dkm/base/codec.h"
+#include "dkm/tpm/dup.h"
+#include "kdf.h"
+#include "dkm/tpm/node.h"
+#include "dkm/tpm/tpm.h"
+#include "dkm/tpm/unseal.h"
 #include "fixtures.h"
 #include "unit.h"
 

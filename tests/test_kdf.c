@@ -12,8 +12,8 @@
 
 #include <openssl/evp.h>
 
-#include "dkm/codec.h"
-#include "dkm/kdf.h"
+#include "dkm/base/codec.h"
+#include "kdf.h"
 #include "unit.h"
 
 #define FIELD_MAX 8192

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dkm/error.h"
-#include "dkm/log.h"
-#include "dkm/secmem.h"
+#include "dkm/base/error.h"
+#include "dkm/base/log.h"
+#include "dkm/base/secmem.h"
 #include "unit.h"
 
 /* Run fn with stderr sent to a file; return what it wrote (static). */

@@ -16,8 +16,8 @@
 #include <openssl/x509.h>
 #include <tss2/tss2_mu.h>
 
-#include "dkm/codec.h"
-#include "dkm/nodecard.h"
+#include "dkm/base/codec.h"
+#include "dkm/trust/nodecard.h"
 #include "fixtures.h"
 #include "unit.h"
 

@@ -11,7 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "dkm/protect.h"
+#include "dkm/data/protect.h"
 #include "unit.h"
 
 static const uint8_t key1[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,

@@ -22,9 +22,9 @@
 #include <openssl/rand.h>
 #include <openssl/store.h>
 
-#include "dkm/protect.h"
-#include "dkm/stream.h"
-#include "dkm/uri.h"
+#include "dkm/data/protect.h"
+#include "dkm/data/stream.h"
+#include "dkm/base/uri.h"
 #include "unit.h"
 
 #define TEST_KEYS "g:3:1,h:2,z:1"

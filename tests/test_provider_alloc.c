@@ -20,7 +20,7 @@
 #include <openssl/provider.h>
 #include <openssl/store.h>
 
-#include "dkm/uri.h"
+#include "dkm/base/uri.h"
 #include "unit.h"
 
 static long fail_at = -1, count;

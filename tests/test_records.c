@@ -14,9 +14,9 @@
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 
-#include "dkm/dup.h"
-#include "dkm/records.h"
-#include "dkm/tpm.h"
+#include "dkm/tpm/dup.h"
+#include "dkm/trust/records.h"
+#include "dkm/tpm/tpm.h"
 #include "fixtures.h"
 #include "unit.h"
 

@@ -8,7 +8,7 @@
  * default backend and then again in a re-executed copy of this program
  * with DKM_SECMEM_BACKEND=anon (test_secmem_anon_backend).
  */
-#include "dkm/secmem.h"
+#include "dkm/base/secmem.h"
 
 #include <dlfcn.h>
 #include <errno.h>

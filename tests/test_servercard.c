@@ -14,8 +14,8 @@
 
 #include <tss2/tss2_mu.h>
 
-#include "dkm/codec.h"
-#include "dkm/servercard.h"
+#include "dkm/base/codec.h"
+#include "dkm/trust/servercard.h"
 #include "fixtures.h"
 #include "unit.h"
 

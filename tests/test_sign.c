@@ -16,8 +16,8 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 
-#include "dkm/codec.h"
-#include "dkm/sign.h"
+#include "dkm/base/codec.h"
+#include "dkm/trust/sign.h"
 #include "unit.h"
 
 #define NOW 1700000000ull

@@ -14,7 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "dkm/stream.h"
+#include "dkm/data/stream.h"
 #include "unit.h"
 
 #define ALLOW DKM_STREAM_BLOCK_SIZE

@@ -7,8 +7,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "dkm/log.h"
-#include "dkmd.h"
+#include "dkm/base/log.h"
+#include "svc.h"
 #include "unit.h"
 
 static void expect_error(const char *text, const char *part)

@@ -18,7 +18,7 @@
 
 #include <event2/event.h>
 
-#include "dkmd.h"
+#include "svc.h"
 #include "unit.h"
 
 static char pgdir[4200];

@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "dkmd.h"
+#include "svc.h"
 #include "unit.h"
 
 static double seven(void *arg)

@@ -7,7 +7,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "dkmd.h"
+#include "keys.h"
+#include "svc.h"
 #include "unit.h"
 
 static void dummy(struct svc_req *r)
@@ -116,14 +117,14 @@ static void test_svc_router_wrong_method(void)
 static void test_svc_router_table_is_consistent(void)
 {
     /* Every real route has a handler and a name, and no two overlap. */
-    for (size_t i = 0; i < svc_nroutes; i++) {
-        CU_ASSERT_PTR_NOT_NULL(svc_routes[i].handler);
-        CU_ASSERT_PTR_NOT_NULL(svc_routes[i].name);
-        CU_ASSERT(svc_routes[i].methods != 0);
-        CU_ASSERT((svc_routes[i].body == NULL) == (svc_routes[i].nbody == 0));
-        for (size_t j = i + 1; j < svc_nroutes; j++)
-            CU_ASSERT(strcmp(svc_routes[i].pattern, svc_routes[j].pattern) != 0 ||
-                      (svc_routes[i].methods & svc_routes[j].methods) == 0);
+    for (size_t i = 0; i < ks_nroutes; i++) {
+        CU_ASSERT_PTR_NOT_NULL(ks_routes[i].handler);
+        CU_ASSERT_PTR_NOT_NULL(ks_routes[i].name);
+        CU_ASSERT(ks_routes[i].methods != 0);
+        CU_ASSERT((ks_routes[i].body == NULL) == (ks_routes[i].nbody == 0));
+        for (size_t j = i + 1; j < ks_nroutes; j++)
+            CU_ASSERT(strcmp(ks_routes[i].pattern, ks_routes[j].pattern) != 0 ||
+                      (ks_routes[i].methods & ks_routes[j].methods) == 0);
     }
 }
 
@@ -132,10 +133,10 @@ static void test_svc_router_real_table(void)
     struct svc_route_match m;
 
     CU_ASSERT_EQUAL_FATAL(
-        svc_router_match(svc_routes, svc_nroutes, SVC_GET, "/v1/admin/ping", &m), 0);
+        svc_router_match(ks_routes, ks_nroutes, SVC_GET, "/v1/admin/ping", &m), 0);
     CU_ASSERT(m.route->flags & SVC_ROUTE_ADMIN);
     CU_ASSERT_EQUAL_FATAL(
-        svc_router_match(svc_routes, svc_nroutes, SVC_GET, "/metrics", &m), 0);
+        svc_router_match(ks_routes, ks_nroutes, SVC_GET, "/metrics", &m), 0);
     CU_ASSERT_FALSE(m.route->flags & SVC_ROUTE_ADMIN);
 }
 

@@ -14,9 +14,9 @@
 
 #include <jansson.h>
 
-#include "../common/trust.h"
-#include "dkm/codec.h"
-#include "dkm/file.h"
+#include "dkm/trust/trust.h"
+#include "dkm/base/codec.h"
+#include "dkm/base/file.h"
 #include "fixtures.h"
 #include "unit.h"
 

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dkm/uri.h"
+#include "dkm/base/uri.h"
 #include "unit.h"
 
 static void expect_ok(const char *s, const char *group, uint32_t version, bool list)

@@ -16,9 +16,9 @@
 
 #include <openssl/evp.h>
 
-#include "dkm/cachekey.h"
-#include "dkm/secmem.h"
-#include "dkm/tpm.h"
+#include "dkm/tpm/cachekey.h"
+#include "dkm/base/secmem.h"
+#include "dkm/tpm/tpm.h"
 #include "unit.h"
 
 static struct dkm_tpm *tpm1, *tpm2;

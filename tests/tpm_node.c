@@ -19,9 +19,9 @@
 #include <openssl/x509.h>
 #include <tss2/tss2_mu.h>
 
-#include "dkm/node.h"
-#include "dkm/nodecard.h"
-#include "dkm/tpm.h"
+#include "dkm/tpm/node.h"
+#include "dkm/trust/nodecard.h"
+#include "dkm/tpm/tpm.h"
 #include "unit.h"
 
 static struct dkm_tpm *tpm1, *tpm2;

@@ -12,10 +12,10 @@
 
 #include <openssl/rand.h>
 
-#include "dkm/dup.h"
-#include "dkm/records.h"
-#include "dkm/secmem.h"
-#include "dkm/unseal.h"
+#include "dkm/tpm/dup.h"
+#include "dkm/trust/records.h"
+#include "dkm/base/secmem.h"
+#include "dkm/tpm/unseal.h"
 #include "unit.h"
 
 static struct dkm_tpm *server_tpm, *node_tpm;

@@ -18,11 +18,11 @@
 
 #include <openssl/rand.h>
 
-#include "dkm/dup.h"
-#include "dkm/node.h"
-#include "dkm/secmem.h"
-#include "dkm/tpm.h"
-#include "dkm/unseal.h"
+#include "dkm/tpm/dup.h"
+#include "dkm/tpm/node.h"
+#include "dkm/base/secmem.h"
+#include "dkm/tpm/tpm.h"
+#include "dkm/tpm/unseal.h"
 #include "unit.h"
 
 #define PCR_TEST 16u

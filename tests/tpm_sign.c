@@ -17,9 +17,9 @@
 #include <openssl/crypto.h>
 #include <tss2/tss2_mu.h>
 
-#include "dkm/node.h"
-#include "dkm/sign.h"
-#include "dkm/tpm.h"
+#include "dkm/tpm/node.h"
+#include "dkm/trust/sign.h"
+#include "dkm/tpm/tpm.h"
 #include "unit.h"
 
 static struct dkm_tpm *tpm1, *tpm2;

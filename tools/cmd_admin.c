@@ -18,15 +18,15 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#include "dkm/client.h"
-#include "dkm/codec.h"
-#include "dkm/config.h"
-#include "dkm/error.h"
-#include "dkm/file.h"
-#include "dkm/node.h"
-#include "dkm/nodecard.h"
-#include "dkm/secmem.h"
-#include "dkm/uri.h"
+#include "dkm/client/client.h"
+#include "dkm/base/codec.h"
+#include "dkm/base/config.h"
+#include "dkm/base/error.h"
+#include "dkm/base/file.h"
+#include "dkm/tpm/node.h"
+#include "dkm/trust/nodecard.h"
+#include "dkm/base/secmem.h"
+#include "dkm/base/uri.h"
 
 #define CARD_FILE_MAX 65536
 

@@ -14,10 +14,10 @@
 
 #include <jansson.h>
 
-#include "dkm/codec.h"
-#include "dkm/error.h"
-#include "dkm/node.h"
-#include "dkm/uri.h"
+#include "dkm/base/codec.h"
+#include "dkm/base/error.h"
+#include "dkm/tpm/node.h"
+#include "dkm/base/uri.h"
 
 #define DEFAULT_ROTATE (30u * 86400u)
 #define DEFAULT_LIFETIME (90u * 86400u)

@@ -16,11 +16,11 @@
 
 #include <jansson.h>
 
-#include "dkm/config.h"
-#include "dkm/error.h"
-#include "dkm/node.h"
-#include "dkm/nodecard.h"
-#include "dkm/tpm.h"
+#include "dkm/base/config.h"
+#include "dkm/base/error.h"
+#include "dkm/tpm/node.h"
+#include "dkm/trust/nodecard.h"
+#include "dkm/tpm/tpm.h"
 
 #define DEFAULT_CARD "node.card"
 

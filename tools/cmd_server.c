@@ -16,9 +16,9 @@
 
 #include <jansson.h>
 
-#include "dkm/error.h"
-#include "dkm/file.h"
-#include "dkm/servercard.h"
+#include "dkm/base/error.h"
+#include "dkm/base/file.h"
+#include "dkm/trust/servercard.h"
 
 static void usage(FILE *out)
 {

@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dkm/codec.h"
-#include "dkm/uri.h"
+#include "dkm/base/codec.h"
+#include "dkm/base/uri.h"
 
 static void usage(FILE *out)
 {

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dkm/error.h"
-#include "dkm/log.h"
+#include "dkm/base/error.h"
+#include "dkm/base/log.h"
 
 static void usage(FILE *out)
 {

@@ -25,12 +25,12 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#include "dkm/codec.h"
-#include "dkm/dup.h"
-#include "dkm/node.h"
-#include "dkm/records.h"
-#include "dkm/secmem.h"
-#include "dkm/unseal.h"
+#include "dkm/base/codec.h"
+#include "dkm/tpm/dup.h"
+#include "dkm/tpm/node.h"
+#include "dkm/trust/records.h"
+#include "dkm/base/secmem.h"
+#include "dkm/tpm/unseal.h"
 
 static int fail(const char *what)
 {

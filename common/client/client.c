@@ -1,0 +1,579 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The dkmd client (include/dkm/client.h): its construction from the
+ * configuration, the node's TPM and id, the pinned trust chain, and the
+ * key fetch with its disk-cache fallback. The transport (TLS, the admin
+ * socket, URL failover) is client_tls.c; the group listings are
+ * client_groups.c.
+ *
+ * Every answer that matters is a signed record verified against the
+ * server list the node pinned, never trusted because of TLS. The verified
+ * chain of server lists is kept in the cache directory
+ * (common/trust.c; re-verified from the pin on every load): a new process
+ * checks answers against it and asks the service for its chain only when
+ * an answer does not verify, and cached keys can be checked while the
+ * service is unreachable.
+ *
+ * One mutex serializes the client's operations; the TPM has its own lock
+ * and the fetch is off every hot path (the provider caches keys).
+ */
+#include "dkm/client/client.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+
+#include "dkm/tpm/cachekey.h"
+#include "dkm/base/codec.h"
+#include "diskcache.h"
+#include "dkm/tpm/dup.h"
+#include "dkm/base/log.h"
+#include "dkm/tpm/node.h"
+#include "dkm/base/secmem.h"
+#include "dkm/tpm/unseal.h"
+#include "dkm/base/uri.h"
+#include "internal.h"
+#include "dkm/trust/trust.h"
+
+#define FETCH_NONCE_SIZE 32
+
+/* ---- configuration ---- */
+
+/* Set a new detail that puts prefix before the current one. */
+int dkm_client_rewrap(int r, const char *prefix)
+{
+    return dkm_error_set(r, "%s%s", prefix, dkm_error_detail());
+}
+
+static int dup_opt(const char *s, char **ret)
+{
+    *ret = NULL;
+    if (s == NULL)
+        return 0;
+    *ret = strdup(s);
+    return *ret == NULL ? dkm_error_set(-ENOMEM, "out of memory") : 0;
+}
+
+static int parse_pin(const char *s, uint8_t out[DKM_FINGERPRINT_SIZE])
+{
+    size_t n = 0;
+
+    if (strncmp(s, "sha256:", 7) == 0)
+        s += 7;
+    if (strlen(s) != 2 * DKM_FINGERPRINT_SIZE ||
+        dkm_hex_decode(s, strlen(s), out, DKM_FINGERPRINT_SIZE, &n) < 0 ||
+        n != DKM_FINGERPRINT_SIZE)
+        return dkm_error_set(DKM_E_CONFIG, "trust: expected a SHA-256 fingerprint (64 "
+                                           "hex digits, optionally after \"sha256:\")");
+    return 0;
+}
+
+static int parse_urls(struct dkm_client *c)
+{
+    const char *p = c->service;
+
+    /* Every segment must be a URL: an empty one (",,", a trailing comma) is
+     * a mistake, not something to skip. */
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        int r;
+
+        while (len > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            len--;
+        }
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (c->n_urls == DKM_CLIENT_URLS_MAX)
+            return dkm_error_set(DKM_E_CONFIG, "service: more than %d URLs",
+                                 DKM_CLIENT_URLS_MAX);
+        r = dkm_http_url_parse(p, len, &c->urls[c->n_urls]);
+        if (r < 0)
+            return dkm_client_rewrap(DKM_E_CONFIG, "service: ");
+        c->n_urls++;
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    return 0;
+}
+
+int dkm_client_new(const struct dkm_client_config *cfg, OSSL_LIB_CTX *libctx,
+                   struct dkm_tpm *tpm, struct dkm_client **ret)
+{
+    struct dkm_client *c = NULL;
+    int r = -ENOMEM;
+
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return dkm_error_set(-ENOMEM, "out of memory for the service client");
+    if (pthread_mutex_init(&c->lock, NULL) != 0) {
+        free(c);
+        return dkm_error_set(-ENOMEM, "cannot create the client lock");
+    }
+    c->libctx = libctx;
+    c->tpm = tpm;
+    c->timeout_ms =
+        cfg->timeout_ms != 0 ? cfg->timeout_ms : DKM_CLIENT_TIMEOUT_DEFAULT_MS;
+    if ((r = dup_opt(cfg->service, &c->service)) < 0 ||
+        (r = dup_opt(cfg->admin_socket, &c->admin_socket)) < 0 ||
+        (r = dup_opt(cfg->tcti, &c->tcti)) < 0 ||
+        (r = dup_opt(cfg->cache_dir, &c->cache_dir)) < 0 ||
+        (r = dup_opt(cfg->tls_key, &c->tls_key)) < 0 ||
+        (r = dup_opt(cfg->tls_cert, &c->tls_cert)) < 0 ||
+        (r = dup_opt(cfg->tls_ca, &c->tls_ca)) < 0 ||
+        (r = dup_opt(cfg->propq, &c->propq)) < 0)
+        goto done;
+    if (c->service != NULL && (r = parse_urls(c)) < 0)
+        goto done;
+    if (cfg->trust != NULL) {
+        r = parse_pin(cfg->trust, c->pin);
+        if (r < 0)
+            goto done;
+        c->have_pin = true;
+    }
+    if ((c->tls_key == NULL) != (c->tls_cert == NULL)) {
+        r = dkm_error_set(DKM_E_CONFIG, "tls_key and tls_cert go together");
+        goto done;
+    }
+    *ret = c;
+    c = NULL;
+    r = 0;
+done:
+    dkm_client_free(c);
+    return r;
+}
+
+void dkm_client_free(struct dkm_client *c)
+{
+    if (c == NULL)
+        return;
+    dkm_diskcache_free(c->cache);
+    dkm_cachekey_free(c->cachekey);
+    if (c->tpm_owned)
+        dkm_tpm_close(c->tpm);
+    SSL_CTX_free(c->ssl);
+    free(c->service);
+    free(c->admin_socket);
+    free(c->tcti);
+    free(c->cache_dir);
+    free(c->tls_key);
+    free(c->tls_cert);
+    free(c->tls_ca);
+    free(c->propq);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+/* ---- TPM, node id, disk cache ---- */
+
+static int tpm_locked(struct dkm_client *c, struct dkm_tpm **ret)
+{
+    int r;
+
+    if (c->tpm == NULL) {
+        r = dkm_tpm_open(c->tcti, &c->tpm);
+        if (r < 0)
+            return r;
+        c->tpm_owned = true;
+        c->tpm_pid = getpid();
+    }
+    *ret = c->tpm;
+    return 0;
+}
+
+/*
+ * In a child after fork(), leave the parent's TPM connection to the parent
+ * (two processes talking over one TCTI connection garble both) and open
+ * another when needed; the cache key was in secure memory, which a child
+ * does not inherit. The parent's context is deliberately not closed here.
+ */
+static void forked_locked(struct dkm_client *c)
+{
+    if (!c->tpm_owned || c->tpm_pid == getpid())
+        return;
+    c->tpm = NULL;
+    c->tpm_owned = false;
+    dkm_diskcache_free(c->cache);
+    c->cache = NULL;
+    dkm_cachekey_free(c->cachekey);
+    c->cachekey = NULL;
+}
+
+static int node_locked(struct dkm_client *c, struct dkm_node_id *ret)
+{
+    struct dkm_tpm *tpm;
+    enum dkm_ek_type type;
+    int r;
+
+    if (!c->have_node) {
+        r = tpm_locked(c, &tpm);
+        if (r < 0)
+            return r;
+        r = dkm_node_default_ek_type(tpm, &type);
+        if (r < 0)
+            return r;
+        r = dkm_node_read_ek(tpm, type, NULL, &c->node);
+        if (r < 0)
+            return r;
+        c->have_node = true;
+    }
+    *ret = c->node;
+    return 0;
+}
+
+int dkm_client_node_id(struct dkm_client *c, struct dkm_node_id *ret)
+{
+    int r;
+
+    pthread_mutex_lock(&c->lock);
+    forked_locked(c);
+    r = node_locked(c, ret);
+    pthread_mutex_unlock(&c->lock);
+    return r;
+}
+
+/* Open the disk cache; -ENOENT when none is configured. */
+static int cache_locked(struct dkm_client *c, struct dkm_diskcache **ret)
+{
+    struct dkm_tpm *tpm;
+    int r;
+
+    if (c->cache_dir == NULL)
+        return -ENOENT;
+    if (c->cache == NULL) {
+        if (mkdir(c->cache_dir, 0700) < 0 && errno != EEXIST)
+            return dkm_error_set(-errno, "cache_dir %s: %s", c->cache_dir,
+                                 strerror(errno));
+        if (c->cachekey == NULL) {
+            r = tpm_locked(c, &tpm);
+            if (r < 0)
+                return r;
+            r = dkm_cachekey_open(tpm, c->cache_dir, &c->cachekey);
+            if (r < 0)
+                return r;
+        }
+        r = dkm_diskcache_open(c->cache_dir, dkm_cachekey_bytes(c->cachekey), c->libctx,
+                               &c->cache);
+        if (r < 0)
+            return r;
+    }
+    *ret = c->cache;
+    return 0;
+}
+
+/* ---- trust (common/trust.c) ---- */
+
+/* The chain kept in cache_dir by this or an earlier process, verified
+ * from the pin; -ENOENT when there is none to read. */
+static int load_trust_locked(struct dkm_client *c)
+{
+    struct dkm_server_list list;
+    int r;
+
+    if (!c->have_pin)
+        return dkm_error_set(-ENOENT, "no server lists kept: no trust anchor");
+    r = dkm_trust_load(c->cache_dir, c->pin, &list);
+    if (r < 0)
+        return r;
+    c->trust = list;
+    c->have_trust = true;
+    log_debug("kept server list version %u (%u servers)", list.list_version, list.count);
+    return 0;
+}
+
+/* Ask the service for its chain; never accept an older list than the
+ * one already trusted. */
+static int fetch_trust_locked(struct dkm_client *c)
+{
+    struct dkm_server_list list;
+    json_t *j = NULL;
+    int r;
+
+    if (!c->have_pin)
+        return dkm_error_set(DKM_E_CONFIG, "no trust anchor configured: set `trust` to "
+                                           "the fingerprint dkmd init printed");
+    r = dkm_client_call_locked(c, false, "GET", "/v1/trust", NULL, &j);
+    if (r < 0)
+        goto done;
+    r = dkm_trust_accept_answer(j, c->pin, c->have_trust ? c->trust.list_version : 0,
+                                c->cache_dir, &list);
+    if (r < 0)
+        goto done;
+    c->trust = list;
+    c->have_trust = true;
+    log_debug("trusted server list version %u (%u servers)", list.list_version,
+              list.count);
+done:
+    json_decref(j);
+    return r;
+}
+
+int dkm_client_trust(struct dkm_client *c, struct dkm_server_list *ret_list)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&c->lock);
+    if (!c->have_trust)
+        r = fetch_trust_locked(c);
+    if (r == 0 && ret_list != NULL)
+        *ret_list = c->trust;
+    pthread_mutex_unlock(&c->lock);
+    return r;
+}
+
+/* ---- fetch ---- */
+
+void dkm_client_key_clear(struct dkm_client_key *k)
+{
+    if (k == NULL)
+        return;
+    dkm_secmem_free(k->key);
+    memset(k, 0, sizeof(*k));
+}
+
+static uint64_t now_s(void)
+{
+    return (uint64_t)time(NULL);
+}
+
+/* Verify a response record against the trusted list and check it. */
+static int check_response(struct dkm_client *c, const uint8_t *buf, size_t len,
+                          const char *group, uint32_t version, const uint8_t *nonce,
+                          struct dkm_fetch_response *ret, struct dkm_group_policy *policy)
+{
+    int r;
+
+    r = dkm_fetch_response_verify(&c->trust, buf, len, ret, policy);
+    if (r < 0)
+        return r;
+    return dkm_fetch_response_check(ret, &c->node, group, version, nonce,
+                                    nonce != NULL ? FETCH_NONCE_SIZE : 0, now_s(),
+                                    DKM_CLIENT_MAX_SKEW);
+}
+
+static int fetch_online(struct dkm_client *c, const char *group, uint32_t version,
+                        struct dkm_client_key *ret)
+{
+    uint8_t nonce[FETCH_NONCE_SIZE], *rec = NULL;
+    char nonce_b64[64], node_hex[DKM_NODE_ID_HEX_SIZE], vtext[16];
+    struct dkm_fetch_response resp;
+    struct dkm_group_policy policy;
+    struct dkm_import_blob blob;
+    struct dkm_sealed sealed;
+    struct dkm_diskcache *cache = NULL;
+    struct dkm_tpm *tpm = NULL;
+    json_t *req = NULL, *res = NULL;
+    const char *s;
+    void *secret = NULL;
+    size_t rec_len = 0, secret_len = 0;
+    bool fresh_trust = false;
+    int r;
+
+    /* The chain kept on disk verifies most answers: ask for the service's
+     * chain only when there is none, or when an answer does not verify
+     * against it (below). */
+    if (!c->have_trust && load_trust_locked(c) < 0) {
+        log_debug("no usable kept server lists (%s); asking the service",
+                  dkm_error_detail());
+        r = fetch_trust_locked(c);
+        if (r < 0)
+            goto done;
+        fresh_trust = true;
+    }
+    if (RAND_bytes_ex(c->libctx, nonce, sizeof(nonce), 0) != 1) {
+        r = dkm_error_set(DKM_E_CRYPTO, "no random bytes for the fetch nonce");
+        goto done;
+    }
+    r = dkm_b64url_encode(nonce, sizeof(nonce), nonce_b64, sizeof(nonce_b64));
+    if (r < 0)
+        goto done;
+    dkm_node_id_hex(&c->node, node_hex);
+    if (version == DKM_VERSION_CURRENT)
+        snprintf(vtext, sizeof(vtext), "current");
+    else
+        snprintf(vtext, sizeof(vtext), "%u", version);
+    req = json_pack("{s:s, s:s, s:s, s:s}", "group", group, "version", vtext, "node_id",
+                    node_hex, "nonce", nonce_b64);
+    if (req == NULL) {
+        r = dkm_error_set(-ENOMEM, "out of memory for a request");
+        goto done;
+    }
+    r = dkm_client_call_locked(c, false, "POST", "/v1/keys/fetch", req, &res);
+    if (r < 0)
+        goto done;
+    s = json_string_value(json_object_get(res, "response"));
+    rec = malloc(DKM_RECORD_MAX);
+    if (rec == NULL) {
+        r = dkm_error_set(-ENOMEM, "out of memory");
+        goto done;
+    }
+    if (s == NULL || json_object_size(res) != 1 ||
+        dkm_b64url_decode(s, strlen(s), rec, DKM_RECORD_MAX, &rec_len) < 0) {
+        r = dkm_error_set(DKM_E_PROTOCOL, "fetch answer without a base64url "
+                                          "\"response\"");
+        goto done;
+    }
+    r = check_response(c, rec, rec_len, group, version, nonce, &resp, &policy);
+    if (r == DKM_E_SIGNATURE && !fresh_trust) {
+        /* Perhaps signed by a server on a newer list: follow it once. */
+        log_debug("fetch answer does not verify (%s); refreshing the server list",
+                  dkm_error_detail());
+        r = fetch_trust_locked(c);
+        if (r == 0)
+            r = check_response(c, rec, rec_len, group, version, nonce, &resp, &policy);
+    }
+    if (r < 0) {
+        char prefix[128];
+
+        snprintf(prefix, sizeof(prefix),
+                 "the key service's answer for %s/%s was refused: ", group, vtext);
+        r = dkm_client_rewrap(r, prefix);
+        goto done;
+    }
+    r = dkm_dup_decode(resp.blob, resp.blob_len, &blob);
+    if (r < 0)
+        goto done;
+    r = tpm_locked(c, &tpm);
+    if (r < 0)
+        goto done;
+    r = dkm_unseal_blob(tpm, &blob, &sealed, &secret, &secret_len);
+    if (r < 0)
+        goto done;
+    if (cache_locked(c, &cache) == 0) {
+        if (dkm_diskcache_put(cache, group, resp.version, resp.expires_at, rec, rec_len,
+                              &sealed) < 0)
+            log_warning("cannot cache %s/%u on disk: %s", group, resp.version,
+                        dkm_error_detail());
+    } else if (c->cache_dir != NULL) {
+        log_warning("no disk cache in %s: %s", c->cache_dir, dkm_error_detail());
+    }
+    ret->key = secret;
+    ret->key_len = secret_len;
+    ret->version = resp.version;
+    ret->expires_at = resp.expires_at;
+    ret->policy = policy;
+    ret->from_cache = false;
+    secret = NULL;
+    r = 0;
+done:
+    dkm_secmem_free(secret);
+    free(rec);
+    json_decref(req);
+    json_decref(res);
+    return r;
+}
+
+static int fetch_cached(struct dkm_client *c, const char *group, uint32_t version,
+                        struct dkm_client_key *ret)
+{
+    struct dkm_fetch_response resp;
+    struct dkm_group_policy policy;
+    struct dkm_diskcache *cache = NULL;
+    struct dkm_sealed sealed;
+    struct dkm_tpm *tpm = NULL;
+    uint8_t *rec = NULL;
+    size_t rec_len = 0, secret_len = 0;
+    uint64_t expires = 0, now = now_s();
+    void *secret = NULL;
+    int r;
+
+    r = cache_locked(c, &cache);
+    if (r == -ENOENT) {
+        r = dkm_error_set(-ENOENT, "no cache_dir configured");
+        goto done;
+    }
+    if (r < 0)
+        goto done;
+    if (!c->have_trust) {
+        r = load_trust_locked(c);
+        if (r < 0)
+            goto done;
+    }
+    if (version == DKM_VERSION_CURRENT) {
+        r = dkm_diskcache_latest(cache, group, now, &version);
+        if (r < 0) {
+            r = dkm_error_set(r, "no cached version of %s", group);
+            goto done;
+        }
+    }
+    r = dkm_diskcache_get(cache, group, version, now, &rec, &rec_len, &expires, &sealed);
+    if (r == -ENOENT)
+        r = dkm_error_set(r, "%s/%u is not cached", group, version);
+    if (r < 0)
+        goto done;
+    r = check_response(c, rec, rec_len, group, version, NULL, &resp, &policy);
+    if (r == 0 && (resp.version != version || resp.expires_at != expires))
+        r = dkm_error_set(DKM_E_INTEGRITY, "cache entry and its response disagree");
+    if (r < 0)
+        goto done;
+    r = tpm_locked(c, &tpm);
+    if (r < 0)
+        goto done;
+    r = dkm_unseal(tpm, &sealed, &secret, &secret_len);
+    if (r < 0)
+        goto done;
+    ret->key = secret;
+    ret->key_len = secret_len;
+    ret->version = resp.version;
+    ret->expires_at = resp.expires_at;
+    ret->policy = policy;
+    ret->from_cache = true;
+    secret = NULL;
+    r = 0;
+done:
+    dkm_secmem_free(secret);
+    free(rec);
+    return r;
+}
+
+int dkm_client_fetch(struct dkm_client *c, const char *group, uint32_t version,
+                     struct dkm_client_key *ret)
+{
+    char why[CAUSES_MAX + 64];
+    int r;
+
+    if (group == NULL || !dkm_group_valid(group, strlen(group)))
+        return dkm_error_set(-EINVAL, "invalid group name");
+    pthread_mutex_lock(&c->lock);
+    forked_locked(c);
+    r = node_locked(c, &c->node);
+    if (r < 0)
+        goto done;
+    /* A node with only a cache directory works from its cache. */
+    if (c->n_urls == 0)
+        r = dkm_error_set(DKM_E_UNAVAILABLE, "no key service configured");
+    else
+        r = fetch_online(c, group, version, ret);
+    if (r != DKM_E_UNAVAILABLE)
+        goto done;
+    snprintf(why, sizeof(why), "%s", dkm_error_detail());
+    r = fetch_cached(c, group, version, ret);
+    if (r == 0) {
+        log_info("key service unreachable (%s); using cached %s/%u until %llu", why,
+                 group, ret->version, (unsigned long long)ret->expires_at);
+        goto done;
+    }
+    {
+        char prefix[CAUSES_MAX + 160], vtext[16] = "";
+
+        if (version != DKM_VERSION_CURRENT)
+            snprintf(vtext, sizeof(vtext), "/%u", version);
+        snprintf(prefix, sizeof(prefix),
+                 "no key service reachable for %s%s (%s) and no usable cached key: ",
+                 group, vtext, why);
+        r = dkm_client_rewrap(DKM_E_UNAVAILABLE, prefix);
+    }
+done:
+    pthread_mutex_unlock(&c->lock);
+    return r;
+}

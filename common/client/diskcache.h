@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A node's disk cache of fetched keys, for restarts and offline use.
+ *
+ * An entry holds nothing secret: the signed fetch response (records.h)
+ * and the key's sealed object as imported under this node's EK
+ * (unseal.h: only this TPM can load it). The entry is bound together and
+ * to this node by an HMAC-SHA256 under the local cache key (cachekey.h,
+ * itself sealed to this TPM), so a file swapped, edited or copied from
+ * another node is refused. An entry is never returned at or after its
+ * version's expiry, and expired entries are removed when seen.
+ *
+ * Layout: one file per (group, version), "GROUP.VERSION.dkc", in a
+ * directory owned by the caller's user and closed to others (0700).
+ * docs/formats.md describes the entry format.
+ */
+#ifndef DKM_DISKCACHE_H
+#define DKM_DISKCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/types.h>
+
+#include "dkm/base/error.h"
+#include "dkm/tpm/unseal.h"
+#include "dkm/base/uri.h"
+
+#define DKM_DISKCACHE_KEY_SIZE 32
+#define DKM_DISKCACHE_ENTRY_MAX 40960u
+
+struct dkm_diskcache;
+
+/*
+ * Open (creating it with mode 0700 when missing) a cache directory. The
+ * directory must be owned by the calling user and not writable by group
+ * or others (-EPERM with a detail otherwise). key (32 bytes, typically in
+ * secure memory) is borrowed and must outlive the cache. libctx is where
+ * HMAC-SHA256 is fetched from (NULL: the default context; the provider
+ * passes its private one).
+ */
+DKM_MUSTCHECK int dkm_diskcache_open(const char *dir, const uint8_t *key,
+                                     OSSL_LIB_CTX *libctx, struct dkm_diskcache **ret);
+
+/* NULL is accepted. */
+void dkm_diskcache_free(struct dkm_diskcache *c);
+
+/*
+ * Store an entry, replacing any for the same group and version. response
+ * is an encoded fetch response for (group, version), expiring at
+ * expires_at; sealed is its key imported under this node's EK.
+ */
+DKM_MUSTCHECK int dkm_diskcache_put(struct dkm_diskcache *c, const char *group,
+                                    uint32_t version, uint64_t expires_at,
+                                    const uint8_t *response, size_t response_len,
+                                    const struct dkm_sealed *sealed);
+
+/*
+ * Read an entry. -ENOENT when there is none; DKM_E_EXPIRED when its
+ * version expired at or before now (the file is removed); DKM_E_INTEGRITY
+ * when its HMAC does not verify; DKM_E_FORMAT when it is malformed. On
+ * success *ret_response is malloc'd (free()) and *ret_sealed filled. The
+ * caller still verifies the response's signatures (records.h).
+ */
+DKM_MUSTCHECK int dkm_diskcache_get(struct dkm_diskcache *c, const char *group,
+                                    uint32_t version, uint64_t now,
+                                    uint8_t **ret_response, size_t *ret_response_len,
+                                    uint64_t *ret_expires_at,
+                                    struct dkm_sealed *ret_sealed);
+
+/*
+ * The highest cached version of group that has not expired at now: what
+ * "current" means while the service is unreachable. -ENOENT if none.
+ */
+DKM_MUSTCHECK int dkm_diskcache_latest(struct dkm_diskcache *c, const char *group,
+                                       uint64_t now, uint32_t *ret_version);
+
+/*
+ * Split an entry's file name "GROUP.VERSION.dkc" (GROUP valid, VERSION
+ * 1..UINT32_MAX without leading zeros). 0, or -EINVAL for any other
+ * name. Needs no open cache (no cache key), so groups can be listed
+ * without the TPM.
+ */
+DKM_MUSTCHECK int dkm_diskcache_parse_name(const char *name,
+                                           char group[DKM_GROUP_MAX + 1],
+                                           uint32_t *ret_version);
+
+/* Remove every entry that expired at or before now; returns how many. */
+int dkm_diskcache_prune(struct dkm_diskcache *c, uint64_t now);
+
+#endif

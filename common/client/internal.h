@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What the parts of the dkmd client share: the client object itself and
+ * the few calls one part makes into another. client.c builds and frees the
+ * client and fetches keys, client_tls.c carries one JSON call over TLS or
+ * the admin socket, client_groups.c lists the node's groups. Private to
+ * common/; the public API is include/dkm/client.h.
+ */
+#ifndef DKM_COMMON_CLIENT_INTERNAL_H
+#define DKM_COMMON_CLIENT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+#include <openssl/types.h>
+
+#include "dkm/tpm/cachekey.h"
+#include "dkm/client/client.h"
+#include "diskcache.h"
+#include "dkm/tpm/node.h"
+#include "dkm/trust/records.h"
+#include "dkm/tpm/tpm.h"
+
+/* Room for the reasons of every URL tried, in one detail. */
+#define CAUSES_MAX 1024
+
+struct dkm_client {
+    char *service;
+    char *admin_socket;
+    char *tcti;
+    char *cache_dir;
+    char *tls_key;
+    char *tls_cert;
+    char *tls_ca;
+    char *propq;
+    bool have_pin;
+    uint8_t pin[DKM_FINGERPRINT_SIZE];
+    unsigned timeout_ms;
+    struct dkm_http_url urls[DKM_CLIENT_URLS_MAX];
+    size_t n_urls;
+    size_t preferred; /* the URL that answered last */
+    OSSL_LIB_CTX *libctx;
+    pthread_mutex_t lock;
+    SSL_CTX *ssl;
+    struct dkm_tpm *tpm;
+    bool tpm_owned;
+    pid_t tpm_pid; /* process that opened tpm */
+    bool have_node;
+    struct dkm_node_id node;
+    bool have_trust;
+    struct dkm_server_list trust;
+    struct dkm_cachekey *cachekey;
+    struct dkm_diskcache *cache;
+};
+
+/* Set a new detail that puts prefix before the current one. */
+int dkm_client_rewrap(int r, const char *prefix);
+
+/*
+ * dkm_client_call() with c->lock already held: one request to the admin
+ * socket (admin) or to the service URLs, the preferred one first.
+ */
+DKM_MUSTCHECK int dkm_client_call_locked(struct dkm_client *c, bool admin,
+                                         const char *method, const char *path,
+                                         json_t *body, json_t **ret);
+
+#endif

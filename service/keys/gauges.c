@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The key service's metrics: TPM operation latency (the keeper's unseals,
+ * signing-key signatures and delegations: the only TPM work dkmd does)
+ * and gauges of what it holds, read from the current snapshot at scrape
+ * time. Registered in the registry dkmd.c creates before the key service
+ * starts, so the first snapshot's unseals are measured too.
+ */
+#include <stdint.h>
+#include <time.h>
+
+#include "keys.h"
+#include "worker.h"
+
+/* TPM commands take 0.1 ms (a signature on a fast TPM) to seconds (a
+ * slow TPM under load); the HTTP buckets span that. */
+static _Atomic(struct svc_metric *) tpm_latency;
+
+enum gauge { G_GROUPS, G_NODES, G_KEYS, G_BLOBS, G_BLOB_BYTES };
+#define GAUGE(g) ((void *)(uintptr_t)(g))
+
+static double snapshot_count(void *arg)
+{
+    struct ks_snapshot *s = ks_snapshot_get();
+    size_t n = 0, bytes = 0;
+
+    if (s == NULL)
+        return 0;
+    switch ((enum gauge)(uintptr_t)arg) {
+    case G_GROUPS:
+        n = s->ngroups;
+        break;
+    case G_NODES:
+        n = s->nnodes;
+        break;
+    case G_KEYS:
+        for (size_t i = 0; i < s->ngroups; i++)
+            for (size_t j = 0; j < s->groups[i].nversions; j++)
+                n += s->groups[i].versions[j].key != NULL;
+        break;
+    case G_BLOBS:
+        ks_blobcache_size(s->blobs, &n, &bytes);
+        break;
+    case G_BLOB_BYTES:
+        ks_blobcache_size(s->blobs, &bytes, &n);
+        break;
+    }
+    ks_snapshot_put(s);
+    return (double)n;
+}
+
+static double audit_pending(void *arg)
+{
+    (void)arg;
+    return (double)ks_audit_pending();
+}
+
+int ks_metrics_register(struct svc_metrics *m)
+{
+    struct svc_metric *h = NULL;
+    int r;
+
+    if ((r = svc_metrics_histogram(m, "dkmd_tpm_operation_duration_seconds",
+                                   "TPM operations of the key service, by operation "
+                                   "(unseal, sign, delegate)",
+                                   "operation", svc_latency_buckets, svc_latency_nbuckets,
+                                   &h)) < 0 ||
+        (r = svc_metrics_gauge(m, "dkmd_groups", "Groups in the loaded state",
+                               snapshot_count, GAUGE(G_GROUPS))) < 0 ||
+        (r = svc_metrics_gauge(m, "dkmd_nodes",
+                               "Authorized node entries in the loaded state",
+                               snapshot_count, GAUGE(G_NODES))) < 0 ||
+        (r = svc_metrics_gauge(m, "dkmd_keys_held",
+                               "Key versions this server holds unsealed in secure memory",
+                               snapshot_count, GAUGE(G_KEYS))) < 0 ||
+        (r = svc_metrics_gauge(m, "dkmd_import_blob_cache_entries",
+                               "Import blobs kept for reuse in the current state",
+                               snapshot_count, GAUGE(G_BLOBS))) < 0 ||
+        (r = svc_metrics_gauge(m, "dkmd_import_blob_cache_bytes",
+                               "Bytes of import blobs kept in the current state",
+                               snapshot_count, GAUGE(G_BLOB_BYTES))) < 0 ||
+        (r = svc_metrics_gauge(m, "dkmd_audit_queue",
+                               "Audit records waiting to be written", audit_pending,
+                               NULL)) < 0)
+        return r;
+    atomic_store(&tpm_latency, h);
+    return 0;
+}
+
+void ks_tpm_observe(const char *operation, const struct timespec *start)
+{
+    struct svc_metric *h = atomic_load(&tpm_latency);
+    struct timespec now;
+
+    if (h == NULL)
+        return;
+    svc_now_mono(&now);
+    svc_metric_observe(h, operation,
+                       (double)(now.tv_sec - start->tv_sec) +
+                           (double)(now.tv_nsec - start->tv_nsec) / 1e9);
+}

@@ -1,0 +1,726 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The keeper: one thread that owns what must never run on a request path,
+ * the TPM (signing key, unseals), a database connection of its own
+ * (LISTEN dkm_changes, state loads, admin writes, audit batches) and the
+ * timers (delegation renewal, rotation and expiry).
+ *
+ * Handlers read the published snapshot (ks_snapshot_get: a reference
+ * taken under a mutex held for a few instructions) and hand admin work to
+ * the keeper as jobs; the keeper runs a job, reloads the snapshot after a
+ * write so the answer and every later request see it, and posts the reply
+ * back to the request's own worker loop (event_base_once, which libevent
+ * makes thread-safe once evthread_use_pthreads has run).
+ *
+ * Audit records go to an in-memory queue; the keeper writes them in
+ * batches, one multi-row INSERT each, and drains the queue on shutdown.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "dkm/base/codec.h"
+#include "dkm/base/log.h"
+#include "dkm/base/secmem.h"
+#include "dkm/trust/sign.h"
+#include "dkm/tpm/tpm.h"
+#include "keys.h"
+#include "worker.h"
+
+#define AUDIT_QUEUE_MAX 100000
+#define AUDIT_BATCH 200
+#define TIMER_PERIOD_MS 1000
+#define RECONNECT_MS 1000
+
+struct audit_rec {
+    char *f[5]; /* actor, action, target, outcome, detail */
+    struct audit_rec *next;
+};
+
+struct job_node {
+    struct ks_job job;
+    struct job_node *next;
+};
+
+static struct keeper {
+    bool on;
+    const struct svc_config *cfg;
+    pthread_t thread;
+    bool thread_started;
+    int wake_fd;
+    pthread_mutex_t lock; /* snap, jobs, audit queue, stop */
+    struct ks_snapshot *snap;
+    struct job_node *jobs, *jobs_tail;
+    struct audit_rec *audit, *audit_tail;
+    size_t naudit;
+    uint64_t audit_dropped;
+    bool stop;
+    /* Keeper-thread only. */
+    struct ks_loader loader;
+    struct ks_ctx ctx;
+    char conninfo[1024];
+} K = {.wake_fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
+
+struct ks_snapshot *ks_snapshot_get(void)
+{
+    struct ks_snapshot *s;
+
+    pthread_mutex_lock(&K.lock);
+    s = K.snap;
+    if (s != NULL)
+        atomic_fetch_add(&s->refs, 1);
+    pthread_mutex_unlock(&K.lock);
+    return s;
+}
+
+uint64_t ks_refused_rows(void)
+{
+    struct ks_snapshot *s = ks_snapshot_get();
+    uint64_t n = s != NULL ? s->refused : 0;
+
+    ks_snapshot_put(s);
+    return n;
+}
+
+static void wake(void)
+{
+    uint64_t one = 1;
+
+    if (K.wake_fd >= 0 && write(K.wake_fd, &one, sizeof(one)) < 0)
+        log_debug("keeper wake-up: %s", strerror(errno));
+}
+
+static void publish(struct ks_snapshot *s)
+{
+    struct ks_snapshot *old;
+
+    pthread_mutex_lock(&K.lock);
+    old = K.snap;
+    K.snap = s;
+    pthread_mutex_unlock(&K.lock);
+    ks_snapshot_unref(old);
+}
+
+/* ---- audit ------------------------------------------------------------- */
+
+void ks_audit(const char *actor, const char *action, const char *target,
+              const char *outcome, const char *detail)
+{
+    struct audit_rec *a;
+    const char *v[5] = {actor, action, target, outcome, detail};
+
+    if (!K.on)
+        return;
+    a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        goto fail;
+    for (int i = 0; i < 5; i++) {
+        if (v[i] == NULL)
+            continue;
+        a->f[i] = strndup(v[i], i == 4 ? 2000 : 200);
+        if (a->f[i] == NULL)
+            goto fail;
+    }
+    pthread_mutex_lock(&K.lock);
+    if (K.naudit >= AUDIT_QUEUE_MAX) {
+        K.audit_dropped++;
+        pthread_mutex_unlock(&K.lock);
+        goto fail;
+    }
+    if (K.audit_tail != NULL)
+        K.audit_tail->next = a;
+    else
+        K.audit = a;
+    K.audit_tail = a;
+    K.naudit++;
+    pthread_mutex_unlock(&K.lock);
+    return;
+fail:
+    log_error("audit record lost: %s %s %s", action, target ? target : "", outcome);
+    if (a != NULL)
+        for (int i = 0; i < 5; i++)
+            free(a->f[i]);
+    free(a);
+}
+
+static void audit_free_list(struct audit_rec *a)
+{
+    while (a != NULL) {
+        struct audit_rec *next = a->next;
+
+        for (int i = 0; i < 5; i++)
+            free(a->f[i]);
+        free(a);
+        a = next;
+    }
+}
+
+/*
+ * Write up to AUDIT_BATCH queued records with one INSERT. On failure the
+ * records stay queued; when the database refused the statement itself
+ * (the connection is fine), the next tries go one record at a time, and a
+ * single record the database refuses is dropped with a log line, so one
+ * bad record cannot hold up the rest. Returns the number written or
+ * dropped, 0 when the queue is empty, or a negative code.
+ */
+static int audit_flush_once(void)
+{
+    static bool one_by_one;
+    struct audit_rec *batch, *a;
+    const char *values[AUDIT_BATCH * 5];
+    char *sql = NULL;
+    size_t n = 0, cap = 128 + AUDIT_BATCH * 40, len, limit = one_by_one ? 1 : AUDIT_BATCH;
+    PGresult *res = NULL;
+    bool written;
+    int r = 0;
+
+    pthread_mutex_lock(&K.lock);
+    batch = K.audit;
+    for (a = batch; a != NULL && n < limit; a = a->next)
+        n++;
+    pthread_mutex_unlock(&K.lock);
+    if (n == 0) {
+        one_by_one = false;
+        return 0;
+    }
+    sql = malloc(cap);
+    if (sql == NULL)
+        return -ENOMEM;
+    len = (size_t)snprintf(sql, cap,
+                           "INSERT INTO audit_log (actor, action, target, outcome, "
+                           "detail) VALUES ");
+    a = batch;
+    for (size_t i = 0; i < n; i++, a = a->next) {
+        len += (size_t)snprintf(sql + len, cap - len, "%s($%zu,$%zu,$%zu,$%zu,$%zu)",
+                                i ? "," : "", 5 * i + 1, 5 * i + 2, 5 * i + 3, 5 * i + 4,
+                                5 * i + 5);
+        for (int j = 0; j < 5; j++)
+            values[5 * i + (size_t)j] = a->f[j];
+    }
+    res = PQexecParams(K.ctx.conn, sql, (int)(5 * n), NULL, values, NULL, NULL, 0);
+    written = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!written) {
+        r = dkm_error_set(DKM_E_DB, "audit write failed: %s", PQresultErrorMessage(res));
+        if (PQstatus(K.ctx.conn) != CONNECTION_OK)
+            goto done;
+        if (n > 1) {
+            one_by_one = true;
+            goto done;
+        }
+        log_error("audit record dropped (%s %s): %s", batch->f[1],
+                  batch->f[2] ? batch->f[2] : "", dkm_error_detail());
+        one_by_one = false;
+    }
+    /*
+     * Only the writer removes from the head, so the n records from batch
+     * are still ours; but what follows the last of them must be read under
+     * the lock: a record queued while the INSERT ran hangs off its next.
+     */
+    {
+        struct audit_rec *p = batch;
+
+        pthread_mutex_lock(&K.lock);
+        for (size_t i = 0; i + 1 < n; i++)
+            p = p->next;
+        K.audit = p->next;
+        if (K.audit == NULL)
+            K.audit_tail = NULL;
+        p->next = NULL;
+        K.naudit -= n;
+        pthread_mutex_unlock(&K.lock);
+        audit_free_list(batch);
+    }
+    r = (int)n;
+done:
+    PQclear(res);
+    free(sql);
+    return r;
+}
+
+/* Write queued records; rounds bounded so a long queue does not hold up admin jobs. */
+static void audit_flush_rounds(int rounds)
+{
+    int r;
+
+    for (int i = 0; i < rounds; i++) {
+        r = audit_flush_once();
+        if (r == 0)
+            return;
+        if (r < 0 && (r == -ENOMEM || PQstatus(K.ctx.conn) != CONNECTION_OK)) {
+            log_error("%s", dkm_error_detail());
+            return;
+        }
+    }
+}
+
+static void audit_flush(void)
+{
+    audit_flush_rounds(50);
+}
+
+/* ---- jobs -------------------------------------------------------------- */
+
+void ks_job_fail(struct ks_job *job, int status, const char *error, const char *fmt, ...)
+{
+    va_list ap;
+
+    job->status = status;
+    snprintf(job->error, sizeof(job->error), "%s", error);
+    va_start(ap, fmt);
+    vsnprintf(job->detail, sizeof(job->detail), fmt, ap);
+    va_end(ap);
+    json_decref(job->reply);
+    job->reply = NULL;
+}
+
+void ks_actor(const struct svc_req *r, char *buf, size_t size)
+{
+    if (r->actor[0] != '\0')
+        snprintf(buf, size, "%s", r->actor);
+    else
+        snprintf(buf, size, "admin:uid=%u", (unsigned)r->peer_uid);
+}
+
+/*
+ * A TLS client is an admin when its key id is bound in the signed entry
+ * of a node with the admin role that is not revoked (in the current
+ * snapshot: a revocation takes effect with the reload that follows it).
+ */
+static bool tls_admin(const uint8_t key_id[SVC_TLS_KEY_ID_SIZE], char *actor,
+                      size_t actor_size)
+{
+    struct ks_snapshot *s = ks_snapshot_get();
+    const struct ks_node *n = s != NULL ? ks_snapshot_node_by_tls(s, key_id) : NULL;
+    char hex[DKM_NODE_ID_HEX_SIZE];
+    bool ok = false;
+
+    if (n != NULL) {
+        dkm_node_id_hex(&n->entry.node_id, hex);
+        ok = n->entry.role == DKM_ROLE_ADMIN && n->entry.revoked_at == 0;
+        if (ok)
+            snprintf(actor, actor_size, "node:%s", hex);
+        else
+            log_notice("TLS admin request by node %s refused: %s", hex,
+                       n->entry.revoked_at != 0 ? "revoked" : "not an admin");
+    }
+    ks_snapshot_put(s);
+    return ok;
+}
+
+static void reply_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct job_node *jn = arg;
+    struct ks_job *job = &jn->job;
+
+    (void)fd;
+    (void)what;
+    if (job->reply != NULL)
+        svc_reply_json(job->req, job->status ? job->status : 200, job->reply);
+    else
+        svc_reply_error(job->req, job->status ? job->status : 500,
+                        job->error[0] ? job->error : "internal error", "%s", job->detail);
+    free(jn);
+}
+
+static void post_reply(struct job_node *jn)
+{
+    struct timeval now = {0, 0};
+
+    if (event_base_once(jn->job.req->worker->base, -1, EV_TIMEOUT, reply_cb, jn, &now) <
+        0)
+        log_error("cannot post an admin answer back to its worker");
+}
+
+void ks_submit(struct svc_req *r, ks_job_fn *fn)
+{
+    struct job_node *jn;
+
+    if (!K.on) {
+        svc_reply_error(r, 503, "service unavailable",
+                        "this server has no key-service identity (dkmd init with a TPM)");
+        return;
+    }
+    jn = calloc(1, sizeof(*jn));
+    if (jn == NULL) {
+        svc_reply_error(r, 500, "internal error", "out of memory");
+        return;
+    }
+    jn->job.req = r;
+    jn->job.fn = fn;
+    pthread_mutex_lock(&K.lock);
+    if (K.jobs_tail != NULL)
+        K.jobs_tail->next = jn;
+    else
+        K.jobs = jn;
+    K.jobs_tail = jn;
+    pthread_mutex_unlock(&K.lock);
+    wake();
+}
+
+/* ---- the thread -------------------------------------------------------- */
+
+static int reload(void)
+{
+    struct ks_snapshot *s = NULL;
+    int r;
+
+    r = ks_snapshot_load(&K.loader, K.ctx.snap, &s);
+    if (r < 0) {
+        log_error("state reload failed: %s", dkm_error_detail());
+        return r;
+    }
+    if (K.ctx.snap != NULL)
+        ks_snapshot_unref(K.ctx.snap);
+    K.ctx.snap = s;
+    atomic_fetch_add(&s->refs, 1);
+    publish(s);
+    if (!s->listed)
+        log_error("this server is not on the verified authorized server list: key "
+                  "fetches answer 503 until it is");
+    log_debug("state loaded: %zu list(s), %zu node(s), %zu group(s), %llu refused",
+              s->nlists, s->nnodes, s->ngroups, (unsigned long long)s->refused);
+    return 0;
+}
+
+static int db_connect(void)
+{
+    PGresult *res;
+    int r;
+
+    PQfinish(K.ctx.conn);
+    K.ctx.conn = NULL;
+    K.loader.conn = NULL;
+    r = svc_db_connect_blocking(K.conninfo, &K.ctx.conn);
+    if (r < 0)
+        return r;
+    K.loader.conn = K.ctx.conn;
+    res = PQexec(K.ctx.conn, "LISTEN " SVC_CHANGES_CHANNEL);
+    r = PQresultStatus(res) == PGRES_COMMAND_OK
+            ? 0
+            : dkm_error_set(DKM_E_DB, "LISTEN failed: %s", PQerrorMessage(K.ctx.conn));
+    PQclear(res);
+    return r;
+}
+
+static int new_delegation(void)
+{
+    struct ks_deleg *d;
+    struct timespec start;
+    uint64_t now = (uint64_t)time(NULL);
+    int r;
+
+    d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return -ENOMEM;
+    atomic_init(&d->refs, 1);
+    svc_now_mono(&start);
+    r = dkm_delegation_create(K.ctx.sk, &K.loader.self, now - KS_DELEGATION_BACK,
+                              now + KS_DELEGATION_LIFE, &d->dk);
+    ks_tpm_observe("delegate", &start);
+    if (r < 0) {
+        free(d);
+        return r;
+    }
+    ks_deleg_unref(K.loader.deleg);
+    K.loader.deleg = d;
+    log_info("new response-signing delegation, valid until %llu",
+             (unsigned long long)(now + KS_DELEGATION_LIFE));
+    return 0;
+}
+
+static struct job_node *pop_job(void)
+{
+    struct job_node *jn;
+
+    pthread_mutex_lock(&K.lock);
+    jn = K.jobs;
+    if (jn != NULL) {
+        K.jobs = jn->next;
+        if (K.jobs == NULL)
+            K.jobs_tail = NULL;
+    }
+    pthread_mutex_unlock(&K.lock);
+    return jn;
+}
+
+static void run_jobs(void)
+{
+    struct job_node *jn;
+
+    while ((jn = pop_job()) != NULL) {
+        if (K.ctx.conn == NULL || PQstatus(K.ctx.conn) != CONNECTION_OK) {
+            ks_job_fail(&jn->job, 503, "service unavailable",
+                        "the database is unavailable");
+        } else {
+            /* Audit queries must see every record queued before them. */
+            audit_flush();
+            jn->job.fn(&K.ctx, &jn->job);
+            if (jn->job.wrote && reload() < 0 && jn->job.reply != NULL)
+                log_warning("a write succeeded but the state reload failed; "
+                            "it is retried on the next change");
+        }
+        post_reply(jn);
+    }
+}
+
+/*
+ * Consume the notifications received so far; true when one came from
+ * another session. Ours (same backend) follow writes this thread has
+ * reloaded after already.
+ */
+static bool foreign_changes(void)
+{
+    int self = PQbackendPID(K.ctx.conn);
+    bool foreign = false;
+    PGnotify *nt;
+
+    while ((nt = PQnotifies(K.ctx.conn)) != NULL) {
+        if (nt->be_pid != self)
+            foreign = true;
+        PQfreemem(nt);
+    }
+    return foreign;
+}
+
+static void *keeper_main(void *arg)
+{
+    uint64_t last_timer = 0, last_connect = 0;
+    bool need_reload = false;
+
+    (void)arg;
+    for (;;) {
+        struct pollfd pfd[2] = {{.fd = K.wake_fd, .events = POLLIN},
+                                {.fd = -1, .events = POLLIN}};
+        uint64_t now_ms;
+        bool stop;
+        struct timespec ts;
+
+        if (K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK)
+            pfd[1].fd = PQsocket(K.ctx.conn);
+        if (poll(pfd, 2, 200) > 0 && (pfd[0].revents & POLLIN)) {
+            uint64_t v;
+
+            if (read(K.wake_fd, &v, sizeof(v)) < 0)
+                log_debug("keeper wake-up read: %s", strerror(errno));
+        }
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+
+        if (K.ctx.conn == NULL || PQstatus(K.ctx.conn) != CONNECTION_OK) {
+            if (now_ms - last_connect >= RECONNECT_MS) {
+                last_connect = now_ms;
+                if (db_connect() == 0) {
+                    log_info("keeper: database connection back; reloading the state");
+                    need_reload = true;
+                } else {
+                    log_warning("keeper: %s", dkm_error_detail());
+                }
+            }
+        } else if (pfd[1].revents != 0) {
+            if (PQconsumeInput(K.ctx.conn) == 0) {
+                log_warning("keeper: database connection lost: %s",
+                            PQerrorMessage(K.ctx.conn));
+            }
+            if (foreign_changes())
+                need_reload = true;
+        }
+        run_jobs();
+        if (need_reload && K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK)
+            need_reload = reload() < 0;
+        if (K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK) {
+            audit_flush();
+            if (foreign_changes())
+                need_reload = true;
+        }
+        if (now_ms - last_timer >= TIMER_PERIOD_MS && K.ctx.conn != NULL &&
+            PQstatus(K.ctx.conn) == CONNECTION_OK) {
+            const struct dkm_delegation *info =
+                dkm_delegated_key_info(K.loader.deleg->dk);
+
+            last_timer = now_ms;
+            if ((uint64_t)time(NULL) + KS_DELEGATION_RENEW >= info->not_after) {
+                if (new_delegation() < 0)
+                    log_error("delegation renewal failed: %s", dkm_error_detail());
+                else if (reload() < 0)
+                    need_reload = true;
+            }
+            if (ks_timer_pass(&K.ctx) && reload() < 0)
+                need_reload = true;
+        }
+        pthread_mutex_lock(&K.lock);
+        stop = K.stop && K.jobs == NULL;
+        pthread_mutex_unlock(&K.lock);
+        if (stop)
+            break;
+    }
+    /*
+     * Graceful stop: every queued record is written. A connection lost
+     * meanwhile gets one more try; what still cannot be written is
+     * counted in the log, never dropped silently.
+     */
+    if (ks_audit_pending() > 0 &&
+        (K.ctx.conn == NULL || PQstatus(K.ctx.conn) != CONNECTION_OK) && db_connect() < 0)
+        log_error("cannot reach the database to write the audit queue: %s",
+                  dkm_error_detail());
+    if (K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK)
+        audit_flush_rounds(INT32_MAX);
+    if (ks_audit_pending() > 0)
+        log_error("%zu audit record(s) not written at stop", ks_audit_pending());
+    return NULL;
+}
+
+size_t ks_audit_pending(void)
+{
+    size_t n;
+
+    pthread_mutex_lock(&K.lock);
+    n = K.naudit;
+    pthread_mutex_unlock(&K.lock);
+    return n;
+}
+
+/* The TPM signing key, timed for /metrics. */
+static int timed_sign(void *ctx, const char *context, const void *msg, size_t len,
+                      uint8_t ret_sig[DKM_SIG_SIZE])
+{
+    const struct dkm_signer *inner = ctx;
+    struct timespec start;
+    int r;
+
+    svc_now_mono(&start);
+    r = inner->sign(inner->ctx, context, msg, len, ret_sig);
+    ks_tpm_observe("sign", &start);
+    return r;
+}
+
+int ks_start(const struct svc_config *cfg, struct svc_metrics *metrics)
+{
+    static struct dkm_signer tpm_signer;
+    char path[4096], hex[2 * DKM_FINGERPRINT_SIZE + 8];
+    size_t len = 0;
+    FILE *f = NULL;
+    sigset_t all, old;
+    int r;
+
+    K.cfg = cfg;
+    r = ks_metrics_register(metrics);
+    if (r < 0)
+        return r;
+    snprintf(path, sizeof(path), "%s/%s", cfg->state_dir, KS_SIGNKEY_FILE);
+    if (access(path, F_OK) != 0) {
+        log_warning("%s does not exist: this server has no key-service identity, the "
+                    "key endpoints answer 503",
+                    path);
+        return 0;
+    }
+    snprintf(K.conninfo, sizeof(K.conninfo), "%s", cfg->db_conninfo);
+    r = dkm_sign_secure_heap_init();
+    if (r < 0)
+        goto done;
+    r = dkm_tpm_open(cfg->tcti, &K.ctx.tpm);
+    if (r < 0)
+        goto done;
+    K.loader.tpm = K.ctx.tpm;
+    r = dkm_node_read_ek(K.ctx.tpm, DKM_EK_ECCP256, NULL, &K.loader.self);
+    if (r < 0)
+        goto done;
+    r = dkm_signkey_load(K.ctx.tpm, path, &K.ctx.sk);
+    if (r < 0)
+        goto done;
+    tpm_signer = dkm_signer_signkey(K.ctx.sk, &K.loader.self);
+    K.ctx.signer =
+        (struct dkm_signer){.sign = timed_sign, .ctx = &tpm_signer, .id = tpm_signer.id};
+    snprintf(path, sizeof(path), "%s/%s", cfg->state_dir, KS_TRUST_FILE);
+    f = fopen(path, "re");
+    if (f == NULL || fgets(hex, sizeof(hex), f) == NULL ||
+        dkm_hex_decode(hex, 2 * DKM_FINGERPRINT_SIZE, K.loader.pin, sizeof(K.loader.pin),
+                       &len) < 0 ||
+        len != DKM_FINGERPRINT_SIZE) {
+        r = dkm_error_set(DKM_E_CONFIG, "cannot read the pinned trust fingerprint in %s",
+                          path);
+        goto done;
+    }
+    r = new_delegation();
+    if (r < 0)
+        goto done;
+    r = db_connect();
+    if (r < 0)
+        goto done;
+    r = reload();
+    if (r < 0)
+        goto done;
+    if (dkm_server_list_find(&K.ctx.snap->list, &K.loader.self) == NULL) {
+        r = dkm_error_set(DKM_E_DENIED,
+                          "this server is not on the authorized server list");
+        goto done;
+    }
+    K.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (K.wake_fd < 0) {
+        r = dkm_error_set(-errno, "eventfd: %s", strerror(errno));
+        goto done;
+    }
+    /* Signals belong to the main loop: the keeper must not take them. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    r = pthread_create(&K.thread, NULL, keeper_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0) {
+        r = dkm_error_set(-r, "cannot start the keeper thread");
+        goto done;
+    }
+    K.thread_started = true;
+    K.on = true;
+    svc_set_tls_admin_hook(tls_admin);
+    log_notice("key service on: %zu group(s), %zu node(s), %llu refused row(s)",
+               K.ctx.snap->ngroups, K.ctx.snap->nnodes,
+               (unsigned long long)K.ctx.snap->refused);
+    r = 0;
+done:
+    if (f != NULL)
+        fclose(f);
+    return r;
+}
+
+void ks_quiesce(void)
+{
+    if (K.thread_started) {
+        pthread_mutex_lock(&K.lock);
+        K.stop = true;
+        pthread_mutex_unlock(&K.lock);
+        wake();
+        pthread_join(K.thread, NULL);
+        K.thread_started = false;
+    }
+}
+
+void ks_stop(void)
+{
+    ks_quiesce();
+    K.on = false;
+    publish(NULL);
+    ks_snapshot_unref(K.ctx.snap);
+    K.ctx.snap = NULL;
+    audit_free_list(K.audit);
+    K.audit = K.audit_tail = NULL;
+    ks_deleg_unref(K.loader.deleg);
+    K.loader.deleg = NULL;
+    PQfinish(K.ctx.conn);
+    K.ctx.conn = NULL;
+    dkm_signkey_free(K.ctx.sk);
+    K.ctx.sk = NULL;
+    dkm_tpm_close(K.ctx.tpm);
+    K.ctx.tpm = NULL;
+    if (K.wake_fd >= 0)
+        close(K.wake_fd);
+    K.wake_fd = -1;
+}

@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The endpoint table and the endpoints that need no TPM: health, metrics,
+ * ping, and the admin socket's ping.
+ *
+ * To add an endpoint: write a handler `static void x_handler(struct
+ * svc_req *r)` that ends every path with one svc_reply_*(), declare its
+ * request body as a svc_json_field array (or NULL for none), and add a
+ * row to ks_routes below. The router answers 404/405, checks the body
+ * strictly (400/415), refuses admin routes off the admin socket (403) and,
+ * for SVC_ROUTE_NEEDS_DB, answers 503 at once while the database is down.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dkm/base/log.h"
+#include "svc.h"
+#include "keys.h"
+
+static svc_handler_fn health_handler;
+static svc_handler_fn metrics_handler;
+static svc_handler_fn ping_handler;
+static svc_handler_fn admin_ping_handler;
+static svc_db_result_fn health_db_cb;
+
+static void health_reply(struct svc_req *r, bool db_ok, long db_version, const char *why)
+{
+    struct svc_status st;
+    json_t *o;
+
+    svc_get_status(r->svc, &st);
+    o = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:s}", "status",
+                  db_ok ? "ok" : "unavailable", "database", db_ok, "schema_version",
+                  (json_int_t)(db_ok ? db_version : (long)st.schema_version), "workers",
+                  (json_int_t)st.workers, "refused_rows",
+                  (json_int_t)(st.refused_rows + ks_refused_rows()), "uptime_s",
+                  (json_int_t)st.uptime_s, "connections", (json_int_t)st.connections,
+                  "version", DKM_VERSION);
+    if (o != NULL && !db_ok) {
+        /* Same shape as every error, so clients need one error parser. */
+        json_object_set_new(o, "error", json_string("service unavailable"));
+        json_object_set_new(o, "detail", json_string(why));
+    }
+    svc_reply_json(r, db_ok ? 200 : 503, o);
+}
+
+static void health_db_cb(void *arg, PGresult *const *res, size_t n, int r,
+                         const char *sqlstate)
+{
+    struct svc_req *req = arg;
+    long version = 0;
+
+    (void)sqlstate;
+    if (r == 0 && n == 1 && PQntuples(res[0]) == 1)
+        version = strtol(PQgetvalue(res[0], 0, 0), NULL, 10);
+    else if (r == 0)
+        r = DKM_E_DB;
+    health_reply(req, r == 0, version,
+                 r == DKM_E_UNAVAILABLE ? "the database is unavailable"
+                                        : "the database query failed");
+}
+
+/* Reports the database as reachable only after a real round trip. */
+static void health_handler(struct svc_req *r)
+{
+    if (svc_db_query(svc_req_db(r), SVC_STMT_SCHEMA_VERSION, 0, NULL, NULL, NULL,
+                     health_db_cb, r) < 0)
+        health_reply(r, false, 0, "the database is unavailable");
+}
+
+static void metrics_handler(struct svc_req *r)
+{
+    char *text = svc_metrics_render(svc_get_metrics(r->svc));
+
+    if (text == NULL) {
+        svc_reply_error(r, 500, "internal error", "cannot render the metrics");
+        return;
+    }
+    svc_reply_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", text,
+                   strlen(text));
+    free(text);
+}
+
+static const struct svc_json_field ping_body[] = {
+    {.name = "nonce", .type = SVC_JSON_B64URL, .required = true, .min = 1, .max = 64},
+};
+
+/* Echoes the client's nonce: a liveness check through TLS, router and JSON. */
+static void ping_handler(struct svc_req *r)
+{
+    json_t *o = json_pack("{s:O, s:I}", "nonce", json_object_get(r->body, "nonce"),
+                          "time", (json_int_t)time(NULL));
+
+    svc_reply_json(r, 200, o);
+}
+
+static void admin_ping_handler(struct svc_req *r)
+{
+    json_t *o = json_pack("{s:b, s:I, s:s}", "pong", 1, "peer_uid",
+                          (json_int_t)r->peer_uid, "version", DKM_VERSION);
+
+    svc_reply_json(r, 200, o);
+}
+
+/*
+ * The endpoint table. Registration points for the endpoints that come with
+ * the TPM layer (keep the paths of DESIGN.md's "Service interface"):
+ *   GET  /v1/trust                      authorized server list
+ *   POST /v1/keys/fetch                 key fetch (hot path, no database round trip)
+ *   GET|POST /v1/groups, GET /v1/groups/{name}, POST /v1/groups/{name}/rotate,
+ *   PUT /v1/groups/{name}/policy, POST|DELETE /v1/groups/{name}/nodes/{node}
+ *   GET|POST /v1/nodes, DELETE /v1/nodes/{node}
+ *   GET  /v1/audit
+ */
+const struct svc_route ks_routes[] = {
+    {.methods = SVC_GET,
+     .pattern = "/v1/health",
+     .name = "health",
+     .handler = health_handler},
+    {.methods = SVC_GET,
+     .pattern = "/metrics",
+     .name = "metrics",
+     .handler = metrics_handler},
+    {.methods = SVC_POST,
+     .pattern = "/v1/ping",
+     .name = "ping",
+     .body = ping_body,
+     .nbody = sizeof(ping_body) / sizeof(ping_body[0]),
+     .handler = ping_handler},
+    {.methods = SVC_GET,
+     .pattern = "/v1/admin/ping",
+     .name = "admin_ping",
+     .flags = SVC_ROUTE_ADMIN,
+     .handler = admin_ping_handler},
+    /* ---- the key service (keys.h) ---- */
+    {.methods = SVC_GET,
+     .pattern = "/v1/trust",
+     .name = "trust",
+     .handler = ks_trust_handler},
+    {.methods = SVC_POST,
+     .pattern = "/v1/keys/fetch",
+     .name = "fetch",
+     .body = ks_fetch_body,
+     .nbody = 4,
+     .handler = ks_fetch_handler},
+    {.methods = SVC_GET,
+     .pattern = "/v1/keys/groups",
+     .name = "my_groups",
+     .handler = ks_my_groups_handler},
+    {.methods = SVC_GET,
+     .pattern = "/v1/nodes",
+     .name = "nodes_list",
+     .flags = SVC_ROUTE_ADMIN,
+     .handler = ks_nodes_list_handler},
+    {.methods = SVC_POST,
+     .pattern = "/v1/nodes",
+     .name = "nodes_authorize",
+     .flags = SVC_ROUTE_ADMIN,
+     .body = ks_nodes_authorize_body,
+     .nbody = 3,
+     .handler = ks_nodes_authorize_handler},
+    {.methods = SVC_PUT,
+     .pattern = "/v1/nodes/{node}/tls",
+     .name = "nodes_tls",
+     .flags = SVC_ROUTE_ADMIN,
+     .body = ks_nodes_tls_body,
+     .nbody = 1,
+     .handler = ks_nodes_tls_handler},
+    {.methods = SVC_POST,
+     .pattern = "/v1/nodes/{node}/revoke",
+     .name = "nodes_revoke",
+     .flags = SVC_ROUTE_ADMIN,
+     .handler = ks_nodes_revoke_handler},
+    {.methods = SVC_GET,
+     .pattern = "/v1/groups",
+     .name = "groups_list",
+     .flags = SVC_ROUTE_ADMIN,
+     .handler = ks_groups_list_handler},
+    {.methods = SVC_POST,
+     .pattern = "/v1/groups",
+     .name = "groups_create",
+     .flags = SVC_ROUTE_ADMIN,
+     .body = ks_groups_create_body,
+     .nbody = 6,
+     .handler = ks_groups_create_handler},
+    {.methods = SVC_GET,
+     .pattern = "/v1/groups/{name}",
+     .name = "groups_show",
+     .flags = SVC_ROUTE_ADMIN,
+     .handler = ks_groups_show_handler},
+    {.methods = SVC_POST,
+     .pattern = "/v1/groups/{name}/rotate",
+     .name = "groups_rotate",
+     .flags = SVC_ROUTE_ADMIN,
+     .handler = ks_groups_rotate_handler},
+    {.methods = SVC_PUT,
+     .pattern = "/v1/groups/{name}/policy",
+     .name = "groups_policy",
+     .flags = SVC_ROUTE_ADMIN,
+     .body = ks_groups_policy_body,
+     .nbody = 5,
+     .handler = ks_groups_policy_handler},
+    {.methods = SVC_POST,
+     .pattern = "/v1/groups/{name}/grant",
+     .name = "groups_grant",
+     .flags = SVC_ROUTE_ADMIN,
+     .body = ks_node_id_body,
+     .nbody = 1,
+     .handler = ks_groups_grant_handler},
+    {.methods = SVC_POST,
+     .pattern = "/v1/groups/{name}/revoke",
+     .name = "groups_revoke",
+     .flags = SVC_ROUTE_ADMIN,
+     .body = ks_node_id_body,
+     .nbody = 1,
+     .handler = ks_groups_revoke_handler},
+    {.methods = SVC_GET,
+     .pattern = "/v1/servers",
+     .name = "servers_list",
+     .flags = SVC_ROUTE_ADMIN,
+     .handler = ks_servers_list_handler},
+    {.methods = SVC_POST,
+     .pattern = "/v1/servers",
+     .name = "servers_add",
+     .flags = SVC_ROUTE_ADMIN | SVC_ROUTE_NEEDS_DB,
+     .body = ks_servers_add_body,
+     .nbody = 1,
+     .handler = ks_servers_add_handler},
+    {.methods = SVC_GET,
+     .pattern = "/v1/audit",
+     .name = "audit",
+     .flags = SVC_ROUTE_ADMIN | SVC_ROUTE_QUERY,
+     .handler = ks_audit_handler},
+};
+const size_t ks_nroutes = sizeof(ks_routes) / sizeof(ks_routes[0]);
