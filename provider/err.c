@@ -15,6 +15,7 @@
 
 #include "dkm/base/error.h"
 #include "dkm/base/log.h"
+#include "dkm/base/safefmt.h"
 
 static const OSSL_ITEM reason_strings[] = {
     {DKM_R_BAD_URI, "invalid dkm URI"},

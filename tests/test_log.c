@@ -13,6 +13,7 @@
 
 #include "dkm/base/error.h"
 #include "dkm/base/log.h"
+#include "dkm/base/safefmt.h"
 #include "dkm/base/secmem.h"
 #include "unit.h"
 

@@ -9,7 +9,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "dkm/base/log.h"
+#include "dkm/base/safefmt.h"
 
 #define DKM_ERROR_DETAIL_MAX 512
 

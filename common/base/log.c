@@ -1,13 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Logging to stderr or syslog, and the formatter that keeps secrets out
- * of every message.
- *
- * The formatter walks the format string once, before formatting, and
- * checks every %s and %p argument against the secure-memory arena: a
- * message that would format bytes of a secret is replaced by a notice
- * naming only its format string. This makes "no secret in a log" a
- * property of the logger, not only of its callers' care.
+ * Logging to stderr or syslog. Every message is formatted by
+ * dkm_safe_vformat (safefmt.c), so a message that would format bytes of a
+ * secret is replaced by a notice naming only its format string: "no
+ * secret in a log" is a property of the logger, not only of its callers'
+ * care.
  */
 #include "dkm/base/log.h"
 
@@ -21,7 +18,7 @@
 #include <unistd.h>
 #include <wchar.h>
 
-#include "dkm/base/secmem.h"
+#include "dkm/base/safefmt.h"
 
 #define DKM_LOG_LINE_MAX 2048
 
@@ -71,141 +68,6 @@ bool dkm_log_enabled(int level)
 {
     pthread_once(&env_once, read_env);
     return level <= state.max_level;
-}
-
-enum arg_len { LEN_NONE, LEN_HH, LEN_H, LEN_L, LEN_LL, LEN_J, LEN_Z, LEN_T, LEN_BIGL };
-
-/*
- * Consume the arguments of fmt from ap and report whether any string or
- * pointer argument points into secure memory. Returns 0 when formatting
- * is safe, -EPERM when an argument is secret, -EINVAL for a conversion we
- * do not understand (%n included), which is refused the same way.
- */
-static int check_args(const char *fmt, va_list ap)
-{
-    const char *f = fmt;
-
-    while ((f = strchr(f, '%')) != NULL) {
-        enum arg_len len = LEN_NONE;
-        const void *ptr;
-
-        f++;
-        if (*f == '%') {
-            f++;
-            continue;
-        }
-        while (*f != '\0' && strchr("-+ #0'", *f) != NULL)
-            f++;
-        if (*f == '*') {
-            (void)va_arg(ap, int);
-            f++;
-        } else {
-            while (*f >= '0' && *f <= '9')
-                f++;
-        }
-        if (*f == '.') {
-            f++;
-            if (*f == '*') {
-                (void)va_arg(ap, int);
-                f++;
-            } else {
-                while (*f >= '0' && *f <= '9')
-                    f++;
-            }
-        }
-        switch (*f) {
-        case 'h':
-            len = f[1] == 'h' ? LEN_HH : LEN_H;
-            f += len == LEN_HH ? 2 : 1;
-            break;
-        case 'l':
-            len = f[1] == 'l' ? LEN_LL : LEN_L;
-            f += len == LEN_LL ? 2 : 1;
-            break;
-        case 'j':
-            len = LEN_J;
-            f++;
-            break;
-        case 'z':
-            len = LEN_Z;
-            f++;
-            break;
-        case 't':
-            len = LEN_T;
-            f++;
-            break;
-        case 'L':
-            len = LEN_BIGL;
-            f++;
-            break;
-        default:
-            break;
-        }
-        switch (*f) {
-        case 'd':
-        case 'i':
-        case 'u':
-        case 'o':
-        case 'x':
-        case 'X':
-        case 'c':
-            if (len == LEN_L)
-                (void)va_arg(ap, long);
-            else if (len == LEN_LL)
-                (void)va_arg(ap, long long);
-            else if (len == LEN_J)
-                (void)va_arg(ap, intmax_t);
-            else if (len == LEN_Z)
-                (void)va_arg(ap, size_t);
-            else if (len == LEN_T)
-                (void)va_arg(ap, ptrdiff_t);
-            else
-                (void)va_arg(ap, int);
-            break;
-        case 'e':
-        case 'E':
-        case 'f':
-        case 'F':
-        case 'g':
-        case 'G':
-        case 'a':
-        case 'A':
-            if (len == LEN_BIGL)
-                (void)va_arg(ap, long double);
-            else
-                (void)va_arg(ap, double);
-            break;
-        case 's':
-        case 'p':
-            ptr = va_arg(ap, const void *);
-            if (ptr != NULL && dkm_secmem_contains(ptr))
-                return -EPERM;
-            break;
-        default:
-            return -EINVAL;
-        }
-        f++;
-    }
-    return 0;
-}
-
-int dkm_safe_vformat(char *buf, size_t size, const char *fmt, va_list ap)
-{
-    va_list aq;
-    int r;
-
-    if (size == 0)
-        return -EINVAL;
-    va_copy(aq, ap);
-    r = check_args(fmt, aq);
-    va_end(aq);
-    if (r < 0) {
-        snprintf(buf, size, "[message withheld: %s argument in \"%s\"]",
-                 r == -EPERM ? "secret" : "unsupported", fmt);
-        return -EPERM;
-    }
-    vsnprintf(buf, size, fmt, ap);
-    return 0;
 }
 
 static const char *level_name(int level)

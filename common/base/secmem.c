@@ -3,15 +3,14 @@
  * The secure arena behind secmem.h: one mapping per allocation, a
  * PROT_NONE guard page on each side, data pages that are locked, kept out
  * of core dumps and hidden from forked children, and wiped before they are
- * unmapped. A small registry (plain heap memory, addresses and sizes only,
- * never secret bytes) lets contains/size/free find live allocations; the
- * logger asks it about every %s and %p argument.
+ * unmapped. Live allocations are recorded in the registry (secreg.c),
+ * which answers contains/size/stats and handles fork.
  *
  * Locking rule: the registry mutex is also taken by the fork handlers, and
- * the logger calls dkm_secmem_contains(), so nothing that logs or sets an
- * error detail (dkm_error_set formats through the logger's checker) may run
- * while the mutex is held. Failures inside the lock are written to a local
- * buffer and reported after unlocking.
+ * the formatter behind logs and error details asks the registry about
+ * every %s and %p argument, so nothing that logs or sets an error detail
+ * may run while the mutex is held. Failures inside the lock are written
+ * to a local buffer and reported after unlocking.
  */
 #include "dkm/base/secmem.h"
 
@@ -28,6 +27,7 @@
 #include <unistd.h>
 
 #include "dkm/base/log.h"
+#include "secreg.h"
 
 #ifndef SYS_memfd_secret
 #if defined(__x86_64__) || defined(__aarch64__) || defined(__riscv)
@@ -43,27 +43,11 @@
 #define SECMEM_ALIGN 16
 #define SECMEM_DETAIL_MAX 384
 
-struct region {
-    uintptr_t user;  /* what dkm_secmem_alloc returned */
-    size_t size;     /* what the caller asked for */
-    uintptr_t map;   /* start of the whole mapping (leading guard page) */
-    size_t map_len;  /* both guards included */
-    size_t data_len; /* locked data pages */
-    bool absent;     /* data pages not mapped here (memfd_secret, after fork) */
-};
-
-struct arena {
-    pthread_mutex_t lock;
-    struct region *regions; /* sorted by user address */
-    size_t n_regions;
-    size_t cap_regions;
-    size_t locked_bytes;
+/* Decided once, on first use; read-only afterwards. */
+static struct arena {
     size_t page_size;
     enum dkm_secmem_backend backend;
-};
-
-static struct arena arena = {
-    .lock = PTHREAD_MUTEX_INITIALIZER,
+} arena = {
     .backend = DKM_SECMEM_ANON,
 };
 static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
@@ -79,53 +63,6 @@ static const char *errno_text(int err)
     const char *s = strerrordesc_np(err);
 
     return s != NULL ? s : "unknown error";
-}
-
-/*
- * mlock(2) by system call: sanitizer runtimes replace the libc wrapper
- * with a no-op that reports success, and the arena must never believe
- * pages are locked when they are not.
- */
-static int lock_pages(void *p, size_t len)
-{
-    return (int)syscall(SYS_mlock, p, len);
-}
-
-static void fork_prepare(void)
-{
-    pthread_mutex_lock(&arena.lock);
-}
-
-static void fork_parent(void)
-{
-    pthread_mutex_unlock(&arena.lock);
-}
-
-/*
- * In the child, memfd_secret data pages are simply not there
- * (MADV_DONTFORK), so free must not wipe them. Anonymous pages were wiped
- * by the kernel but are no longer locked: memory locks are not inherited.
- * Lock them again; if that fails, make them inaccessible rather than let
- * the child put secrets into swappable memory. Only system calls here:
- * the child of a threaded process may not do more.
- */
-static void fork_child(void)
-{
-    for (size_t i = 0; i < arena.n_regions; i++) {
-        struct region *reg = &arena.regions[i];
-        void *data = (void *)(reg->map + arena.page_size);
-
-        if (reg->absent)
-            continue;
-        if (arena.backend == DKM_SECMEM_MEMFD_SECRET ||
-            lock_pages(data, reg->data_len) != 0) {
-            if (arena.backend == DKM_SECMEM_ANON)
-                (void)mprotect(data, reg->data_len, PROT_NONE);
-            reg->absent = true;
-            arena.locked_bytes -= reg->data_len;
-        }
-    }
-    pthread_mutex_unlock(&arena.lock);
 }
 
 static bool probe_memfd_secret(void)
@@ -169,7 +106,7 @@ static void arena_init(void)
                         env);
         arena.backend = probe_memfd_secret() ? DKM_SECMEM_MEMFD_SECRET : DKM_SECMEM_ANON;
     }
-    if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0)
+    if (secreg_setup(arena.page_size, arena.backend == DKM_SECMEM_MEMFD_SECRET) != 0)
         log_warning("pthread_atfork failed: secure memory is not fork-safe");
     log_debug("secure memory backend: %s",
               arena.backend == DKM_SECMEM_MEMFD_SECRET ? "memfd_secret" : "anon");
@@ -179,58 +116,6 @@ enum dkm_secmem_backend dkm_secmem_backend(void)
 {
     pthread_once(&arena_once, arena_init);
     return arena.backend;
-}
-
-/* Index of the last region whose user address is <= p, or -1. Lock held. */
-static ssize_t find_floor(uintptr_t p)
-{
-    size_t lo = 0, hi = arena.n_regions;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-
-        if (arena.regions[mid].user <= p)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return (ssize_t)lo - 1;
-}
-
-static int registry_insert(const struct region *reg)
-{
-    ssize_t at;
-
-    if (arena.n_regions == arena.cap_regions) {
-        size_t cap = arena.cap_regions != 0 ? arena.cap_regions * 2 : 64;
-        struct region *n = realloc(arena.regions, cap * sizeof(*n));
-
-        if (n == NULL)
-            return -ENOMEM;
-        arena.regions = n;
-        arena.cap_regions = cap;
-    }
-    at = find_floor(reg->user) + 1;
-    memmove(&arena.regions[at + 1], &arena.regions[at],
-            (arena.n_regions - (size_t)at) * sizeof(*reg));
-    arena.regions[at] = *reg;
-    arena.n_regions++;
-    arena.locked_bytes += reg->data_len;
-    return 0;
-}
-
-static void registry_remove(size_t at)
-{
-    if (!arena.regions[at].absent)
-        arena.locked_bytes -= arena.regions[at].data_len;
-    memmove(&arena.regions[at], &arena.regions[at + 1],
-            (arena.n_regions - at - 1) * sizeof(arena.regions[0]));
-    arena.n_regions--;
-    if (arena.n_regions == 0) {
-        free(arena.regions);
-        arena.regions = NULL;
-        arena.cap_regions = 0;
-    }
 }
 
 /* A detail that tells the user which limit to raise. Lock held. */
@@ -249,7 +134,7 @@ static int memlock_failure(char *detail, const char *what, int err, size_t want)
              "secure memory: %s of %zu bytes failed (%s): RLIMIT_MEMLOCK is %s and "
              "the arena already holds %zu locked bytes; raise the limit (ulimit -l, "
              "LimitMEMLOCK=) or grant CAP_IPC_LOCK",
-             what, want, errno_text(err), limit, arena.locked_bytes);
+             what, want, errno_text(err), limit, secreg_locked_bytes());
     return DKM_E_MEMLOCK;
 }
 
@@ -348,7 +233,7 @@ static int map_anon(char *data, size_t data_len, char *detail)
     if (madvise(data, data_len, MADV_WIPEONFORK) != 0)
         return sys_failure(detail, "madvise(MADV_WIPEONFORK)", errno);
     /* mlock also faults every page in, so later use cannot fail. */
-    if (lock_pages(data, data_len) != 0)
+    if (secreg_mlock(data, data_len) != 0)
         return memlock_failure(detail, "mlock", errno, data_len);
     return 0;
 }
@@ -356,7 +241,7 @@ static int map_anon(char *data, size_t data_len, char *detail)
 int dkm_secmem_alloc(size_t size, void **ret)
 {
     char detail[SECMEM_DETAIL_MAX] = "";
-    struct region reg = {0};
+    struct secreg_region reg = {0};
     size_t page, rounded;
     void *map = MAP_FAILED;
     char *data;
@@ -379,7 +264,7 @@ int dkm_secmem_alloc(size_t size, void **ret)
      * never sees a half-built mapping, or a memfd_secret descriptor the
      * child could map itself.
      */
-    pthread_mutex_lock(&arena.lock);
+    secreg_lock();
     map = mmap(NULL, reg.map_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                -1, 0);
     if (map == MAP_FAILED) {
@@ -396,13 +281,13 @@ int dkm_secmem_alloc(size_t size, void **ret)
         goto done;
     /* Fresh pages are zero: from the kernel, or from the /dev/zero read. */
     reg.user = (uintptr_t)(data + reg.data_len - rounded);
-    r = registry_insert(&reg);
+    r = secreg_insert(&reg);
     if (r < 0)
         snprintf(detail, sizeof(detail), "secure memory: registry is out of memory");
 done:
     if (r < 0 && map != MAP_FAILED)
         (void)munmap(map, reg.map_len);
-    pthread_mutex_unlock(&arena.lock);
+    secreg_unlock();
     if (r < 0)
         return dkm_error_set(r, "%s", detail);
     *ret = (void *)reg.user;
@@ -411,20 +296,14 @@ done:
 
 void dkm_secmem_free(void *p)
 {
-    struct region reg;
-    ssize_t at;
+    struct secreg_region reg;
     bool found;
 
     if (p == NULL)
         return;
-    pthread_mutex_lock(&arena.lock);
-    at = find_floor((uintptr_t)p);
-    found = at >= 0 && arena.regions[at].user == (uintptr_t)p;
-    if (found) {
-        reg = arena.regions[at];
-        registry_remove((size_t)at);
-    }
-    pthread_mutex_unlock(&arena.lock);
+    secreg_lock();
+    found = secreg_take((uintptr_t)p, &reg);
+    secreg_unlock();
     if (!found) {
         /* A double free or a stray pointer: memory is already corrupt. */
         log_error("dkm_secmem_free: not a live secure allocation; aborting");
@@ -440,51 +319,4 @@ void dkm_secmem_free(void *p)
         dkm_memzero((void *)(reg.map + arena.page_size), reg.data_len);
     if (munmap((void *)reg.map, reg.map_len) != 0)
         log_error("secure memory: munmap failed: %s", errno_text(errno));
-}
-
-/* The region that holds p (anywhere in the caller's bytes), or NULL. */
-static const struct region *lookup(uintptr_t p)
-{
-    ssize_t at = find_floor(p);
-
-    if (at < 0 || p - arena.regions[at].user >= arena.regions[at].size)
-        return NULL;
-    return &arena.regions[at];
-}
-
-bool dkm_secmem_contains(const void *p)
-{
-    bool in;
-
-    if (p == NULL)
-        return false;
-    pthread_mutex_lock(&arena.lock);
-    in = lookup((uintptr_t)p) != NULL;
-    pthread_mutex_unlock(&arena.lock);
-    return in;
-}
-
-size_t dkm_secmem_size(const void *p)
-{
-    const struct region *reg;
-    size_t size = 0;
-
-    if (p == NULL)
-        return 0;
-    pthread_mutex_lock(&arena.lock);
-    reg = lookup((uintptr_t)p);
-    if (reg != NULL && reg->user == (uintptr_t)p)
-        size = reg->size;
-    pthread_mutex_unlock(&arena.lock);
-    return size;
-}
-
-void dkm_secmem_stats(size_t *ret_allocations, size_t *ret_locked_bytes)
-{
-    pthread_mutex_lock(&arena.lock);
-    if (ret_allocations != NULL)
-        *ret_allocations = arena.n_regions;
-    if (ret_locked_bytes != NULL)
-        *ret_locked_bytes = arena.locked_bytes;
-    pthread_mutex_unlock(&arena.lock);
 }

@@ -47,12 +47,6 @@
 
 /* ---- configuration ---- */
 
-/* Set a new detail that puts prefix before the current one. */
-int dkm_client_rewrap(int r, const char *prefix)
-{
-    return dkm_error_set(r, "%s%s", prefix, dkm_error_detail());
-}
-
 static int dup_opt(const char *s, char **ret)
 {
     *ret = NULL;

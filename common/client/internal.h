@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What the parts of the dkmd client share: the client object itself and
- * the few calls one part makes into another. client.c builds and frees the
- * client and fetches keys, client_tls.c carries one JSON call over TLS or
- * the admin socket, client_groups.c lists the node's groups. Private to
- * common/; the public API is include/dkm/client.h.
+ * the calls of the transport. client.c builds and frees the client and
+ * fetches keys, transport.c carries one JSON call over TLS or the admin
+ * socket, groups.c lists the node's groups; both of those call
+ * transport.c, which calls neither. Private to common/client/; the public
+ * API is include/dkm/client/client.h.
  */
 #ifndef DKM_COMMON_CLIENT_INTERNAL_H
 #define DKM_COMMON_CLIENT_INTERNAL_H
@@ -57,7 +58,7 @@ struct dkm_client {
     struct dkm_diskcache *cache;
 };
 
-/* Set a new detail that puts prefix before the current one. */
+/* Set a new detail that puts prefix before the current one (transport.c). */
 int dkm_client_rewrap(int r, const char *prefix);
 
 /*

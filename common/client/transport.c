@@ -2,8 +2,9 @@
 /*
  * The dkmd client's transport: one JSON call (dkm_client_call) over TLS
  * to the service URLs, trying each in turn from the one that answered
- * last, or over the admin Unix socket; the HTTP/1.1 framing is
- * common/http.c.
+ * last, or over the admin Unix socket; the HTTP/1.1 framing is http.c.
+ * The lowest part of the client: client.c and groups.c call it, it calls
+ * neither.
  *
  * Trust never comes from TLS: the server's certificate is not checked,
  * because every answer that matters is a signed record verified against
@@ -23,6 +24,11 @@
 
 #include "dkm/base/log.h"
 #include "internal.h"
+
+int dkm_client_rewrap(int r, const char *prefix)
+{
+    return dkm_error_set(r, "%s%s", prefix, dkm_error_detail());
+}
 
 /* ---- TLS transport ---- */
 

@@ -2,10 +2,9 @@
 /*
  * Logging with levels to stderr or syslog.
  *
- * Secrets are never formatted: before a message is formatted, every
- * string (%s) and pointer (%p) argument is checked against the secure
- * memory arena (secmem.h); if one points into it, the message is replaced
- * by a notice that names only the format string. Debug messages are
+ * Secrets are never formatted: messages go through dkm_safe_vformat
+ * (safefmt.h), which replaces a message with a %s or %p argument in
+ * secure memory by a notice that names only the format string. Debug messages are
  * switched on by configuration or the DKM_DEBUG environment variable,
  * never by NDEBUG.
  */
@@ -53,13 +52,5 @@ void dkm_log_full(int level, const char *file, int line, const char *func,
 #define log_notice(...) dkm_log(DKM_LOG_NOTICE, __VA_ARGS__)
 #define log_info(...) dkm_log(DKM_LOG_INFO, __VA_ARGS__)
 #define log_debug(...) dkm_log(DKM_LOG_DEBUG, __VA_ARGS__)
-
-/*
- * Format into buf like vsnprintf, but refuse arguments that point into
- * secure memory: returns 0 and writes the message, or -EPERM and writes a
- * notice naming the format string. Used by the logger and by
- * dkm_error_set(); exposed for the provider's error reporting.
- */
-int dkm_safe_vformat(char *buf, size_t size, const char *fmt, va_list ap);
 
 #endif
