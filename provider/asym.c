@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Asymmetric cipher DKM: protect (encrypt) a message into a protect blob
- * (include/dkm/protect.h) under the key object's version, and unprotect
+ * (include/dkm/data/protect.h) under the key object's version, and unprotect
  * (decrypt) a blob under the version named in the blob. Unprotect refuses
  * a blob of another group, a version the key object is pinned away from,
  * an expired version and any change, and writes nothing to the caller's

@@ -2,7 +2,7 @@
 /*
  * Cipher DKM-AES-256-GCM for `openssl enc`: the "key" is a dkm: URI
  * NUL-padded to 64 bytes (dkm_uri_to_key), the IV length is 0, and the
- * data is a stream in the format of include/dkm/stream.h. The block size
+ * data is a stream in the format of include/dkm/data/stream.h. The block size
  * reported to EVP is 32: in OpenSSL 3.0 EVP passes a provider cipher an
  * output allowance of inl + block size per update and block size per
  * final (no allowance at all for block size 1), and 32 is the most

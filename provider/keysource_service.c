@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The "service" key source: keys from dkmd through the service client
- * (include/dkm/client.h): the server lists from the pinned trust, a
+ * (include/dkm/client/client.h): the server lists from the pinned trust, a
  * signed fetch answer made for this node's TPM, import and unseal with
  * that TPM into secure memory, and the node's disk cache, which also
  * serves keys (never past their expiry) while no service URL answers.

@@ -17,8 +17,14 @@
 
 #include "dkm/base/log.h"
 #include "dkm/trust/servercard.h"
-#include "svc.h"
-#include "keys.h"
+#include "config.h"
+#include "identity.h"
+#include "keeper.h"
+#include "metrics.h"
+#include "migrate.h"
+#include "routes.h"
+#include "server.h"
+#include "tls.h"
 
 static void usage(FILE *out)
 {

@@ -176,9 +176,9 @@ self_test() {
         echo "self-test: an include of client.h from base was not found: $out"
         ok=0
     fi
-    echo '#include "svc.h"' >>"$tmp/tree/common/tpm/tpm.c"
+    echo '#include "http.h"' >>"$tmp/tree/common/tpm/tpm.c"
     out=$(check_includes "$tmp/tree")
-    if [[ $out != *"common/tpm/tpm.c (tpm) includes service/framework/svc.h (framework)"* ]]; then
+    if [[ $out != *"common/tpm/tpm.c (tpm) includes service/framework/http.h (framework)"* ]]; then
         echo "self-test: an include of a service header from tpm was not found: $out"
         ok=0
     fi

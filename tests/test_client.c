@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Tests of the service client's HTTP/1.1 layer (common/http.c): a
+ * Tests of the service client's HTTP/1.1 layer (common/client/http.c): a
  * well-formed answer is read exactly, and every malformed one (status
  * line, header syntax, Content-Length missing, repeated, non-decimal or
  * too large, chunked bodies, truncated bodies, oversized headers, bytes
@@ -9,7 +9,7 @@
  * into one end of a socketpair. Also: the request bytes written, and the
  * service URL parser.
  *
- * The dkmd client (common/client.c) without a TPM: its configuration
+ * The dkmd client (common/client/client.c) without a TPM: its configuration
  * checks, the admin call against an in-test server on a Unix socket (each
  * status mapped to its code with the server's reason, non-JSON answers
  * refused, the request as sent), the listing of cached groups, and the

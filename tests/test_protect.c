@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Tests of the protect blob (include/dkm/protect.h): round trips, the
+ * Tests of the protect blob (include/dkm/data/protect.h): round trips, the
  * layout checked against an independent AES-256-GCM computation, AAD
  * binding, a negative test for every header field, and that opening a
  * changed blob fails without writing to the output.

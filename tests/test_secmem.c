@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Tests for the secure memory arena (common/secmem.c): sizes and
+ * Tests for the secure memory arena (common/base/secmem.c): sizes and
  * alignment, the registry, what the kernel reports for the mappings
  * (locked, not dumped, not inherited), guard pages, wiping on free, what a
  * forked child can see, the RLIMIT_MEMLOCK failure path, and concurrent

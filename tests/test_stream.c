@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Tests of the DKM-AES-256-GCM stream format (include/dkm/stream.h):
+ * Tests of the DKM-AES-256-GCM stream format (include/dkm/data/stream.h):
  * round trips for many sizes and update split patterns, each call given
  * exactly EVP's output allowance (input length + 32, final 32) with canary
  * bytes behind it; the empty stream; and that tampering, truncation,

@@ -8,7 +8,8 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "keys.h"
+#include "blobcache.h"
+#include "state.h"
 #include "unit.h"
 
 static void fill(uint8_t *b, size_t len, unsigned seed)

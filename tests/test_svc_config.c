@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "dkm/base/log.h"
-#include "svc.h"
+#include "config.h"
 #include "unit.h"
 
 static void expect_error(const char *text, const char *part)

@@ -18,7 +18,8 @@
 
 #include <event2/event.h>
 
-#include "svc.h"
+#include "db.h"
+#include "migrate.h"
 #include "unit.h"
 
 static char pgdir[4200];

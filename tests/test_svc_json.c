@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "svc.h"
+#include "json.h"
 #include "unit.h"
 
 static const struct svc_json_field fields[] = {

@@ -5,9 +5,10 @@
  * scrape time, label escaping, and refusal of bad or duplicate names.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "svc.h"
+#include "metrics.h"
 #include "unit.h"
 
 static double seven(void *arg)

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "svc.h"
+#include "migrate.h"
 #include "unit.h"
 
 static void test_svc_migration_name_valid(void)

@@ -7,8 +7,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "keys.h"
-#include "svc.h"
+#include "routes.h"
+#include "router.h"
 #include "unit.h"
 
 static void dummy(struct svc_req *r)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Unit tests of the service client's trust chain (common/trust.c): the
+ * Unit tests of the service client's trust chain (common/trust/trust.c): the
  * answer of GET /v1/trust accepted from the pin through signed successors
  * and kept on disk, the kept chain verified again when read, and a chain
  * that goes back to an older list than the one trusted refused. Software

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <wchar.h>
 
-#include "dkm/base/secmem.h"
+#include "dkm/base/secreg.h"
 
 enum arg_len { LEN_NONE, LEN_HH, LEN_H, LEN_L, LEN_LL, LEN_J, LEN_Z, LEN_T, LEN_BIGL };
 

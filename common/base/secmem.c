@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "dkm/base/log.h"
-#include "secreg.h"
+#include "secreg_internal.h"
 
 #ifndef SYS_memfd_secret
 #if defined(__x86_64__) || defined(__aarch64__) || defined(__riscv)

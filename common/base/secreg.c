@@ -8,7 +8,7 @@
  * the lowest piece of secure memory, below the logger and the error
  * detail, which the allocator (secmem.c) uses.
  */
-#include "secreg.h"
+#include "dkm/base/secreg.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -19,7 +19,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "dkm/base/secmem.h"
+#include "secreg_internal.h"
 
 static struct registry {
     pthread_mutex_t lock;

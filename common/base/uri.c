@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Strict parser and formatter for dkm: URIs (see include/dkm/uri.h).
+ * Strict parser and formatter for dkm: URIs (see include/dkm/base/uri.h).
  */
 #include "dkm/base/uri.h"
 

@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The dkmd client (include/dkm/client.h): its construction from the
+ * The dkmd client (include/dkm/client/client.h): its construction from the
  * configuration, the node's TPM and id, the pinned trust chain, and the
  * key fetch with its disk-cache fallback. The transport (TLS, the admin
- * socket, URL failover) is client_tls.c; the group listings are
- * client_groups.c.
+ * socket, URL failover) is transport.c; the group listings are
+ * groups.c.
  *
  * Every answer that matters is a signed record verified against the
  * server list the node pinned, never trusted because of TLS. The verified
  * chain of server lists is kept in the cache directory
- * (common/trust.c; re-verified from the pin on every load): a new process
+ * (common/trust/trust.c; re-verified from the pin on every load): a new process
  * checks answers against it and asks the service for its chain only when
  * an answer does not verify, and cached keys can be checked while the
  * service is unreachable.
@@ -265,7 +265,7 @@ static int cache_locked(struct dkm_client *c, struct dkm_diskcache **ret)
     return 0;
 }
 
-/* ---- trust (common/trust.c) ---- */
+/* ---- trust (common/trust/trust.c) ---- */
 
 /* The chain kept in cache_dir by this or an earlier process, verified
  * from the pin; -ENOENT when there is none to read. */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The node's disk cache of fetched keys (see include/dkm/diskcache.h):
+ * The node's disk cache of fetched keys (see common/client/diskcache.h):
  * entries bound by an HMAC under the TPM-sealed local cache key, written
  * atomically, never returned past their version's expiry.
  */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The HTTP/1.1 part of the service client (include/dkm/client.h): socket
+ * The HTTP/1.1 part of the service client (include/dkm/client/client.h): socket
  * connection with deadlines, request writing and a strict response
  * reader. The client sends one request per connection (Connection:
  * close), so an answer is complete when Content-Length bytes of body

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The protect blob (include/dkm/protect.h): header encoding and parsing,
+ * The protect blob (include/dkm/data/protect.h): header encoding and parsing,
  * and AES-256-GCM sealing and opening with the header as AAD. Opening
  * decrypts into a scratch buffer so that a caller's buffer never holds
  * plaintext that failed authentication.

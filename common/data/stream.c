@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The DKM-AES-256-GCM stream format (include/dkm/stream.h): a state
+ * The DKM-AES-256-GCM stream format (include/dkm/data/stream.h): a state
  * machine for each direction that never writes more than the caller's
  * output allowance, keeps constant memory, and checks every segment's tag
  * and the terminator.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Text armor for card files (include/dkm/armor.h), shared by node cards
+ * Text armor for card files (include/dkm/trust/armor.h), shared by node cards
  * and server cards, each with its own label.
  */
 #include "dkm/trust/armor.h"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Readers of the fields node cards and server cards share
- * (include/dkm/card.h), so both formats refuse the same bad input the
+ * (common/trust/card.h), so both formats refuse the same bad input the
  * same way.
  */
 #include "card.h"

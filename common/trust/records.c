@@ -2,7 +2,7 @@
 /*
  * Signed records shared by dkmd, its database and the provider: server
  * list, node entry, group policy, sealed copy, fetch response. See
- * include/dkm/records.h for the framing and docs/formats.md for bytes.
+ * include/dkm/trust/records.h for the framing and docs/formats.md for bytes.
  */
 #include "dkm/trust/records.h"
 

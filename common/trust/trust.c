@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The service client's trust chain (common/trust.h): server lists
+ * The service client's trust chain (include/dkm/trust/trust.h): server lists
  * verified from the pinned fingerprint through their signed successors,
  * taken from dkmd's answer to GET /v1/trust or from the copy kept in the
  * cache directory. The file holds nothing secret and nothing is believed

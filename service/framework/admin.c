@@ -16,7 +16,8 @@
 #include <unistd.h>
 
 #include "dkm/base/log.h"
-#include "svc.h"
+#include "admin.h"
+#include "config.h"
 
 int svc_admin_listen(const struct svc_config *cfg, int *ret_fd)
 {

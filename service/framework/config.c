@@ -14,7 +14,7 @@
 #include "dkm/base/config.h"
 #include "dkm/base/log.h"
 #include "dkm/base/secmem.h"
-#include "svc.h"
+#include "config.h"
 
 static const char *const service_keys[] = {
     "listen",    "workers", "tls_cert", "tls_key",   "admin_socket", "admin_socket_mode",

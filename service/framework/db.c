@@ -28,7 +28,8 @@
 
 #include "dkm/base/log.h"
 #include "dkm/base/secmem.h"
-#include "svc.h"
+#include "db.h"
+#include "metrics.h"
 
 #define BACKOFF_MIN_MS 100
 /*

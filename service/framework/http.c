@@ -40,6 +40,12 @@
 #include <event2/listener.h>
 
 #include "dkm/base/log.h"
+#include "admin.h"
+#include "config.h"
+#include "db.h"
+#include "http.h"
+#include "json.h"
+#include "metrics.h"
 #include "worker.h"
 
 /* Index of our ex_data slot on SSL objects; set once before any thread runs. */
@@ -431,7 +437,8 @@ static void dispatch(struct svc_worker *w, struct evhttp_request *req, bool admi
 
     path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     method = method_bit(evhttp_request_get_command(req));
-    rr = svc_router_match(w->svc->routes, w->svc->nroutes, method ? method : ~0u, path, &m);
+    rr = svc_router_match(w->svc->routes, w->svc->nroutes, method ? method : ~0u, path,
+                          &m);
     if (rr == 0 && method == 0)
         rr = -EOPNOTSUPP, m.allowed = m.route->methods, m.route = NULL;
     if (rr == -ENOENT) {
@@ -505,6 +512,11 @@ static void admin_request_cb(struct evhttp_request *req, void *arg)
 struct svc_db *svc_req_db(const struct svc_req *r)
 {
     return r->worker->db;
+}
+
+struct event_base *svc_req_base(const struct svc_req *r)
+{
+    return r->worker->base;
 }
 
 int svc_http_attach(struct svc_worker *w, int fd, bool tls, struct evhttp **ret_http,

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "dkm/base/codec.h"
-#include "svc.h"
+#include "json.h"
 
 static int why_set(char *why, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -11,11 +11,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "svc.h"
+#include "metrics.h"
 
 #define METRIC_LABEL_MAX 128
 #define METRIC_CHILDREN_MAX 512

@@ -23,7 +23,7 @@
 
 #include "dkm/base/codec.h"
 #include "dkm/base/log.h"
-#include "svc.h"
+#include "migrate.h"
 
 int svc_migration_parse_name(const char *file, unsigned *ret_version, char *ret_name,
                              size_t name_size)

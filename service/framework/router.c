@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "svc.h"
+#include "router.h"
 
 static bool segment_char(char c)
 {

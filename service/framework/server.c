@@ -36,6 +36,13 @@
 #include <event2/thread.h>
 
 #include "dkm/base/log.h"
+#include "admin.h"
+#include "config.h"
+#include "db.h"
+#include "http.h"
+#include "metrics.h"
+#include "server.h"
+#include "tls.h"
 #include "worker.h"
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg);

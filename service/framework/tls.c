@@ -22,7 +22,7 @@
 #include <openssl/x509v3.h>
 
 #include "dkm/base/log.h"
-#include "svc.h"
+#include "tls.h"
 
 static int ossl_error(const char *what, const char *path)
 {

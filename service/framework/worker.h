@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Internals shared by the HTTP layer (http.c: connections, limits,
- * dispatch, replies) and the server around it (server.c: worker threads,
- * signals, start and stop). Handlers never need this header: they see
- * struct svc_req and the accessors of dkmd.h.
+ * The worker, its connections and the server object: data the HTTP layer
+ * (http.c: connections, limits, dispatch, replies) and the server around
+ * it (server.c: worker threads, signals, start and stop) share. Handlers
+ * never need this header: they see struct svc_req and the accessors of
+ * http.h and server.h.
  */
-#ifndef DKM_SERVICE_SERVER_H
-#define DKM_SERVICE_SERVER_H
+#ifndef DKM_SVC_WORKER_H
+#define DKM_SVC_WORKER_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,7 +17,16 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
-#include "svc.h"
+#include <openssl/ssl.h>
+
+#include "clock.h"
+
+struct svc_config;
+struct svc_db;
+struct svc_metric;
+struct svc_metrics;
+struct svc_req;
+struct svc_route;
 
 /* How often each worker looks for connections past their deadline. */
 #define SVC_SWEEP_MS 200
@@ -74,45 +84,5 @@ struct svc {
     struct svc_metric *m_cut;
     struct event_base *main_base;
 };
-
-static inline void svc_now_mono(struct timespec *ts)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-}
-
-static inline uint64_t svc_mono_ns(void)
-{
-    struct timespec ts;
-
-    svc_now_mono(&ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static inline bool svc_after(const struct timespec *a, const struct timespec *b)
-{
-    return a->tv_sec > b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec > b->tv_nsec);
-}
-
-static inline void svc_deadline_in(struct timespec *ts, unsigned seconds)
-{
-    svc_now_mono(ts);
-    ts->tv_sec += seconds;
-}
-
-/* Create the SSL ex_data slot for connection state; once, before any worker runs. */
-DKM_MUSTCHECK int svc_http_global_init(void);
-
-/*
- * An evhttp on w's base serving the listening socket fd (shared by all
- * workers, never closed by evhttp): TLS through bufferevent_openssl when
- * tls, else plain (the admin socket). Limits come from the configuration.
- */
-DKM_MUSTCHECK int svc_http_attach(struct svc_worker *w, int fd, bool tls,
-                                  struct evhttp **ret_http,
-                                  struct evhttp_bound_socket **ret_bound);
-
-/* Worker events (http.c): stop accepting and drain; periodic deadline sweep. */
-void svc_stop_cb(evutil_socket_t fd, short what, void *arg);
-void svc_sweep_cb(evutil_socket_t fd, short what, void *arg);
 
 #endif

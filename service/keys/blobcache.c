@@ -15,10 +15,11 @@
  * sealing the same pair at once both insert; either blob is valid.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "keys.h"
+#include "blobcache.h"
 
 struct blob_entry {
     struct blob_entry *next;

@@ -20,7 +20,12 @@
 #include "dkm/tpm/dup.h"
 #include "dkm/base/log.h"
 #include "dkm/base/uri.h"
-#include "keys.h"
+#include "audit.h"
+#include "blobcache.h"
+#include "fetch.h"
+#include "http.h"
+#include "json.h"
+#include "state.h"
 
 const struct svc_json_field ks_fetch_body[] = {
     {.name = "group", .type = SVC_JSON_STRING, .required = true, .min = 1, .max = 64},

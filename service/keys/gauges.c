@@ -1,20 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The key service's metrics: TPM operation latency (the keeper's unseals,
- * signing-key signatures and delegations: the only TPM work dkmd does)
- * and gauges of what it holds, read from the current snapshot at scrape
- * time. Registered in the registry dkmd.c creates before the key service
- * starts, so the first snapshot's unseals are measured too.
+ * Gauges of what the key service holds, read from the current snapshot
+ * and the audit queue at scrape time.
  */
 #include <stdint.h>
 #include <time.h>
 
-#include "keys.h"
-#include "worker.h"
-
-/* TPM commands take 0.1 ms (a signature on a fast TPM) to seconds (a
- * slow TPM under load); the HTTP buckets span that. */
-static _Atomic(struct svc_metric *) tpm_latency;
+#include "audit.h"
+#include "blobcache.h"
+#include "gauges.h"
+#include "metrics.h"
+#include "state.h"
 
 enum gauge { G_GROUPS, G_NODES, G_KEYS, G_BLOBS, G_BLOB_BYTES };
 #define GAUGE(g) ((void *)(uintptr_t)(g))
@@ -55,17 +51,11 @@ static double audit_pending(void *arg)
     return (double)ks_audit_pending();
 }
 
-int ks_metrics_register(struct svc_metrics *m)
+int ks_gauges_register(struct svc_metrics *m)
 {
-    struct svc_metric *h = NULL;
     int r;
 
-    if ((r = svc_metrics_histogram(m, "dkmd_tpm_operation_duration_seconds",
-                                   "TPM operations of the key service, by operation "
-                                   "(unseal, sign, delegate)",
-                                   "operation", svc_latency_buckets, svc_latency_nbuckets,
-                                   &h)) < 0 ||
-        (r = svc_metrics_gauge(m, "dkmd_groups", "Groups in the loaded state",
+    if ((r = svc_metrics_gauge(m, "dkmd_groups", "Groups in the loaded state",
                                snapshot_count, GAUGE(G_GROUPS))) < 0 ||
         (r = svc_metrics_gauge(m, "dkmd_nodes",
                                "Authorized node entries in the loaded state",
@@ -83,19 +73,5 @@ int ks_metrics_register(struct svc_metrics *m)
                                "Audit records waiting to be written", audit_pending,
                                NULL)) < 0)
         return r;
-    atomic_store(&tpm_latency, h);
     return 0;
-}
-
-void ks_tpm_observe(const char *operation, const struct timespec *start)
-{
-    struct svc_metric *h = atomic_load(&tpm_latency);
-    struct timespec now;
-
-    if (h == NULL)
-        return;
-    svc_now_mono(&now);
-    svc_metric_observe(h, operation,
-                       (double)(now.tv_sec - start->tv_sec) +
-                           (double)(now.tv_nsec - start->tv_nsec) / 1e9);
 }

@@ -19,7 +19,15 @@
 
 #include "dkm/base/log.h"
 #include "dkm/base/uri.h"
-#include "keys.h"
+#include "audit.h"
+#include "groups.h"
+#include "http.h"
+#include "job.h"
+#include "json.h"
+#include "keeper.h"
+#include "rotate.h"
+#include "state.h"
+#include "write.h"
 
 #define TEN_YEARS (10ull * 366 * 24 * 3600)
 

@@ -5,15 +5,13 @@
  * (LISTEN dkm_changes, state loads, admin writes, audit batches) and the
  * timers (delegation renewal, rotation and expiry).
  *
- * Handlers read the published snapshot (ks_snapshot_get: a reference
- * taken under a mutex held for a few instructions) and hand admin work to
- * the keeper as jobs; the keeper runs a job, reloads the snapshot after a
- * write so the answer and every later request see it, and posts the reply
- * back to the request's own worker loop (event_base_once, which libevent
- * makes thread-safe once evthread_use_pthreads has run).
- *
- * Audit records go to an in-memory queue; the keeper writes them in
- * batches, one multi-row INSERT each, and drains the queue on shutdown.
+ * Handlers read the published snapshot (ks_snapshot_get, state.c) and
+ * hand admin work to the keeper as jobs; the keeper runs a job, reloads
+ * and publishes the snapshot after a write so the answer and every later
+ * request see it, and posts the reply back to the request's own worker
+ * loop (event_base_once, which libevent makes thread-safe once
+ * evthread_use_pthreads has run). It writes the audit queue (audit.c)
+ * between jobs and drains it on shutdown.
  */
 #include <errno.h>
 #include <poll.h>
@@ -34,18 +32,21 @@
 #include "dkm/base/secmem.h"
 #include "dkm/trust/sign.h"
 #include "dkm/tpm/tpm.h"
-#include "keys.h"
-#include "worker.h"
+#include "audit.h"
+#include "clock.h"
+#include "config.h"
+#include "db.h"
+#include "gauges.h"
+#include "http.h"
+#include "identity.h"
+#include "keeper.h"
+#include "migrate.h"
+#include "rotate.h"
+#include "state.h"
+#include "tpm_metrics.h"
 
-#define AUDIT_QUEUE_MAX 100000
-#define AUDIT_BATCH 200
 #define TIMER_PERIOD_MS 1000
 #define RECONNECT_MS 1000
-
-struct audit_rec {
-    char *f[5]; /* actor, action, target, outcome, detail */
-    struct audit_rec *next;
-};
 
 struct job_node {
     struct ks_job job;
@@ -58,39 +59,14 @@ static struct keeper {
     pthread_t thread;
     bool thread_started;
     int wake_fd;
-    pthread_mutex_t lock; /* snap, jobs, audit queue, stop */
-    struct ks_snapshot *snap;
+    pthread_mutex_t lock; /* jobs, stop */
     struct job_node *jobs, *jobs_tail;
-    struct audit_rec *audit, *audit_tail;
-    size_t naudit;
-    uint64_t audit_dropped;
     bool stop;
     /* Keeper-thread only. */
     struct ks_loader loader;
     struct ks_ctx ctx;
     char conninfo[1024];
 } K = {.wake_fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
-
-struct ks_snapshot *ks_snapshot_get(void)
-{
-    struct ks_snapshot *s;
-
-    pthread_mutex_lock(&K.lock);
-    s = K.snap;
-    if (s != NULL)
-        atomic_fetch_add(&s->refs, 1);
-    pthread_mutex_unlock(&K.lock);
-    return s;
-}
-
-uint64_t ks_refused_rows(void)
-{
-    struct ks_snapshot *s = ks_snapshot_get();
-    uint64_t n = s != NULL ? s->refused : 0;
-
-    ks_snapshot_put(s);
-    return n;
-}
 
 static void wake(void)
 {
@@ -100,196 +76,7 @@ static void wake(void)
         log_debug("keeper wake-up: %s", strerror(errno));
 }
 
-static void publish(struct ks_snapshot *s)
-{
-    struct ks_snapshot *old;
-
-    pthread_mutex_lock(&K.lock);
-    old = K.snap;
-    K.snap = s;
-    pthread_mutex_unlock(&K.lock);
-    ks_snapshot_unref(old);
-}
-
-/* ---- audit ------------------------------------------------------------- */
-
-void ks_audit(const char *actor, const char *action, const char *target,
-              const char *outcome, const char *detail)
-{
-    struct audit_rec *a;
-    const char *v[5] = {actor, action, target, outcome, detail};
-
-    if (!K.on)
-        return;
-    a = calloc(1, sizeof(*a));
-    if (a == NULL)
-        goto fail;
-    for (int i = 0; i < 5; i++) {
-        if (v[i] == NULL)
-            continue;
-        a->f[i] = strndup(v[i], i == 4 ? 2000 : 200);
-        if (a->f[i] == NULL)
-            goto fail;
-    }
-    pthread_mutex_lock(&K.lock);
-    if (K.naudit >= AUDIT_QUEUE_MAX) {
-        K.audit_dropped++;
-        pthread_mutex_unlock(&K.lock);
-        goto fail;
-    }
-    if (K.audit_tail != NULL)
-        K.audit_tail->next = a;
-    else
-        K.audit = a;
-    K.audit_tail = a;
-    K.naudit++;
-    pthread_mutex_unlock(&K.lock);
-    return;
-fail:
-    log_error("audit record lost: %s %s %s", action, target ? target : "", outcome);
-    if (a != NULL)
-        for (int i = 0; i < 5; i++)
-            free(a->f[i]);
-    free(a);
-}
-
-static void audit_free_list(struct audit_rec *a)
-{
-    while (a != NULL) {
-        struct audit_rec *next = a->next;
-
-        for (int i = 0; i < 5; i++)
-            free(a->f[i]);
-        free(a);
-        a = next;
-    }
-}
-
-/*
- * Write up to AUDIT_BATCH queued records with one INSERT. On failure the
- * records stay queued; when the database refused the statement itself
- * (the connection is fine), the next tries go one record at a time, and a
- * single record the database refuses is dropped with a log line, so one
- * bad record cannot hold up the rest. Returns the number written or
- * dropped, 0 when the queue is empty, or a negative code.
- */
-static int audit_flush_once(void)
-{
-    static bool one_by_one;
-    struct audit_rec *batch, *a;
-    const char *values[AUDIT_BATCH * 5];
-    char *sql = NULL;
-    size_t n = 0, cap = 128 + AUDIT_BATCH * 40, len, limit = one_by_one ? 1 : AUDIT_BATCH;
-    PGresult *res = NULL;
-    bool written;
-    int r = 0;
-
-    pthread_mutex_lock(&K.lock);
-    batch = K.audit;
-    for (a = batch; a != NULL && n < limit; a = a->next)
-        n++;
-    pthread_mutex_unlock(&K.lock);
-    if (n == 0) {
-        one_by_one = false;
-        return 0;
-    }
-    sql = malloc(cap);
-    if (sql == NULL)
-        return -ENOMEM;
-    len = (size_t)snprintf(sql, cap,
-                           "INSERT INTO audit_log (actor, action, target, outcome, "
-                           "detail) VALUES ");
-    a = batch;
-    for (size_t i = 0; i < n; i++, a = a->next) {
-        len += (size_t)snprintf(sql + len, cap - len, "%s($%zu,$%zu,$%zu,$%zu,$%zu)",
-                                i ? "," : "", 5 * i + 1, 5 * i + 2, 5 * i + 3, 5 * i + 4,
-                                5 * i + 5);
-        for (int j = 0; j < 5; j++)
-            values[5 * i + (size_t)j] = a->f[j];
-    }
-    res = PQexecParams(K.ctx.conn, sql, (int)(5 * n), NULL, values, NULL, NULL, 0);
-    written = PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (!written) {
-        r = dkm_error_set(DKM_E_DB, "audit write failed: %s", PQresultErrorMessage(res));
-        if (PQstatus(K.ctx.conn) != CONNECTION_OK)
-            goto done;
-        if (n > 1) {
-            one_by_one = true;
-            goto done;
-        }
-        log_error("audit record dropped (%s %s): %s", batch->f[1],
-                  batch->f[2] ? batch->f[2] : "", dkm_error_detail());
-        one_by_one = false;
-    }
-    /*
-     * Only the writer removes from the head, so the n records from batch
-     * are still ours; but what follows the last of them must be read under
-     * the lock: a record queued while the INSERT ran hangs off its next.
-     */
-    {
-        struct audit_rec *p = batch;
-
-        pthread_mutex_lock(&K.lock);
-        for (size_t i = 0; i + 1 < n; i++)
-            p = p->next;
-        K.audit = p->next;
-        if (K.audit == NULL)
-            K.audit_tail = NULL;
-        p->next = NULL;
-        K.naudit -= n;
-        pthread_mutex_unlock(&K.lock);
-        audit_free_list(batch);
-    }
-    r = (int)n;
-done:
-    PQclear(res);
-    free(sql);
-    return r;
-}
-
-/* Write queued records; rounds bounded so a long queue does not hold up admin jobs. */
-static void audit_flush_rounds(int rounds)
-{
-    int r;
-
-    for (int i = 0; i < rounds; i++) {
-        r = audit_flush_once();
-        if (r == 0)
-            return;
-        if (r < 0 && (r == -ENOMEM || PQstatus(K.ctx.conn) != CONNECTION_OK)) {
-            log_error("%s", dkm_error_detail());
-            return;
-        }
-    }
-}
-
-static void audit_flush(void)
-{
-    audit_flush_rounds(50);
-}
-
 /* ---- jobs -------------------------------------------------------------- */
-
-void ks_job_fail(struct ks_job *job, int status, const char *error, const char *fmt, ...)
-{
-    va_list ap;
-
-    job->status = status;
-    snprintf(job->error, sizeof(job->error), "%s", error);
-    va_start(ap, fmt);
-    vsnprintf(job->detail, sizeof(job->detail), fmt, ap);
-    va_end(ap);
-    json_decref(job->reply);
-    job->reply = NULL;
-}
-
-void ks_actor(const struct svc_req *r, char *buf, size_t size)
-{
-    if (r->actor[0] != '\0')
-        snprintf(buf, size, "%s", r->actor);
-    else
-        snprintf(buf, size, "admin:uid=%u", (unsigned)r->peer_uid);
-}
 
 /*
  * A TLS client is an admin when its key id is bound in the signed entry
@@ -336,7 +123,7 @@ static void post_reply(struct job_node *jn)
 {
     struct timeval now = {0, 0};
 
-    if (event_base_once(jn->job.req->worker->base, -1, EV_TIMEOUT, reply_cb, jn, &now) <
+    if (event_base_once(svc_req_base(jn->job.req), -1, EV_TIMEOUT, reply_cb, jn, &now) <
         0)
         log_error("cannot post an admin answer back to its worker");
 }
@@ -383,7 +170,7 @@ static int reload(void)
         ks_snapshot_unref(K.ctx.snap);
     K.ctx.snap = s;
     atomic_fetch_add(&s->refs, 1);
-    publish(s);
+    ks_snapshot_publish(s);
     if (!s->listed)
         log_error("this server is not on the verified authorized server list: key "
                   "fetches answer 503 until it is");
@@ -463,7 +250,7 @@ static void run_jobs(void)
                         "the database is unavailable");
         } else {
             /* Audit queries must see every record queued before them. */
-            audit_flush();
+            ks_audit_flush(K.ctx.conn, 50);
             jn->job.fn(&K.ctx, &jn->job);
             if (jn->job.wrote && reload() < 0 && jn->job.reply != NULL)
                 log_warning("a write succeeded but the state reload failed; "
@@ -538,7 +325,7 @@ static void *keeper_main(void *arg)
         if (need_reload && K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK)
             need_reload = reload() < 0;
         if (K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK) {
-            audit_flush();
+            ks_audit_flush(K.ctx.conn, 50);
             if (foreign_changes())
                 need_reload = true;
         }
@@ -573,20 +360,10 @@ static void *keeper_main(void *arg)
         log_error("cannot reach the database to write the audit queue: %s",
                   dkm_error_detail());
     if (K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK)
-        audit_flush_rounds(INT32_MAX);
+        ks_audit_flush(K.ctx.conn, INT32_MAX);
     if (ks_audit_pending() > 0)
         log_error("%zu audit record(s) not written at stop", ks_audit_pending());
     return NULL;
-}
-
-size_t ks_audit_pending(void)
-{
-    size_t n;
-
-    pthread_mutex_lock(&K.lock);
-    n = K.naudit;
-    pthread_mutex_unlock(&K.lock);
-    return n;
 }
 
 /* The TPM signing key, timed for /metrics. */
@@ -613,7 +390,10 @@ int ks_start(const struct svc_config *cfg, struct svc_metrics *metrics)
     int r;
 
     K.cfg = cfg;
-    r = ks_metrics_register(metrics);
+    r = ks_tpm_metrics_register(metrics);
+    if (r < 0)
+        return r;
+    r = ks_gauges_register(metrics);
     if (r < 0)
         return r;
     snprintf(path, sizeof(path), "%s/%s", cfg->state_dir, KS_SIGNKEY_FILE);
@@ -680,6 +460,7 @@ int ks_start(const struct svc_config *cfg, struct svc_metrics *metrics)
     }
     K.thread_started = true;
     K.on = true;
+    ks_audit_enable(true);
     svc_set_tls_admin_hook(tls_admin);
     log_notice("key service on: %zu group(s), %zu node(s), %llu refused row(s)",
                K.ctx.snap->ngroups, K.ctx.snap->nnodes,
@@ -707,11 +488,11 @@ void ks_stop(void)
 {
     ks_quiesce();
     K.on = false;
-    publish(NULL);
+    ks_audit_enable(false);
+    ks_snapshot_publish(NULL);
     ks_snapshot_unref(K.ctx.snap);
     K.ctx.snap = NULL;
-    audit_free_list(K.audit);
-    K.audit = K.audit_tail = NULL;
+    ks_audit_discard();
     ks_deleg_unref(K.loader.deleg);
     K.loader.deleg = NULL;
     PQfinish(K.ctx.conn);

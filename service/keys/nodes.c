@@ -18,7 +18,15 @@
 #include "dkm/base/codec.h"
 #include "dkm/base/log.h"
 #include "dkm/trust/nodecard.h"
-#include "keys.h"
+#include "audit.h"
+#include "http.h"
+#include "job.h"
+#include "json.h"
+#include "keeper.h"
+#include "nodes.h"
+#include "state.h"
+#include "tls.h"
+#include "write.h"
 
 const struct svc_json_field ks_nodes_authorize_body[] = {
     {.name = "card",

@@ -23,7 +23,10 @@
 #include "dkm/tpm/dup.h"
 #include "dkm/base/log.h"
 #include "dkm/base/secmem.h"
-#include "keys.h"
+#include "audit.h"
+#include "rotate.h"
+#include "state.h"
+#include "write.h"
 
 void ks_version_write_clear(struct ks_version_write *w)
 {

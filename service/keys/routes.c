@@ -16,8 +16,16 @@
 #include <time.h>
 
 #include "dkm/base/log.h"
-#include "svc.h"
-#include "keys.h"
+#include "db.h"
+#include "fetch.h"
+#include "groups.h"
+#include "http.h"
+#include "metrics.h"
+#include "nodes.h"
+#include "routes.h"
+#include "server.h"
+#include "servers.h"
+#include "state.h"
 
 static svc_handler_fn health_handler;
 static svc_handler_fn metrics_handler;
@@ -134,7 +142,7 @@ const struct svc_route ks_routes[] = {
      .name = "admin_ping",
      .flags = SVC_ROUTE_ADMIN,
      .handler = admin_ping_handler},
-    /* ---- the key service (keys.h) ---- */
+    /* ---- the key service ---- */
     {.methods = SVC_GET,
      .pattern = "/v1/trust",
      .name = "trust",

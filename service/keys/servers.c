@@ -12,7 +12,7 @@
  * sealed again to the new server's EK as a signed sealed copy, exactly
  * as a new version is sealed (rotate.c). Keys never leave secure memory
  * in clear; the copies are TPM import blobs only the new server's TPM can
- * open. The transaction takes the list lock (keys.h) and checks, under
+ * open. The transaction takes the list lock (write.h) and checks, under
  * it, that the list and the live key versions are still the ones the
  * copies were made from, so a rotation racing with the addition cannot
  * leave the new server without a copy.
@@ -28,7 +28,15 @@
 #include "dkm/base/codec.h"
 #include "dkm/base/log.h"
 #include "dkm/trust/servercard.h"
-#include "keys.h"
+#include "audit.h"
+#include "http.h"
+#include "job.h"
+#include "json.h"
+#include "keeper.h"
+#include "rotate.h"
+#include "servers.h"
+#include "state.h"
+#include "write.h"
 
 const struct svc_json_field ks_servers_add_body[] = {
     {.name = "card",

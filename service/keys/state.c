@@ -23,8 +23,10 @@
 #include "dkm/base/log.h"
 #include "dkm/base/secmem.h"
 #include "dkm/tpm/unseal.h"
-#include "keys.h"
-#include "worker.h"
+#include "blobcache.h"
+#include "clock.h"
+#include "state.h"
+#include "tpm_metrics.h"
 
 static void key_unref(struct ks_key *k)
 {
@@ -636,4 +638,42 @@ const struct ks_node *ks_snapshot_node_by_tls(const struct ks_snapshot *s,
             return &s->nodes[i];
     }
     return NULL;
+}
+
+/* ---- the current snapshot ---------------------------------------------- */
+
+/* Held for a few instructions: handlers take a reference, the keeper swaps. */
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ks_snapshot *current;
+
+struct ks_snapshot *ks_snapshot_get(void)
+{
+    struct ks_snapshot *s;
+
+    pthread_mutex_lock(&current_lock);
+    s = current;
+    if (s != NULL)
+        atomic_fetch_add(&s->refs, 1);
+    pthread_mutex_unlock(&current_lock);
+    return s;
+}
+
+uint64_t ks_refused_rows(void)
+{
+    struct ks_snapshot *s = ks_snapshot_get();
+    uint64_t n = s != NULL ? s->refused : 0;
+
+    ks_snapshot_put(s);
+    return n;
+}
+
+void ks_snapshot_publish(struct ks_snapshot *s)
+{
+    struct ks_snapshot *old;
+
+    pthread_mutex_lock(&current_lock);
+    old = current;
+    current = s;
+    pthread_mutex_unlock(&current_lock);
+    ks_snapshot_unref(old);
 }

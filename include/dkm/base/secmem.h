@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include "dkm/base/error.h"
+#include "dkm/base/secreg.h" /* contains, size, stats */
 
 enum dkm_secmem_backend {
     DKM_SECMEM_MEMFD_SECRET, /* memfd_secret(2), MADV_DONTFORK: a child has no mapping */
@@ -47,13 +48,6 @@ DKM_MUSTCHECK int dkm_secmem_alloc(size_t size, void **ret);
  */
 void dkm_secmem_free(void *p);
 
-/* Whether p points into a live secure allocation (any byte of it). */
-bool dkm_secmem_contains(const void *p);
-
-/* The size asked for at allocation, when p is the pointer dkm_secmem_alloc
- * returned; 0 for any other pointer, interior ones included. */
-size_t dkm_secmem_size(const void *p);
-
 /*
  * Which backend the arena uses; decided once, on first use. Setting the
  * environment variable DKM_SECMEM_BACKEND=anon before first use forces
@@ -61,9 +55,6 @@ size_t dkm_secmem_size(const void *p);
  * present but unwanted).
  */
 enum dkm_secmem_backend dkm_secmem_backend(void);
-
-/* Number of live allocations and locked bytes, for metrics and tests. */
-void dkm_secmem_stats(size_t *ret_allocations, size_t *ret_locked_bytes);
 
 /* Zeroise a buffer in a way the compiler cannot elide. */
 void dkm_memzero(void *p, size_t n);

@@ -3,12 +3,12 @@
  * The key service client, used by the provider and by dkmctl.
  *
  * Two layers:
- *   - HTTP/1.1 (common/http.c): one request per connection, written over
+ *   - HTTP/1.1 (common/client/http.c): one request per connection, written over
  *     a byte transport (a plain socket or TLS), and a strict reader of
  *     the answer: bounded status line and headers, exactly one
  *     Content-Length, a bounded body read in full, and an absolute
  *     deadline on every wait. Anything else is DKM_E_PROTOCOL.
- *   - The dkmd client (common/client.c): service URLs with failover, TLS
+ *   - The dkmd client (common/client/client.c): service URLs with failover, TLS
  *     1.2+ from a caller-chosen OSSL_LIB_CTX, the admin Unix socket, JSON
  *     through jansson, and the key fetch: pinned trust -> signed fetch
  *     response -> TPM import and unseal -> disk cache, with the disk cache

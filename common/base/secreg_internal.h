@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The registry of live secure allocations (secreg.c), shared by the
- * allocator (secmem.c) and everything that asks whether an address holds
- * a secret (dkm_secmem_contains, through the formatter). Private to
- * common/base/. It logs nothing and sets no error detail, so the logger
- * and the error detail may ask it while the allocator may log.
+ * The registry of live secure allocations (secreg.c) as the allocator
+ * (secmem.c) drives it; what everything else may ask it is in
+ * dkm/base/secreg.h. Private to common/base/. It logs nothing and sets
+ * no error detail, so the logger and the error detail may ask it while
+ * the allocator may log.
  */
-#ifndef DKM_BASE_SECREG_H
-#define DKM_BASE_SECREG_H
+#ifndef DKM_BASE_SECREG_INTERNAL_H
+#define DKM_BASE_SECREG_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
