@@ -14,6 +14,7 @@ packages=(
     libpq-dev postgresql-15 postgresql-client-15
     libcunit1-dev libjansson-dev
     swtpm swtpm-tools
+    libkeyutils-dev keyutils
     curl procps gdb jq python3 python3-cryptography time
 )
 
