@@ -40,6 +40,7 @@ static const struct setting string_settings[] = {
     STR_SETTING(DKM_CONF_TLS_KEY, NULL, tls_key),
     STR_SETTING(DKM_CONF_TLS_CERT, NULL, tls_cert),
     STR_SETTING(DKM_CONF_KEYSOURCE, "DKM_KEYSOURCE", keysource),
+    STR_SETTING(DKM_CONF_KEY_CACHE, "DKM_KEY_CACHE", key_cache),
     STR_SETTING(DKM_CONF_TEST_KEYS, "DKM_TEST_KEYS", test_keys),
     STR_SETTING(DKM_CONF_TEST_SEED, "DKM_TEST_SEED", test_seed),
 };
@@ -139,6 +140,11 @@ static int validate(const struct dkm_prov_config *cfg)
         (cfg->tls_cert != NULL && cfg->tls_cert[0] == '\0'))
         return dkm_error_set(DKM_E_CONFIG, "%s: must not be empty",
                              cfg->tls_key[0] == '\0' ? "tls_key" : "tls_cert");
+    if (cfg->key_cache != NULL && strcmp(cfg->key_cache, "keyring") != 0 &&
+        strcmp(cfg->key_cache, "process") != 0)
+        return dkm_error_set(DKM_E_CONFIG,
+                             "key_cache: expected keyring or process, got \"%.64s\"",
+                             cfg->key_cache);
     if (cfg->keysource != NULL && strcmp(cfg->keysource, DKM_KEYSOURCE_SERVICE) != 0 &&
         strcmp(cfg->keysource, DKM_KEYSOURCE_TEST) != 0)
         return dkm_error_set(DKM_E_CONFIG,

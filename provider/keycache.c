@@ -23,8 +23,7 @@
 #include "dkm/base/codec.h"
 #include "dkm/base/log.h"
 #include "dkm/base/secmem.h"
-
-#define KEY_ID_LABEL "dkm-key-id"
+#include "dkm/client/keyring.h"
 
 struct entry {
     struct entry *next;
@@ -135,20 +134,17 @@ static struct dkm_key *lookup_locked(struct dkm_keycache *c, const char *group,
     return NULL;
 }
 
+/* The key id dkmctl and the keyring show: hex of 8 bytes of
+ * HMAC-SHA256(key, "dkm-key-id"). */
 static int key_id(OSSL_LIB_CTX *libctx, const uint8_t *key, char out[17])
 {
-    uint8_t mac[EVP_MAX_MD_SIZE];
-    size_t len = 0;
+    uint8_t id[DKM_KEYRING_KEY_ID_SIZE];
     int r;
 
-    if (EVP_Q_mac(libctx, "HMAC", DKM_PRIVATE_PROPQ, "SHA256", NULL, key, DKM_KEY_LEN,
-                  (const unsigned char *)KEY_ID_LABEL, sizeof(KEY_ID_LABEL) - 1, mac,
-                  sizeof(mac), &len) == NULL ||
-        len < 8)
-        return dkm_error_set(DKM_E_CRYPTO, "HMAC-SHA256 is not available");
-    r = dkm_hex_encode(mac, 8, out, 17);
-    dkm_memzero(mac, sizeof(mac));
-    return r;
+    r = dkm_keyring_key_id(libctx, DKM_PRIVATE_PROPQ, key, DKM_KEY_LEN, id);
+    if (r < 0)
+        return r;
+    return dkm_hex_encode(id, sizeof(id), out, 17);
 }
 
 /* Resolve through the key source into a new entry with one reference. */

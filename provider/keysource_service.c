@@ -87,6 +87,7 @@ static int service_open(const struct dkm_prov_config *cfg, OSSL_LIB_CTX *libctx,
         .tls_key = cfg->tls_key,
         .tls_cert = cfg->tls_cert,
         .propq = DKM_PRIVATE_PROPQ,
+        .key_cache = cfg->key_cache,
     };
     struct service_state *st;
     int r;
@@ -150,11 +151,15 @@ static int service_resolve(void *state, const char *group, uint32_t version, uin
     info.current_version =
         version == DKM_VERSION_CURRENT ? k.version : current_get(st, group);
     info.not_after = k.expires_at;
-    info.ttl = k.policy.cache_ttl;
+    /* What is left of the cache time (all of it, unless the key came from
+     * the kernel keyring, where it was kept earlier). */
+    info.ttl = k.cached_until > dkm_now() ? k.cached_until - dkm_now() : 0;
     snprintf(info.policy, sizeof(info.policy), "dkmd policy serial %u, cache ttl %us%s%s",
              k.policy.serial, k.policy.cache_ttl,
              k.policy.pcr_mask != 0 ? ", sealed to PCRs" : "",
-             k.from_cache ? ", from the disk cache" : "");
+             k.from_cache     ? ", from the disk cache"
+             : k.from_keyring ? ", from the kernel keyring"
+                              : "");
     *ret_info = info;
     r = 0;
 done:

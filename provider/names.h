@@ -43,6 +43,7 @@
 #define DKM_CONF_TLS_CERT "tls_cert"
 #define DKM_CONF_DEBUG "debug"
 #define DKM_CONF_KEYSOURCE "keysource"
+#define DKM_CONF_KEY_CACHE "key_cache"
 #define DKM_CONF_TEST_KEYS "test_keys"
 #define DKM_CONF_TEST_SEED "test_seed"
 #define DKM_CONF_TEST_TTL "test_ttl"

@@ -30,6 +30,7 @@ struct dkm_prov_config {
     char *trust;
     char *tls_key;
     char *tls_cert;
+    char *key_cache; /* "keyring" (NULL: the default) or "process" */
     bool debug;
     char *keysource;
     char *test_keys;

@@ -386,7 +386,8 @@ static void test_client_config_checks(void)
         "https://a:1,https://b:2,https://c:3,https://d:4,https://e:5,https://f:6,"
         "https://g:7,https://h:8,https://i:9",
     };
-    struct dkm_client_config cfg = {0};
+    /* No kernel keyring: unit tests never touch the user's (test_keyring has its own). */
+    struct dkm_client_config cfg = {.key_cache = "process"};
     struct dkm_client *c = NULL;
 
     cfg.service = "https://a.example:8443, https://b.example";
@@ -518,7 +519,8 @@ static void test_client_admin_call_statuses(void)
     enum { N = sizeof(cases) / sizeof(cases[0]) };
     char *answers[N];
     char path[512];
-    struct dkm_client_config cfg = {0};
+    /* No kernel keyring: unit tests never touch the user's (test_keyring has its own). */
+    struct dkm_client_config cfg = {.key_cache = "process"};
     struct dkm_client *c = NULL;
     struct fake_dkmd d;
 
@@ -567,7 +569,8 @@ static void test_client_admin_call_statuses(void)
 
 static void test_client_admin_unavailable(void)
 {
-    struct dkm_client_config cfg = {0};
+    /* No kernel keyring: unit tests never touch the user's (test_keyring has its own). */
+    struct dkm_client_config cfg = {.key_cache = "process"};
     struct dkm_client *c = NULL;
     json_t *ret = NULL;
     char path[512];
@@ -616,7 +619,8 @@ static void test_client_cached_groups(void)
         "g.1.dkc",     "g.2.dkc", "a.b.3.dkc", "x.dkc",       "bad!.1.dkc",
         "h.1.dkc.tmp", "h..dkc",  "cache.key", "trust.lists",
     };
-    struct dkm_client_config cfg = {0};
+    /* No kernel keyring: unit tests never touch the user's (test_keyring has its own). */
+    struct dkm_client_config cfg = {.key_cache = "process"};
     struct dkm_client *c = NULL;
     char dir[512], path[600], out[256] = "";
     int calls = 0;
@@ -775,7 +779,8 @@ static void test_client_trust_chain(void)
     struct dkm_test_server *only_a[] = {&a}, *both[] = {&a, &b}, *only_b[] = {&b};
     uint8_t pin[DKM_FINGERPRINT_SIZE];
     char *v1, *v2, *v3, *answers[3], *body, service[128], trust[80], dir[512], file[600];
-    struct dkm_client_config cfg = {0};
+    /* No kernel keyring: unit tests never touch the user's (test_keyring has its own). */
+    struct dkm_client_config cfg = {.key_cache = "process"};
     struct dkm_server_list list;
     struct dkm_client *c = NULL;
     struct tls_server t;

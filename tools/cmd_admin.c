@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * dkmctl's service commands: groups, node authorization, the audit log
- * (all through dkmd's admin socket), and `key fetch`, which runs the
- * node's whole fetch path (trust, fetch, verify, TPM unseal, disk cache)
- * for debugging without printing the key. Answers are printed for humans,
- * or as the server's JSON with --json; exit codes follow dkmctl.h.
+ * dkmctl's service commands: groups, node authorization and the audit log
+ * (all through dkmd's admin socket, or over TLS as an admin node), and
+ * the settings and client every service command opens. Answers are
+ * printed for humans, or as the server's JSON with --json; exit codes
+ * follow dkmctl.h.
  */
 #include "dkmctl.h"
 
@@ -59,25 +59,6 @@ static void usage_audit(FILE *out)
             "  --after ID      only records after this id\n" DKMCTL_SVC_OPTIONS_HELP);
 }
 
-static void usage_key(FILE *out)
-{
-    fprintf(out,
-            "Usage: dkmctl key fetch GROUP[/VERSION] [--service URLS] [--trust FPR]\n"
-            "                        [--tcti TCTI] [--cache-dir DIR] [--json]\n"
-            "\n"
-            "Fetch a key the way the provider does: server lists from the pinned\n"
-            "trust, POST /v1/keys/fetch with a fresh nonce, the signed answer checked,\n"
-            "imported and unsealed with this node's TPM, and stored in the disk\n"
-            "cache; or, when no service URL answers, the cached entry. Prints the\n"
-            "version, its expiry, the policy, where it came from and the key id\n"
-            "(HMAC of the key, as the provider shows it); never the key.\n"
-            "  --service URLS  https://HOST:PORT[,...] (default: service in [dkmctl],\n"
-            "                  else $DKM_SERVICE)\n"
-            "  --trust FPR     pinned server list fingerprint (trust, $DKM_TRUST)\n"
-            "  --tcti TCTI     this node's TPM (tcti, $DKM_TCTI)\n"
-            "  --cache-dir DIR disk cache (cache_dir, $DKM_CACHE_DIR)\n");
-}
-
 /* Fill unset settings from the [dkmctl] section, then the environment. */
 static int load_settings(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
                          struct dkm_config **ret_cfg)
@@ -95,6 +76,7 @@ static int load_settings(const struct dkmctl_globals *g, struct dkmctl_svc_opts 
         {"tls_cert", NULL, offsetof(struct dkmctl_svc_opts, tls_cert)},
         {"tls_key", NULL, offsetof(struct dkmctl_svc_opts, tls_key)},
         {"tls_ca", NULL, offsetof(struct dkmctl_svc_opts, tls_ca)},
+        {"key_cache", "DKM_KEY_CACHE", offsetof(struct dkmctl_svc_opts, key_cache)},
     };
     struct dkm_config *cfg = NULL;
     int r;
@@ -130,7 +112,7 @@ static int load_settings(const struct dkmctl_globals *g, struct dkmctl_svc_opts 
     return 0;
 }
 
-static int open_client(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
+int dkmctl_open_client(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
                        struct dkm_config **ret_cfg, struct dkm_client **ret)
 {
     struct dkm_client_config cc = {0};
@@ -147,10 +129,11 @@ static int open_client(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o
     cc.tls_cert = o->tls_cert;
     cc.tls_key = o->tls_key;
     cc.tls_ca = o->tls_ca;
+    cc.key_cache = o->key_cache;
     return dkm_client_new(&cc, NULL, NULL, ret);
 }
 
-static int print_json(json_t *obj)
+int dkmctl_print_json(json_t *obj)
 {
     if (json_dumpf(obj, stdout, JSON_INDENT(2) | JSON_SORT_KEYS) < 0)
         return dkm_error_set(-EIO, "cannot write JSON");
@@ -276,7 +259,7 @@ int dkmctl_admin_call(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
     json_t *ans = NULL;
     int r;
 
-    r = open_client(g, o, &cfg, &c);
+    r = dkmctl_open_client(g, o, &cfg, &c);
     if (r == 0)
         r = check_tls_admin(o);
     /* A client certificate means: administer over TLS as an admin node. */
@@ -284,7 +267,7 @@ int dkmctl_admin_call(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
         r = dkm_client_call(c, o->tls_cert == NULL, method, path, body, &ans);
     if (r == 0) {
         if (o->json)
-            r = print_json(ans);
+            r = dkmctl_print_json(ans);
         else
             printer(ans, arg);
     }
@@ -593,119 +576,4 @@ int dkmctl_cmd_audit(const struct dkmctl_globals *g, int argc, char **argv)
         snprintf(path + n, sizeof(path) - (size_t)n, "%cafter=%s",
                  limit != NULL ? '&' : '?', after);
     return dkmctl_admin_call(g, &o, "audit", "GET", path, NULL, print_audit, NULL);
-}
-
-/* ---- key fetch ---- */
-
-static int key_id(const void *key, size_t len, char out[17])
-{
-    static const char label[] = "dkm-key-id";
-    uint8_t mac[EVP_MAX_MD_SIZE];
-    size_t mlen = 0;
-    int r;
-
-    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, len, (const uint8_t *)label,
-                  sizeof(label) - 1, mac, sizeof(mac), &mlen) == NULL ||
-        mlen < 8)
-        return dkm_error_set(DKM_E_CRYPTO, "HMAC-SHA256 is not available");
-    r = dkm_hex_encode(mac, 8, out, 17);
-    dkm_memzero(mac, sizeof(mac));
-    return r;
-}
-
-int dkmctl_cmd_key(const struct dkmctl_globals *g, int argc, char **argv)
-{
-    static const struct option options[] = {
-        {"service", required_argument, NULL, OPT_SERVICE},
-        {"trust", required_argument, NULL, OPT_TRUST},
-        {"tcti", required_argument, NULL, OPT_TCTI},
-        {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    struct dkmctl_svc_opts o = {0};
-    struct dkm_config *cfg = NULL;
-    struct dkm_client *cl = NULL;
-    struct dkm_client_key key = {0};
-    struct dkm_uri uri;
-    char id[17] = "", tbuf[48], uritext[DKM_URI_MAX + 8];
-    json_t *out = NULL;
-    int c, r;
-
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        usage_key(argc < 2 ? stderr : stdout);
-        return argc < 2 ? DKMCTL_EXIT_USAGE : DKMCTL_EXIT_OK;
-    }
-    if (strcmp(argv[1], "fetch") != 0)
-        return dkmctl_usage_error(usage_key, "unknown key subcommand");
-    argc--;
-    argv++;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "jh", options, NULL)) != -1) {
-        switch (c) {
-        case OPT_SERVICE:
-            o.service = optarg;
-            break;
-        case OPT_TRUST:
-            o.trust = optarg;
-            break;
-        case OPT_TCTI:
-            o.tcti = optarg;
-            break;
-        case OPT_CACHE_DIR:
-            o.cache_dir = optarg;
-            break;
-        case 'j':
-            o.json = true;
-            break;
-        case 'h':
-            usage_key(stdout);
-            return DKMCTL_EXIT_OK;
-        default:
-            return dkmctl_usage_error(usage_key, NULL);
-        }
-    }
-    if (argc - optind != 1)
-        return dkmctl_usage_error(usage_key, "key fetch: expected GROUP[/VERSION]");
-    if (strncmp(argv[optind], "dkm:", 4) == 0)
-        snprintf(uritext, sizeof(uritext), "%s", argv[optind]);
-    else
-        snprintf(uritext, sizeof(uritext), "dkm:%s", argv[optind]);
-    r = dkm_uri_parse(uritext, strlen(uritext), 0, &uri, NULL);
-    if (r < 0)
-        goto done;
-    r = open_client(g, &o, &cfg, &cl);
-    if (r < 0)
-        goto done;
-    r = dkm_client_fetch(cl, uri.group, uri.version, &key);
-    if (r < 0)
-        goto done;
-    r = key_id(key.key, key.key_len, id);
-    if (r < 0)
-        goto done;
-    if (o.json) {
-        out = json_pack("{s:s, s:I, s:I, s:s, s:I, s:I, s:I, s:b}", "group", uri.group,
-                        "version", (json_int_t)key.version, "expires_at",
-                        (json_int_t)key.expires_at, "key_id", id, "cache_ttl",
-                        (json_int_t)key.policy.cache_ttl, "policy_serial",
-                        (json_int_t)key.policy.serial, "pcr_mask",
-                        (json_int_t)key.policy.pcr_mask, "from_cache", key.from_cache);
-        r = out != NULL ? print_json(out) : dkm_error_set(-ENOMEM, "out of memory");
-    } else {
-        json_t *t = json_integer((json_int_t)key.expires_at);
-
-        printf("group %s\nversion %u\nexpires %s\nkey-id %s\ncache-ttl %u\n"
-               "policy-serial %u\nsource %s\n",
-               uri.group, key.version, dkmctl_fmt_time(t, tbuf, sizeof(tbuf)), id,
-               key.policy.cache_ttl, key.policy.serial,
-               key.from_cache ? "disk cache (service unreachable)" : "service");
-        json_decref(t);
-    }
-done:
-    json_decref(out);
-    dkm_client_key_clear(&key);
-    dkm_client_free(cl);
-    dkm_config_free(cfg);
-    return r < 0 ? dkmctl_fail("key fetch", r) : DKMCTL_EXIT_OK;
 }

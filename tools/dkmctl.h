@@ -15,6 +15,9 @@
 
 #include <jansson.h>
 
+struct dkm_config;
+struct dkm_client;
+
 enum dkmctl_exit {
     DKMCTL_EXIT_OK = 0,
     DKMCTL_EXIT_FAILURE = 1,     /* the operation failed */
@@ -66,6 +69,7 @@ struct dkmctl_svc_opts {
     const char *tls_cert;
     const char *tls_key;
     const char *tls_ca;
+    const char *key_cache; /* key_cache in [dkmctl], else $DKM_KEY_CACHE */
     bool json;
 };
 
@@ -135,6 +139,16 @@ int dkmctl_admin_call(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
  */
 int dkmctl_simple_options(int argc, char **argv, struct dkmctl_svc_opts *o,
                           void (*usage)(FILE *), int nargs);
+
+/*
+ * Load the settings ([dkmctl] of the config file, then the environment,
+ * for what the command line left unset) into o, and open a client on
+ * them. *ret_cfg holds the strings o points to (dkm_config_free after).
+ */
+int dkmctl_open_client(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
+                       struct dkm_config **ret_cfg, struct dkm_client **ret);
+/* Print obj as indented JSON on stdout. */
+int dkmctl_print_json(json_t *obj);
 
 /* Report r (dkmctl_report) and return its exit code. */
 int dkmctl_fail(const char *what, int r);

@@ -40,6 +40,7 @@
 #include "dkm/base/secmem.h"
 #include "dkm/tpm/unseal.h"
 #include "dkm/base/uri.h"
+#include "dkm/client/keyring.h"
 #include "internal.h"
 #include "dkm/trust/trust.h"
 
@@ -139,6 +140,15 @@ int dkm_client_new(const struct dkm_client_config *cfg, OSSL_LIB_CTX *libctx,
         r = dkm_error_set(DKM_E_CONFIG, "tls_key and tls_cert go together");
         goto done;
     }
+    if (cfg->key_cache == NULL || strcmp(cfg->key_cache, "keyring") == 0) {
+        c->keyring_wanted = true;
+    } else if (strcmp(cfg->key_cache, "process") != 0) {
+        r = dkm_error_set(DKM_E_CONFIG,
+                          "key_cache: expected keyring or process, got "
+                          "\"%.32s\"",
+                          cfg->key_cache);
+        goto done;
+    }
     *ret = c;
     c = NULL;
     r = 0;
@@ -153,6 +163,7 @@ void dkm_client_free(struct dkm_client *c)
         return;
     dkm_diskcache_free(c->cache);
     dkm_cachekey_free(c->cachekey);
+    dkm_keyring_close(c->keyring);
     if (c->tpm_owned)
         dkm_tpm_close(c->tpm);
     SSL_CTX_free(c->ssl);
@@ -325,6 +336,161 @@ int dkm_client_trust(struct dkm_client *c, struct dkm_server_list *ret_list)
     return r;
 }
 
+/* ---- the kernel keyring (keyring.c) ---- */
+
+/* The keyring of this client's context, or NULL: not wanted, or refused
+ * by the kernel (then, once, a debug line and the process cache only). */
+static struct dkm_keyring *keyring_locked(struct dkm_client *c)
+{
+    char context[DKM_KEYRING_CONTEXT_HEX + 1];
+    const char *tcti = c->tcti != NULL ? c->tcti : getenv("DKM_TCTI");
+    int r;
+
+    if (!c->keyring_wanted || c->keyring_off || c->keyring != NULL)
+        return c->keyring;
+    r = dkm_keyring_context(c->libctx, c->propq, c->have_pin ? c->pin : NULL,
+                            c->have_pin ? sizeof(c->pin) : 0, tcti, c->cache_dir,
+                            context);
+    if (r == 0)
+        r = dkm_keyring_open(DKM_KEYRING_PARENT_USER, context, c->libctx, c->propq,
+                             &c->keyring);
+    if (r < 0) {
+        log_debug("keys stay in this process, not in the kernel keyring: %s",
+                  dkm_error_detail());
+        dkm_error_clear();
+        c->keyring_off = true;
+        return NULL;
+    }
+    return c->keyring;
+}
+
+/* Until when a fetched key may be kept: the policy's TTL from now, never
+ * past the version's expiry. */
+static uint64_t cache_until(const struct dkm_group_policy *p, uint64_t expires_at)
+{
+    uint64_t until = (uint64_t)time(NULL) + p->cache_ttl;
+
+    return expires_at != 0 && expires_at < until ? expires_at : until;
+}
+
+/* group/version (DKM_VERSION_CURRENT: the remembered current one) from the
+ * keyring into ret; -ENOENT when it is not there or no longer usable. */
+static int keyring_take(struct dkm_client *c, struct dkm_keyring *kr, const char *group,
+                        uint32_t version, struct dkm_client_key *ret)
+{
+    struct dkm_keyring_entry e;
+    uint64_t now = (uint64_t)time(NULL);
+    void *secret = NULL;
+    int r;
+
+    if (kr == NULL)
+        return -ENOENT;
+    if (version == DKM_VERSION_CURRENT &&
+        dkm_keyring_get_current(kr, group, &version) < 0)
+        return -ENOENT;
+    r = dkm_keyring_get(kr, group, version, &secret, &e);
+    if (r < 0) {
+        if (r != -ENOENT)
+            log_debug("keyring lookup of %s/%u: %s", group, version, dkm_error_detail());
+        dkm_error_clear();
+        return -ENOENT;
+    }
+    if (now >= e.cached_until || (e.expires_at != 0 && now >= e.expires_at)) {
+        dkm_secmem_free(secret);
+        return -ENOENT;
+    }
+    (void)c;
+    memset(ret, 0, sizeof(*ret));
+    ret->key = secret;
+    ret->key_len = e.key_len;
+    ret->version = e.version;
+    ret->expires_at = e.expires_at;
+    ret->cached_until = e.cached_until;
+    snprintf(ret->policy.group, sizeof(ret->policy.group), "%s", group);
+    ret->policy.serial = e.policy_serial;
+    ret->policy.algorithm = e.algorithm;
+    ret->policy.cache_ttl = e.cache_ttl;
+    ret->policy.pcr_mask = e.pcr_mask;
+    ret->from_keyring = true;
+    log_debug("%s/%u from the kernel keyring", group, e.version);
+    return 0;
+}
+
+/* Keep a key just unsealed for other processes of this uid, and, for an
+ * answer of the service about "current", which version that is. */
+static void keyring_keep(struct dkm_keyring *kr, const char *group, uint32_t asked,
+                         const struct dkm_client_key *k)
+{
+    uint64_t now = (uint64_t)time(NULL), left;
+    struct dkm_keyring_entry e;
+
+    if (kr == NULL || k->cached_until <= now)
+        return;
+    left = k->cached_until - now;
+    if (!k->from_keyring) {
+        memset(&e, 0, sizeof(e));
+        snprintf(e.group, sizeof(e.group), "%s", group);
+        e.version = k->version;
+        e.policy_serial = k->policy.serial;
+        e.algorithm = k->policy.algorithm;
+        e.cache_ttl = k->policy.cache_ttl;
+        e.pcr_mask = k->policy.pcr_mask;
+        e.expires_at = k->expires_at;
+        e.cached_until = k->cached_until;
+        e.key = k->key;
+        e.key_len = k->key_len;
+        if (dkm_keyring_put(kr, &e, now) < 0) {
+            log_debug("cannot keep %s/%u in the kernel keyring: %s", group, k->version,
+                      dkm_error_detail());
+            dkm_error_clear();
+            return;
+        }
+    }
+    if (asked == DKM_VERSION_CURRENT && !k->from_cache &&
+        dkm_keyring_put_current(kr, group, k->version,
+                                left < DKM_KEYRING_CURRENT_TTL
+                                    ? (unsigned)left
+                                    : DKM_KEYRING_CURRENT_TTL) < 0) {
+        log_debug("cannot remember the current version of %s: %s", group,
+                  dkm_error_detail());
+        dkm_error_clear();
+    }
+}
+
+int dkm_client_keyring_list(struct dkm_client *c,
+                            int (*fn)(void *arg, const struct dkm_keyring_entry *e),
+                            void *arg)
+{
+    struct dkm_keyring *kr;
+    int r;
+
+    pthread_mutex_lock(&c->lock);
+    kr = keyring_locked(c);
+    r = kr != NULL
+            ? dkm_keyring_list(kr, fn, arg)
+            : dkm_error_set(-EOPNOTSUPP, "no kernel keyring: key_cache is process, "
+                                         "or the kernel refused it (DKM_DEBUG=1 says "
+                                         "why)");
+    pthread_mutex_unlock(&c->lock);
+    return r;
+}
+
+int dkm_client_keyring_flush(struct dkm_client *c, const char *group, size_t *ret_count)
+{
+    struct dkm_keyring *kr;
+    int r;
+
+    pthread_mutex_lock(&c->lock);
+    kr = keyring_locked(c);
+    r = kr != NULL
+            ? dkm_keyring_flush(kr, group, ret_count)
+            : dkm_error_set(-EOPNOTSUPP, "no kernel keyring: key_cache is process, "
+                                         "or the kernel refused it (DKM_DEBUG=1 says "
+                                         "why)");
+    pthread_mutex_unlock(&c->lock);
+    return r;
+}
+
 /* ---- fetch ---- */
 
 void dkm_client_key_clear(struct dkm_client_key *k)
@@ -434,6 +600,12 @@ static int fetch_online(struct dkm_client *c, const char *group, uint32_t versio
         r = dkm_client_rewrap(r, prefix);
         goto done;
     }
+    /* The version the service named may be unsealed already (an answer
+     * about "current" whose version another process kept). */
+    if (keyring_take(c, keyring_locked(c), group, resp.version, ret) == 0) {
+        r = 0;
+        goto done;
+    }
     r = dkm_dup_decode(resp.blob, resp.blob_len, &blob);
     if (r < 0)
         goto done;
@@ -456,7 +628,9 @@ static int fetch_online(struct dkm_client *c, const char *group, uint32_t versio
     ret->version = resp.version;
     ret->expires_at = resp.expires_at;
     ret->policy = policy;
+    ret->cached_until = cache_until(&policy, resp.expires_at);
     ret->from_cache = false;
+    ret->from_keyring = false;
     secret = NULL;
     r = 0;
 done:
@@ -521,7 +695,9 @@ static int fetch_cached(struct dkm_client *c, const char *group, uint32_t versio
     ret->version = resp.version;
     ret->expires_at = resp.expires_at;
     ret->policy = policy;
+    ret->cached_until = cache_until(&policy, resp.expires_at);
     ret->from_cache = true;
+    ret->from_keyring = false;
     secret = NULL;
     r = 0;
 done:
@@ -540,6 +716,11 @@ int dkm_client_fetch(struct dkm_client *c, const char *group, uint32_t version,
         return dkm_error_set(-EINVAL, "invalid group name");
     pthread_mutex_lock(&c->lock);
     forked_locked(c);
+    /* Kept by a process of this uid: nothing to ask, nothing to keep. */
+    if (keyring_take(c, keyring_locked(c), group, version, ret) == 0) {
+        pthread_mutex_unlock(&c->lock);
+        return 0;
+    }
     r = node_locked(c, &c->node);
     if (r < 0)
         goto done;
@@ -568,6 +749,8 @@ int dkm_client_fetch(struct dkm_client *c, const char *group, uint32_t version,
         r = dkm_client_rewrap(DKM_E_UNAVAILABLE, prefix);
     }
 done:
+    if (r == 0)
+        keyring_keep(keyring_locked(c), group, version, ret);
     pthread_mutex_unlock(&c->lock);
     return r;
 }

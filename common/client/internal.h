@@ -56,6 +56,9 @@ struct dkm_client {
     struct dkm_server_list trust;
     struct dkm_cachekey *cachekey;
     struct dkm_diskcache *cache;
+    bool keyring_wanted;         /* key_cache "keyring" */
+    bool keyring_off;            /* the kernel refused it: process cache only */
+    struct dkm_keyring *keyring; /* opened on first use */
 };
 
 /* Set a new detail that puts prefix before the current one (transport.c). */

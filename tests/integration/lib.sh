@@ -179,6 +179,31 @@ it_daemon() {
     IT_DAEMONS+=("$IT_PID")
 }
 
+# it_keyring_ns: a user namespace of this test's own (uids and gids
+# 0..65535 mapped to themselves), held by a process that the cleanup
+# stops. Processes run in it with it_ns get their own user keyrings
+# there, so dkm's kernel keyring cache never touches the machine's.
+it_keyring_ns() {
+    local ticks=100
+    it_daemon keyring-ns unshare --user sleep infinity
+    IT_NS_PID=$IT_PID
+    while [ "$(readlink "/proc/$IT_NS_PID/ns/user" 2>/dev/null)" = "$(readlink /proc/self/ns/user)" ] ||
+        [ -z "$(readlink "/proc/$IT_NS_PID/ns/user" 2>/dev/null)" ]; do
+        ticks=$((ticks - 1))
+        [ "$ticks" -gt 0 ] || it_fatal "the user namespace did not start"
+        sleep 0.02
+    done
+    echo '0 0 65536' >"/proc/$IT_NS_PID/uid_map" &&
+        echo '0 0 65536' >"/proc/$IT_NS_PID/gid_map" ||
+        it_fatal "cannot map the ids of the test's user namespace"
+}
+
+# it_ns CMD...: CMD in the test's user namespace (it_keyring_ns), as root
+# there, with this shell's environment and directory.
+it_ns() {
+    nsenter -t "$IT_NS_PID" -U -- "$@"
+}
+
 # A child of this shell keeps its PID until it is waited for, so signalling
 # it by PID cannot hit an unrelated process.
 it_stop_pid() {
@@ -244,6 +269,9 @@ it_init() {
         it_fatal "cannot create a temporary directory"
     # PostgreSQL runs as another user when the test runs as root.
     chmod 755 "$IT_TMP"
+    # dkm keeps unsealed keys in the user's kernel keyring by default; a
+    # test uses it only in a user namespace of its own (it_keyring_ns).
+    export DKM_KEY_CACHE=process
     dkm_watchdog $$ "$IT_TMP" || it_fatal "cannot start the cleanup watchdog"
 }
 

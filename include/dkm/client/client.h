@@ -29,6 +29,7 @@
 #include <openssl/types.h>
 
 #include "dkm/base/error.h"
+#include "dkm/client/keyring.h"
 #include "dkm/trust/records.h"
 #include "dkm/tpm/tpm.h"
 
@@ -159,6 +160,10 @@ struct dkm_client_config {
     const char *tls_ca;
     unsigned timeout_ms; /* per request and URL; 0: DKM_CLIENT_TIMEOUT_DEFAULT_MS */
     const char *propq;   /* property query for TLS algorithms, or NULL */
+    /* Where unsealed keys are kept for other processes: "keyring" (the
+     * kernel keyring, keyring.h; also when NULL) or "process" (nowhere:
+     * each process unseals its own). */
+    const char *key_cache;
 };
 
 struct dkm_client;
@@ -206,13 +211,20 @@ struct dkm_client_key {
     size_t key_len;                 /* DKM_DUP_SECRET_MAX at most; 32 for AES-256 */
     uint32_t version;               /* the resolved version */
     uint64_t expires_at;            /* the version's expiry (unix seconds) */
-    struct dkm_group_policy policy; /* the group's signed policy */
+    struct dkm_group_policy policy; /* the group's signed policy (from the keyring:
+                                       group, serial, algorithm, cache_ttl, pcr_mask) */
+    uint64_t cached_until;          /* a cache may keep the key until then */
     bool from_cache;                /* served from the disk cache, service unreachable */
+    bool from_keyring;              /* served from the kernel keyring, no TPM command */
 };
 
 /*
  * Fetch group's key at version (DKM_VERSION_CURRENT for the current one)
- * for this node: trust, POST /v1/keys/fetch with a fresh nonce, verify
+ * for this node. First the kernel keyring (key_cache "keyring"): a key
+ * kept there by a process of this uid within its cache time is used with
+ * no TPM command and no round trip (ret->from_keyring), and so is a
+ * remembered current version. Otherwise: trust, POST /v1/keys/fetch with
+ * a fresh nonce, verify
  * the response's chain and its node, group, version, nonce and expiry,
  * import and unseal it with this node's TPM, and store it in the disk
  * cache. When every service URL is unreachable, a cached, unexpired,
@@ -254,5 +266,18 @@ DKM_MUSTCHECK int dkm_client_cached_groups(struct dkm_client *c,
  */
 DKM_MUSTCHECK int dkm_client_groups(struct dkm_client *c,
                                     int (*fn)(void *arg, const char *group), void *arg);
+
+/*
+ * The key versions this client's context keeps in the kernel keyring
+ * (fn gets each, never its bytes), and their removal: all, or those of
+ * group. -EOPNOTSUPP with a detail when key_cache is "process" or the
+ * kernel refuses the keyring.
+ */
+DKM_MUSTCHECK int dkm_client_keyring_list(struct dkm_client *c,
+                                          int (*fn)(void *arg,
+                                                    const struct dkm_keyring_entry *e),
+                                          void *arg);
+DKM_MUSTCHECK int dkm_client_keyring_flush(struct dkm_client *c, const char *group,
+                                           size_t *ret_count);
 
 #endif
