@@ -7,10 +7,12 @@
 # Usage:
 #   scripts/swtpm.sh start STATE_DIR
 #       If STATE_DIR holds no TPM state yet, manufactures one there
-#       (swtpm_setup: RSA-2048 EK at 0x81010001, ECC EK at 0x81010016 -- a
-#       NIST P-384 one with swtpm 0.7.1, not the P-256 TCG default, so dkm
-#       creates its P-256 EK from the template --,
-#       SRK at 0x81000001). Then starts swtpm on free loopback ports, checks
+#       (swtpm_setup: RSA-2048 EK at 0x81010001, SRK at 0x81000001, and an
+#       ECC EK at 0x81010016 that swtpm 0.7.1 makes NIST P-384, not the
+#       P-256 TCG default; on the first start it is replaced there by the
+#       P-256 EK of the TCG template, as tpm2_createek provisions a
+#       machine, so that dkm finds a persistent EK it can use). Then starts
+#       swtpm on free loopback ports, checks
 #       that it answers and that both EKs are present, and prints
 #           SWTPM_PORT=P
 #           SWTPM_CTRL_PORT=P+1
@@ -136,7 +138,8 @@ cmd_start() {
         fi
         rm -f "$dir/env"
     fi
-    [ -s "$dir/tpm2-00.permall" ] || manufacture "$dir"
+    local fresh=0
+    [ -s "$dir/tpm2-00.permall" ] || { manufacture "$dir" && fresh=1; }
 
     for ((attempt = 1; attempt <= START_ATTEMPTS; attempt++)); do
         port=$(dkm_pick_ports 2) || dkm_die "no free ports for swtpm"
@@ -160,6 +163,12 @@ cmd_start() {
     # shellcheck disable=SC2034
     SWTPM_PORT=$port SWTPM_CTRL_PORT=$((port + 1)) SWTPM_PID=$started_pid \
         SWTPM_TCTI="swtpm:host=127.0.0.1,port=$port" SWTPM_STATE_DIR=$dir
+    if [ "$fresh" = 1 ]; then
+        { tpm2_evictcontrol -T "$SWTPM_TCTI" -C o -c "$EK_ECC" &&
+            tpm2_createek -T "$SWTPM_TCTI" -G ecc -c "$EK_ECC" -u "$dir/ek-ecc.pub"; } \
+            >>"$dir/setup.log" 2>&1 ||
+            dkm_die "could not provision the P-256 EK at $EK_ECC (see $dir/setup.log)"
+    fi
     check_instance "$SWTPM_TCTI" "$SWTPM_CTRL_PORT" ||
         dkm_die "swtpm on $dir started but is not usable"
     dkm_env_write "$dir/env" SWTPM_PORT SWTPM_CTRL_PORT SWTPM_PID SWTPM_TCTI \

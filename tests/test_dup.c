@@ -278,6 +278,39 @@ static void test_dup_seal_is_randomized(void)
     fake_ek_free(&ek);
 }
 
+/* A kept sealed object is tied to the answer whose blob made it. */
+static void test_dup_sealed_matches_blob(void)
+{
+    struct fake_ek ek;
+    struct dkm_import_blob x, y;
+    struct dkm_sealed s;
+
+    fake_ek_make(DKM_EK_ECCP256, &ek);
+    CU_ASSERT_EQUAL_FATAL(dkm_dup_seal(&ek.pub, "same secret", 11, 0, NULL, &x), 0);
+    CU_ASSERT_EQUAL_FATAL(dkm_dup_seal(&ek.pub, "same secret", 11, 0, NULL, &y), 0);
+    memset(&s, 0, sizeof(s));
+    s.ek_type = x.ek_type;
+    s.node_id = x.node_id;
+    s.public = x.public;
+    s.pcr_mask = x.pcr_mask;
+    CU_ASSERT_TRUE(dkm_sealed_matches_blob(&s, &x));
+    /* Another seal of the same secret is another object. */
+    CU_ASSERT_FALSE(dkm_sealed_matches_blob(&s, &y));
+    s.public.publicArea.unique.keyedHash.buffer[0] ^= 1;
+    CU_ASSERT_FALSE(dkm_sealed_matches_blob(&s, &x));
+    s.public = x.public;
+    s.pcr_mask = 1;
+    CU_ASSERT_FALSE(dkm_sealed_matches_blob(&s, &x));
+    s.pcr_mask = x.pcr_mask;
+    s.node_id.bytes[5] ^= 1;
+    CU_ASSERT_FALSE(dkm_sealed_matches_blob(&s, &x));
+    s.node_id = x.node_id;
+    s.ek_type = DKM_EK_RSA2048;
+    CU_ASSERT_FALSE(dkm_sealed_matches_blob(&s, &x));
+    CU_ASSERT_FALSE(dkm_sealed_matches_blob(NULL, &x));
+    fake_ek_free(&ek);
+}
+
 static void test_dup_seal_rejects_bad_arguments(void)
 {
     struct fake_ek ek;
@@ -806,6 +839,7 @@ static CU_TestInfo dup_tests[] = {
     {"test_dup_seal_ecc_unwraps", test_dup_seal_ecc_unwraps},
     {"test_dup_seal_other_key_fails", test_dup_seal_other_key_fails},
     {"test_dup_seal_is_randomized", test_dup_seal_is_randomized},
+    {"test_dup_sealed_matches_blob", test_dup_sealed_matches_blob},
     {"test_dup_seal_rejects_bad_arguments", test_dup_seal_rejects_bad_arguments},
     {"test_dup_policy_pcr_known_answers", test_dup_policy_pcr_known_answers},
     CU_TEST_INFO_NULL,

@@ -283,8 +283,10 @@ static void test_node_ek_created_when_not_persistent(void)
                                             ESYS_TR_NONE, ESYS_TR_NONE, DKM_EK_HANDLE_RSA,
                                             &gone),
                           TSS2_RC_SUCCESS);
-    /* EvictControl of a persistent object invalidates both records. */
+    /* EvictControl of a persistent object invalidates both records; the
+     * context must forget the EK it read. */
     ek = ESYS_TR_NONE;
+    dkm_tpm_forget(tpm2);
     CU_ASSERT_FATAL(dkm_tpm_ek_load(tpm2, DKM_EK_RSA2048, &ek, &transient, &after) == 0);
     CU_ASSERT(transient);
     CU_ASSERT(same_public(&before, &after));
@@ -296,6 +298,7 @@ static void test_node_ek_created_when_not_persistent(void)
                     TSS2_RC_SUCCESS);
     dkm_tpm_flush(tpm2, &back);
     dkm_tpm_flush(tpm2, &ek);
+    dkm_tpm_forget(tpm2);
     CU_ASSERT_FATAL(dkm_tpm_ek_load(tpm2, DKM_EK_RSA2048, &ek, &transient, &after) == 0);
     CU_ASSERT(!transient);
     dkm_tpm_flush(tpm2, &ek);

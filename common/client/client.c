@@ -31,8 +31,8 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
-#include "dkm/tpm/cachekey.h"
 #include "dkm/base/codec.h"
+#include "dkm/base/file.h"
 #include "diskcache.h"
 #include "dkm/tpm/dup.h"
 #include "dkm/base/log.h"
@@ -162,7 +162,6 @@ void dkm_client_free(struct dkm_client *c)
     if (c == NULL)
         return;
     dkm_diskcache_free(c->cache);
-    dkm_cachekey_free(c->cachekey);
     dkm_keyring_close(c->keyring);
     if (c->tpm_owned)
         dkm_tpm_close(c->tpm);
@@ -199,8 +198,8 @@ static int tpm_locked(struct dkm_client *c, struct dkm_tpm **ret)
 /*
  * In a child after fork(), leave the parent's TPM connection to the parent
  * (two processes talking over one TCTI connection garble both) and open
- * another when needed; the cache key was in secure memory, which a child
- * does not inherit. The parent's context is deliberately not closed here.
+ * another when needed. The parent's context is deliberately not closed
+ * here.
  */
 static void forked_locked(struct dkm_client *c)
 {
@@ -208,30 +207,113 @@ static void forked_locked(struct dkm_client *c)
         return;
     c->tpm = NULL;
     c->tpm_owned = false;
-    dkm_diskcache_free(c->cache);
-    c->cache = NULL;
-    dkm_cachekey_free(c->cachekey);
-    c->cachekey = NULL;
+}
+
+static int ek_file_path(const struct dkm_client *c, char *buf, size_t size)
+{
+    if (c->cache_dir == NULL ||
+        (size_t)snprintf(buf, size, "%s/%s", c->cache_dir, DKM_NODE_EK_FILE) >= size)
+        return -ENOENT;
+    return 0;
+}
+
+/* The EK an earlier process kept in the cache directory: known to the
+ * TPM context with no TPM command. */
+static int node_from_file(struct dkm_client *c, struct dkm_tpm *tpm)
+{
+    char path[4096];
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    enum dkm_ek_type type;
+    TPM2B_PUBLIC pub;
+    int r;
+
+    r = ek_file_path(c, path, sizeof(path));
+    if (r == 0)
+        r = dkm_file_read(path, DKM_NODE_EK_FILE_MAX, &buf, &len);
+    if (r == 0)
+        r = dkm_node_ek_file_decode(buf, len, &type, &pub);
+    free(buf);
+    if (r == 0)
+        r = dkm_tpm_ek_known(tpm, type, &pub);
+    if (r == 0)
+        r = dkm_node_id_from_public(&pub, &c->node);
+    if (r < 0 && r != -ENOENT)
+        log_debug("not using %s: %s", path, dkm_error_detail());
+    return r;
+}
+
+/* Keep a persistent EK's public area for later processes (best effort). */
+static void node_to_file(struct dkm_client *c, enum dkm_ek_type type,
+                         const TPM2B_PUBLIC *pub)
+{
+    uint8_t buf[DKM_NODE_EK_FILE_MAX];
+    char path[4096];
+    size_t len = 0;
+
+    if (ek_file_path(c, path, sizeof(path)) < 0 ||
+        (mkdir(c->cache_dir, 0700) < 0 && errno != EEXIST) ||
+        dkm_node_ek_file_encode(type, pub, buf, sizeof(buf), &len) < 0 ||
+        dkm_file_write(path, buf, len, 0600, /* overwrite= */ true) < 0) {
+        log_debug("cannot keep the EK in the cache directory: %s", dkm_error_detail());
+        dkm_error_clear();
+    }
+}
+
+/*
+ * After a TPM refused what the kept EK file said (another TPM, a cleared
+ * one): forget it, so that the next process reads the EK from the TPM.
+ */
+static void ek_file_suspect(struct dkm_client *c, int r)
+{
+    char path[4096];
+
+    if (!c->ek_from_file ||
+        (r != DKM_E_TPM && r != DKM_E_TPM_NOT_MINE && r != DKM_E_INTEGRITY) ||
+        ek_file_path(c, path, sizeof(path)) < 0)
+        return;
+    if (unlink(path) == 0)
+        log_info("removed %s: the TPM refused the EK it names; the next start reads the "
+                 "EK from the TPM",
+                 path);
+    c->ek_from_file = false;
 }
 
 static int node_locked(struct dkm_client *c, struct dkm_node_id *ret)
 {
     struct dkm_tpm *tpm;
     enum dkm_ek_type type;
+    TPM2B_PUBLIC pub;
+    ESYS_TR ek = ESYS_TR_NONE;
+    bool transient = true;
     int r;
 
     if (!c->have_node) {
         r = tpm_locked(c, &tpm);
         if (r < 0)
             return r;
+        if (node_from_file(c, tpm) == 0) {
+            c->ek_from_file = true;
+            c->have_node = true;
+            goto done;
+        }
+        dkm_error_clear();
         r = dkm_node_default_ek_type(tpm, &type);
         if (r < 0)
             return r;
-        r = dkm_node_read_ek(tpm, type, NULL, &c->node);
+        r = dkm_tpm_ek_load(tpm, type, &ek, &transient, &pub);
         if (r < 0)
             return r;
+        dkm_tpm_flush(tpm, &ek);
+        r = dkm_node_id_from_public(&pub, &c->node);
+        if (r < 0)
+            return r;
+        /* A transient EK is created again by every process: nothing to keep. */
+        if (!transient)
+            node_to_file(c, type, &pub);
         c->have_node = true;
     }
+done:
     *ret = c->node;
     return 0;
 }
@@ -250,25 +332,12 @@ int dkm_client_node_id(struct dkm_client *c, struct dkm_node_id *ret)
 /* Open the disk cache; -ENOENT when none is configured. */
 static int cache_locked(struct dkm_client *c, struct dkm_diskcache **ret)
 {
-    struct dkm_tpm *tpm;
     int r;
 
     if (c->cache_dir == NULL)
         return -ENOENT;
     if (c->cache == NULL) {
-        if (mkdir(c->cache_dir, 0700) < 0 && errno != EEXIST)
-            return dkm_error_set(-errno, "cache_dir %s: %s", c->cache_dir,
-                                 strerror(errno));
-        if (c->cachekey == NULL) {
-            r = tpm_locked(c, &tpm);
-            if (r < 0)
-                return r;
-            r = dkm_cachekey_open(tpm, c->cache_dir, &c->cachekey);
-            if (r < 0)
-                return r;
-        }
-        r = dkm_diskcache_open(c->cache_dir, dkm_cachekey_bytes(c->cachekey), c->libctx,
-                               &c->cache);
+        r = dkm_diskcache_open(c->cache_dir, &c->cache);
         if (r < 0)
             return r;
     }
@@ -524,7 +593,7 @@ static int check_response(struct dkm_client *c, const uint8_t *buf, size_t len,
 static int fetch_online(struct dkm_client *c, const char *group, uint32_t version,
                         struct dkm_client_key *ret)
 {
-    uint8_t nonce[FETCH_NONCE_SIZE], *rec = NULL;
+    uint8_t nonce[FETCH_NONCE_SIZE], *rec = NULL, *cached = NULL;
     char nonce_b64[64], node_hex[DKM_NODE_ID_HEX_SIZE], vtext[16];
     struct dkm_fetch_response resp;
     struct dkm_group_policy policy;
@@ -535,7 +604,7 @@ static int fetch_online(struct dkm_client *c, const char *group, uint32_t versio
     json_t *req = NULL, *res = NULL;
     const char *s;
     void *secret = NULL;
-    size_t rec_len = 0, secret_len = 0;
+    size_t rec_len = 0, secret_len = 0, cached_len = 0;
     bool fresh_trust = false;
     int r;
 
@@ -606,15 +675,33 @@ static int fetch_online(struct dkm_client *c, const char *group, uint32_t versio
         r = 0;
         goto done;
     }
-    r = dkm_dup_decode(resp.blob, resp.blob_len, &blob);
-    if (r < 0)
-        goto done;
     r = tpm_locked(c, &tpm);
     if (r < 0)
         goto done;
-    r = dkm_unseal_blob(tpm, &blob, &sealed, &secret, &secret_len);
+    /* Imported by this node before: load it from the disk cache, which
+     * spares the Import (the answer just verified says the node may). */
+    r = dkm_dup_decode(resp.blob, resp.blob_len, &blob);
     if (r < 0)
         goto done;
+    if (cache_locked(c, &cache) == 0 &&
+        dkm_diskcache_get(cache, group, resp.version, now_s(), &cached, &cached_len, NULL,
+                          &sealed) == 0) {
+        free(cached);
+        r = dkm_sealed_matches_blob(&sealed, &blob)
+                ? dkm_unseal(tpm, &sealed, &secret, &secret_len)
+                : dkm_error_set(DKM_E_INTEGRITY, "it is not the key of this answer");
+        if (r == 0)
+            goto unsealed;
+        ek_file_suspect(c, r);
+        log_debug("the disk cache's %s/%u was not used (%s); importing the answer", group,
+                  resp.version, dkm_error_detail());
+    }
+    dkm_error_clear();
+    r = dkm_unseal_blob(tpm, &blob, &sealed, &secret, &secret_len);
+    if (r < 0) {
+        ek_file_suspect(c, r);
+        goto done;
+    }
     if (cache_locked(c, &cache) == 0) {
         if (dkm_diskcache_put(cache, group, resp.version, resp.expires_at, rec, rec_len,
                               &sealed) < 0)
@@ -623,6 +710,7 @@ static int fetch_online(struct dkm_client *c, const char *group, uint32_t versio
     } else if (c->cache_dir != NULL) {
         log_warning("no disk cache in %s: %s", c->cache_dir, dkm_error_detail());
     }
+unsealed:
     ret->key = secret;
     ret->key_len = secret_len;
     ret->version = resp.version;
@@ -647,6 +735,7 @@ static int fetch_cached(struct dkm_client *c, const char *group, uint32_t versio
     struct dkm_fetch_response resp;
     struct dkm_group_policy policy;
     struct dkm_diskcache *cache = NULL;
+    struct dkm_import_blob blob;
     struct dkm_sealed sealed;
     struct dkm_tpm *tpm = NULL;
     uint8_t *rec = NULL;
@@ -682,14 +771,23 @@ static int fetch_cached(struct dkm_client *c, const char *group, uint32_t versio
     r = check_response(c, rec, rec_len, group, version, NULL, &resp, &policy);
     if (r == 0 && (resp.version != version || resp.expires_at != expires))
         r = dkm_error_set(DKM_E_INTEGRITY, "cache entry and its response disagree");
+    if (r == 0)
+        r = dkm_dup_decode(resp.blob, resp.blob_len, &blob);
+    if (r == 0 && !dkm_sealed_matches_blob(&sealed, &blob))
+        r = dkm_error_set(DKM_E_INTEGRITY,
+                          "disk cache: the sealed object of %s/%u is not "
+                          "the key of its response",
+                          group, version);
     if (r < 0)
         goto done;
     r = tpm_locked(c, &tpm);
     if (r < 0)
         goto done;
     r = dkm_unseal(tpm, &sealed, &secret, &secret_len);
-    if (r < 0)
+    if (r < 0) {
+        ek_file_suspect(c, r);
         goto done;
+    }
     ret->key = secret;
     ret->key_len = secret_len;
     ret->version = resp.version;

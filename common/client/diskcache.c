@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The node's disk cache of fetched keys (see common/client/diskcache.h):
- * entries bound by an HMAC under the TPM-sealed local cache key, written
- * atomically, never returned past their version's expiry.
+ * strictly parsed entries, written atomically, never returned past their
+ * version's expiry.
  */
 #include "diskcache.h"
 
@@ -14,38 +14,29 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
-
 #include "dkm/base/codec.h"
 #include "dkm/base/file.h"
-#include "dkm/trust/records.h"
 #include "dkm/base/uri.h"
+#include "dkm/trust/records.h"
 
 #define ENTRY_MAGIC "DKCE"
-#define ENTRY_VERSION 1
+/* 1 also had an HMAC under a TPM-sealed cache key; such entries are
+ * refused as malformed and replaced by the next fetch. */
+#define ENTRY_VERSION 2
 #define ENTRY_SUFFIX ".dkc"
-#define MAC_SIZE 32
-/* Domain separation: this HMAC key serves nothing else, but say so. */
-#define MAC_CONTEXT "dkm cache entry v1"
 
 struct dkm_diskcache {
     char *dir;
-    const uint8_t *key;
-    EVP_MAC *mac;
 };
 
-int dkm_diskcache_open(const char *dir, const uint8_t *key, OSSL_LIB_CTX *libctx,
-                       struct dkm_diskcache **ret)
+int dkm_diskcache_open(const char *dir, struct dkm_diskcache **ret)
 {
     struct dkm_diskcache *c = NULL;
     struct stat st;
     int r;
 
-    if (dir == NULL || dir[0] == '\0' || key == NULL)
-        return dkm_error_set(-EINVAL, "disk cache: no directory or key");
+    if (dir == NULL || dir[0] == '\0')
+        return dkm_error_set(-EINVAL, "disk cache: no directory");
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
         r = -errno;
         return dkm_error_set(r, "disk cache: cannot create %s: %s", dir, strerror(-r));
@@ -65,11 +56,9 @@ int dkm_diskcache_open(const char *dir, const uint8_t *key, OSSL_LIB_CTX *libctx
     if (c == NULL)
         return -ENOMEM;
     c->dir = strdup(dir);
-    c->key = key;
-    c->mac = EVP_MAC_fetch(libctx, "HMAC", NULL);
-    if (c->dir == NULL || c->mac == NULL) {
+    if (c->dir == NULL) {
         dkm_diskcache_free(c);
-        return dkm_error_set(DKM_E_CRYPTO, "disk cache: HMAC is not available");
+        return -ENOMEM;
     }
     *ret = c;
     return 0;
@@ -79,7 +68,6 @@ void dkm_diskcache_free(struct dkm_diskcache *c)
 {
     if (c == NULL)
         return;
-    EVP_MAC_free(c->mac);
     free(c->dir);
     free(c);
 }
@@ -95,26 +83,6 @@ static int entry_path(const struct dkm_diskcache *c, const char *group, uint32_t
     if (n < 0 || (size_t)n >= size)
         return dkm_error_set(-ENAMETOOLONG, "disk cache: path too long");
     return 0;
-}
-
-static int compute_mac(const struct dkm_diskcache *c, const uint8_t *data, size_t len,
-                       uint8_t out[MAC_SIZE])
-{
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
-        OSSL_PARAM_END,
-    };
-    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(c->mac);
-    size_t n = 0;
-    int r = dkm_error_set(DKM_E_CRYPTO, "disk cache: HMAC failed");
-
-    if (ctx != NULL && EVP_MAC_init(ctx, c->key, DKM_DISKCACHE_KEY_SIZE, params) == 1 &&
-        EVP_MAC_update(ctx, (const uint8_t *)MAC_CONTEXT, sizeof(MAC_CONTEXT)) == 1 &&
-        EVP_MAC_update(ctx, data, len) == 1 &&
-        EVP_MAC_final(ctx, out, &n, MAC_SIZE) == 1 && n == MAC_SIZE)
-        r = 0;
-    EVP_MAC_CTX_free(ctx);
-    return r;
 }
 
 int dkm_diskcache_put(struct dkm_diskcache *c, const char *group, uint32_t version,
@@ -149,14 +117,11 @@ int dkm_diskcache_put(struct dkm_diskcache *c, const char *group, uint32_t versi
     dkm_put_u64be(&w, expires_at);
     dkm_put_len32(&w, response, response_len);
     dkm_put_len16(&w, sealed_buf, sealed_len);
-    if (!dkm_writer_ok(&w) || w.len + MAC_SIZE > w.cap) {
+    if (!dkm_writer_ok(&w)) {
         r = dkm_error_set(-E2BIG, "disk cache: entry too large");
         goto done;
     }
-    r = compute_mac(c, buf, w.len, buf + w.len);
-    if (r < 0)
-        goto done;
-    r = dkm_file_write(path, buf, w.len + MAC_SIZE, 0600, /* overwrite= */ true);
+    r = dkm_file_write(path, buf, w.len, 0600, /* overwrite= */ true);
 done:
     free(buf);
     return r;
@@ -166,7 +131,6 @@ int dkm_diskcache_get(struct dkm_diskcache *c, const char *group, uint32_t versi
                       uint64_t now, uint8_t **ret_response, size_t *ret_response_len,
                       uint64_t *ret_expires_at, struct dkm_sealed *ret_sealed)
 {
-    uint8_t mac[MAC_SIZE];
     const uint8_t *magic, *g, *resp, *sealed;
     size_t resp_len, sealed_len;
     struct dkm_sealed s;
@@ -186,13 +150,8 @@ int dkm_diskcache_get(struct dkm_diskcache *c, const char *group, uint32_t versi
     r = dkm_file_read(path, DKM_DISKCACHE_ENTRY_MAX, &buf, &len);
     if (r < 0)
         return r;
-    /* Authenticate before parsing anything. */
-    r = dkm_error_set(DKM_E_INTEGRITY, "disk cache: %s fails its integrity check", path);
-    if (len < MAC_SIZE || compute_mac(c, buf, len - MAC_SIZE, mac) < 0 ||
-        CRYPTO_memcmp(mac, buf + len - MAC_SIZE, MAC_SIZE) != 0)
-        goto done;
     r = dkm_error_set(DKM_E_FORMAT, "disk cache: %s is malformed", path);
-    cur = dkm_cursor_init(buf, len - MAC_SIZE);
+    cur = dkm_cursor_init(buf, len);
     if (!dkm_get_ref(&cur, 4, &magic) || memcmp(magic, ENTRY_MAGIC, 4) != 0 ||
         !dkm_get_u16be(&cur, &fmt) || fmt != ENTRY_VERSION || !dkm_get_u8(&cur, &glen) ||
         !dkm_get_ref(&cur, glen, &g) || !dkm_get_u32be(&cur, &ver) ||

@@ -4,11 +4,14 @@
  *
  * An entry holds nothing secret: the signed fetch response (records.h)
  * and the key's sealed object as imported under this node's EK
- * (unseal.h: only this TPM can load it). The entry is bound together and
- * to this node by an HMAC-SHA256 under the local cache key (cachekey.h,
- * itself sealed to this TPM), so a file swapped, edited or copied from
- * another node is refused. An entry is never returned at or after its
- * version's expiry, and expired entries are removed when seen.
+ * (unseal.h: only this TPM can load it). Its user verifies the response
+ * (signed, naming the node) and that the sealed object is the object of
+ * the response's import blob (dkm_sealed_matches_blob: same public area,
+ * EK and PCR selection); the TPM loads no private area but that
+ * object's under this EK. So a file swapped, edited or copied from
+ * another node is refused without a key of the node's own. An entry is
+ * never returned at or after its version's expiry, and expired entries
+ * are removed when seen.
  *
  * Layout: one file per (group, version), "GROUP.VERSION.dkc", in a
  * directory owned by the caller's user and closed to others (0700).
@@ -26,7 +29,6 @@
 #include "dkm/tpm/unseal.h"
 #include "dkm/base/uri.h"
 
-#define DKM_DISKCACHE_KEY_SIZE 32
 #define DKM_DISKCACHE_ENTRY_MAX 40960u
 
 struct dkm_diskcache;
@@ -34,13 +36,9 @@ struct dkm_diskcache;
 /*
  * Open (creating it with mode 0700 when missing) a cache directory. The
  * directory must be owned by the calling user and not writable by group
- * or others (-EPERM with a detail otherwise). key (32 bytes, typically in
- * secure memory) is borrowed and must outlive the cache. libctx is where
- * HMAC-SHA256 is fetched from (NULL: the default context; the provider
- * passes its private one).
+ * or others (-EPERM with a detail otherwise).
  */
-DKM_MUSTCHECK int dkm_diskcache_open(const char *dir, const uint8_t *key,
-                                     OSSL_LIB_CTX *libctx, struct dkm_diskcache **ret);
+DKM_MUSTCHECK int dkm_diskcache_open(const char *dir, struct dkm_diskcache **ret);
 
 /* NULL is accepted. */
 void dkm_diskcache_free(struct dkm_diskcache *c);
@@ -58,7 +56,8 @@ DKM_MUSTCHECK int dkm_diskcache_put(struct dkm_diskcache *c, const char *group,
 /*
  * Read an entry. -ENOENT when there is none; DKM_E_EXPIRED when its
  * version expired at or before now (the file is removed); DKM_E_INTEGRITY
- * when its HMAC does not verify; DKM_E_FORMAT when it is malformed. On
+ * when it names another group or version than its file name;
+ * DKM_E_FORMAT when it is malformed. On
  * success *ret_response is malloc'd (free()) and *ret_sealed filled. The
  * caller still verifies the response's signatures (records.h).
  */
@@ -78,8 +77,7 @@ DKM_MUSTCHECK int dkm_diskcache_latest(struct dkm_diskcache *c, const char *grou
 /*
  * Split an entry's file name "GROUP.VERSION.dkc" (GROUP valid, VERSION
  * 1..UINT32_MAX without leading zeros). 0, or -EINVAL for any other
- * name. Needs no open cache (no cache key), so groups can be listed
- * without the TPM.
+ * name. Needs no open cache, so groups can be listed without one.
  */
 DKM_MUSTCHECK int dkm_diskcache_parse_name(const char *name,
                                            char group[DKM_GROUP_MAX + 1],

@@ -19,7 +19,6 @@
 #include <jansson.h>
 #include <openssl/types.h>
 
-#include "dkm/tpm/cachekey.h"
 #include "dkm/client/client.h"
 #include "diskcache.h"
 #include "dkm/tpm/node.h"
@@ -51,10 +50,10 @@ struct dkm_client {
     bool tpm_owned;
     pid_t tpm_pid; /* process that opened tpm */
     bool have_node;
+    bool ek_from_file; /* node and EK from the cache directory's EK file */
     struct dkm_node_id node;
     bool have_trust;
     struct dkm_server_list trust;
-    struct dkm_cachekey *cachekey;
     struct dkm_diskcache *cache;
     bool keyring_wanted;         /* key_cache "keyring" */
     bool keyring_off;            /* the kernel refused it: process cache only */

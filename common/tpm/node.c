@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 #include <openssl/param_build.h>
 #include <openssl/x509.h>
+#include <tss2/tss2_mu.h>
 
 #include "dkm/base/codec.h"
 #include "dkm/base/log.h"
@@ -434,4 +435,72 @@ int dkm_node_ek_pkey(const TPM2B_PUBLIC *ek, EVP_PKEY **ret)
     if (r < 0)
         return r;
     return type == DKM_EK_RSA2048 ? rsa_pkey(ek, ret) : ecc_pkey(ek, ret);
+}
+
+#define EK_FILE_MAGIC 0x444b4550u /* "DKEP" */
+#define EK_FILE_VERSION 1
+
+int dkm_node_ek_file_encode(enum dkm_ek_type type, const TPM2B_PUBLIC *pub, uint8_t *buf,
+                            size_t cap, size_t *ret_len)
+{
+    uint8_t area[sizeof(TPMT_PUBLIC)];
+    struct dkm_writer w = dkm_writer_init(buf, cap);
+    enum dkm_ek_type found;
+    size_t off = 0;
+
+    if (pub == NULL || buf == NULL || ret_len == NULL ||
+        dkm_tpm_ek_public_check(pub, &found) < 0 || found != type)
+        return dkm_error_set(-EINVAL, "EK file: not a TCG default %s EK",
+                             dkm_ek_type_name(type));
+    if (Tss2_MU_TPMT_PUBLIC_Marshal(&pub->publicArea, area, sizeof(area), &off) !=
+        TSS2_RC_SUCCESS)
+        return dkm_error_set(-EINVAL, "EK file: the public area cannot be marshaled");
+    (void)dkm_put_u32be(&w, EK_FILE_MAGIC);
+    (void)dkm_put_u16be(&w, EK_FILE_VERSION);
+    (void)dkm_put_u8(&w, type == DKM_EK_RSA2048 ? 1 : 2);
+    (void)dkm_put_len16(&w, area, off);
+    if (!dkm_writer_ok(&w))
+        return dkm_error_set(-ENOBUFS, "EK file: does not fit in %zu bytes", cap);
+    *ret_len = w.len;
+    return 0;
+}
+
+int dkm_node_ek_file_decode(const uint8_t *buf, size_t len, enum dkm_ek_type *ret_type,
+                            TPM2B_PUBLIC *ret)
+{
+    struct dkm_cursor c = dkm_cursor_init(buf, len);
+    uint8_t again[sizeof(TPMT_PUBLIC)];
+    const uint8_t *area;
+    size_t n, off = 0, off2 = 0;
+    enum dkm_ek_type type, found;
+    TPM2B_PUBLIC pub;
+    uint32_t magic;
+    uint16_t version;
+    uint8_t t;
+
+    if (buf == NULL || ret_type == NULL || ret == NULL)
+        return dkm_error_set(-EINVAL, "EK file: missing argument");
+    if (len > DKM_NODE_EK_FILE_MAX || !dkm_get_u32be(&c, &magic) ||
+        magic != EK_FILE_MAGIC || !dkm_get_u16be(&c, &version) ||
+        version != EK_FILE_VERSION || !dkm_get_u8(&c, &t) || (t != 1 && t != 2) ||
+        !dkm_get_len16_ref(&c, sizeof(TPMT_PUBLIC), &area, &n) || !dkm_cursor_empty(&c))
+        return dkm_error_set(DKM_E_FORMAT, "EK file: not a valid file (magic, version, "
+                                           "type, length)");
+    type = t == 1 ? DKM_EK_RSA2048 : DKM_EK_ECCP256;
+    memset(&pub, 0, sizeof(pub));
+    if (Tss2_MU_TPMT_PUBLIC_Unmarshal(area, n, &off, &pub.publicArea) !=
+            TSS2_RC_SUCCESS ||
+        off != n ||
+        Tss2_MU_TPMT_PUBLIC_Marshal(&pub.publicArea, again, sizeof(again), &off2) !=
+            TSS2_RC_SUCCESS ||
+        off2 != n || memcmp(again, area, n) != 0)
+        return dkm_error_set(DKM_E_FORMAT, "EK file: the public area is not canonically "
+                                           "encoded");
+    if (dkm_tpm_ek_public_check(&pub, &found) < 0 || found != type)
+        return dkm_error_set(DKM_E_FORMAT, "EK file: not a TCG default %s EK",
+                             dkm_ek_type_name(type));
+    pub.size = (UINT16)n;
+    *ret_type = type;
+    *ret = pub;
+    return 0;
 }

@@ -23,14 +23,23 @@
 #include <openssl/evp.h>
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
+#include <tss2/tss2_sys.h>
 #include <tss2/tss2_tctildr.h>
 
 #include "dkm/base/log.h"
+
+/* A persistent EK of the exact template, found once per context. */
+struct ek_record {
+    bool have;
+    ESYS_TR tr;
+    TPM2B_PUBLIC pub;
+};
 
 struct dkm_tpm {
     pthread_mutex_t lock;
     TSS2_TCTI_CONTEXT *tcti;
     ESYS_CONTEXT *esys;
+    struct ek_record ek[2]; /* by enum dkm_ek_type */
 };
 
 /* TCG EK Credential Profile: the default EK policy, PolicySecret(TPM_RH_ENDORSEMENT). */
@@ -430,8 +439,82 @@ int dkm_tpm_public_name(const TPM2B_PUBLIC *pub, TPM2B_NAME *ret)
     return 0;
 }
 
-/* Look for a persistent object: 0 with *ret set, -ENOENT when the handle
- * is empty, or another error. */
+/*
+ * ESAPI's serialized record of an object (Esys_TR_Serialize): its handle,
+ * name, resource type and, for a key, its public area, in TPM marshaling.
+ * ESAPI keeps this format stable so that records can be stored; a record
+ * that does not parse, or whose public area does not hash to its name, is
+ * not used (the caller asks the TPM instead).
+ */
+#define IESYS_KEY_RSRC 1u
+
+static int record_parse(const uint8_t *buf, size_t len, TPM2_HANDLE *ret_handle,
+                        TPM2B_PUBLIC *ret_public)
+{
+    TPM2_HANDLE handle = 0;
+    TPM2B_NAME name, computed;
+    TPM2B_PUBLIC pub;
+    UINT32 type = 0;
+    size_t off = 0;
+
+    memset(&name, 0, sizeof(name));
+    memset(&pub, 0, sizeof(pub));
+    if (Tss2_MU_TPM2_HANDLE_Unmarshal(buf, len, &off, &handle) != TSS2_RC_SUCCESS ||
+        Tss2_MU_TPM2B_NAME_Unmarshal(buf, len, &off, &name) != TSS2_RC_SUCCESS ||
+        Tss2_MU_UINT32_Unmarshal(buf, len, &off, &type) != TSS2_RC_SUCCESS ||
+        type != IESYS_KEY_RSRC ||
+        Tss2_MU_TPM2B_PUBLIC_Unmarshal(buf, len, &off, &pub) != TSS2_RC_SUCCESS ||
+        dkm_tpm_public_name(&pub, &computed) < 0 || computed.size != name.size ||
+        memcmp(computed.name, name.name, name.size) != 0)
+        return -EINVAL;
+    *ret_handle = handle;
+    *ret_public = pub;
+    return 0;
+}
+
+/* The public area ESAPI holds for tr, without a TPM command. */
+static int tr_public(struct dkm_tpm *tpm, ESYS_TR tr, TPM2B_PUBLIC *ret)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    TPM2_HANDLE handle;
+    int r;
+
+    if (Esys_TR_Serialize(tpm->esys, tr, &buf, &len) != TSS2_RC_SUCCESS)
+        return -EINVAL;
+    r = record_parse(buf, len, &handle, ret);
+    free(buf);
+    return r;
+}
+
+/*
+ * An ESAPI record for the persistent object at handle whose public area
+ * the caller already knows (from an earlier process), without a TPM
+ * command: the record is built and deserialized. If the object there is
+ * not that one, the commands that use it fail (the name is in their
+ * HMACs and salts), so a stale public can do no more than a failed TPM
+ * command.
+ */
+static int record_from_public(struct dkm_tpm *tpm, TPM2_HANDLE handle,
+                              const TPM2B_PUBLIC *pub, ESYS_TR *ret)
+{
+    uint8_t buf[sizeof(TPM2_HANDLE) + sizeof(TPM2B_NAME) + 4 + sizeof(TPM2B_PUBLIC)];
+    TPM2B_NAME name;
+    size_t off = 0;
+    ESYS_TR tr = ESYS_TR_NONE;
+
+    if (dkm_tpm_public_name(pub, &name) < 0 ||
+        Tss2_MU_TPM2_HANDLE_Marshal(handle, buf, sizeof(buf), &off) != TSS2_RC_SUCCESS ||
+        Tss2_MU_TPM2B_NAME_Marshal(&name, buf, sizeof(buf), &off) != TSS2_RC_SUCCESS ||
+        Tss2_MU_UINT32_Marshal(IESYS_KEY_RSRC, buf, sizeof(buf), &off) !=
+            TSS2_RC_SUCCESS ||
+        Tss2_MU_TPM2B_PUBLIC_Marshal(pub, buf, sizeof(buf), &off) != TSS2_RC_SUCCESS ||
+        Esys_TR_Deserialize(tpm->esys, buf, off, &tr) != TSS2_RC_SUCCESS)
+        return -EINVAL;
+    *ret = tr;
+    return 0;
+}
+
 /* Look for a persistent object: 0 with *ret set, -ENOENT when the handle
  * is empty, or another error. The capability is asked first so that an
  * absent handle does not make ESAPI log an error. */
@@ -458,10 +541,14 @@ static int persistent_open(struct dkm_tpm *tpm, TPM2_HANDLE handle, ESYS_TR *ret
         r = dkm_tpm_rc(rc, "reading the persistent object");
         goto done;
     }
-    rc = Esys_ReadPublic(tpm->esys, tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub,
-                         NULL, NULL);
-    DKM_TPM_CHECK(rc, "ReadPublic of a persistent object", r, done);
-    *ret_public = *pub;
+    /* ESAPI read the public area to make the record: take it from there
+     * rather than asking the TPM a second time. */
+    if (tr_public(tpm, tr, ret_public) < 0) {
+        rc = Esys_ReadPublic(tpm->esys, tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                             &pub, NULL, NULL);
+        DKM_TPM_CHECK(rc, "ReadPublic of a persistent object", r, done);
+        *ret_public = *pub;
+    }
     *ret = tr;
     tr = ESYS_TR_NONE;
     r = 0;
@@ -517,11 +604,19 @@ int dkm_tpm_ek_load(struct dkm_tpm *tpm, enum dkm_ek_type type, ESYS_TR *ret,
     if (r < 0)
         return r;
     dkm_tpm_lock(tpm);
+    if (tpm->ek[type].have) {
+        /* Read once per context: a persistent EK does not change. */
+        tr = tpm->ek[type].tr;
+        pub = tpm->ek[type].pub;
+        r = 0;
+        goto found;
+    }
     r = persistent_open(tpm, handle, &tr, &pub);
     if (r == 0) {
         if (dkm_tpm_ek_public_check(&pub, &found) == 0 && found == type) {
             log_debug("using the persistent %s EK at 0x%08x", dkm_ek_type_name(type),
                       (unsigned)handle);
+            tpm->ek[type] = (struct ek_record){.have = true, .tr = tr, .pub = pub};
         } else {
             log_debug("the object at 0x%08x is not a TCG default %s EK (%s); creating "
                       "the EK from the template",
@@ -549,6 +644,7 @@ int dkm_tpm_ek_load(struct dkm_tpm *tpm, enum dkm_ek_type type, ESYS_TR *ret,
             goto done;
         }
     }
+found:
     if (ret_public != NULL)
         *ret_public = pub;
     if (ret_transient != NULL)
@@ -560,6 +656,47 @@ done:
     dkm_tpm_flush(tpm, &tr);
     dkm_tpm_unlock(tpm);
     return r;
+}
+
+int dkm_tpm_ek_known(struct dkm_tpm *tpm, enum dkm_ek_type type, const TPM2B_PUBLIC *pub)
+{
+    TPM2_HANDLE handle = type == DKM_EK_RSA2048 ? DKM_EK_HANDLE_RSA : DKM_EK_HANDLE_ECC;
+    enum dkm_ek_type found;
+    ESYS_TR tr = ESYS_TR_NONE;
+    int r;
+
+    if (tpm == NULL || pub == NULL || (type != DKM_EK_RSA2048 && type != DKM_EK_ECCP256))
+        return dkm_error_set(-EINVAL, "dkm_tpm_ek_known: bad argument");
+    r = dkm_tpm_ek_public_check(pub, &found);
+    if (r < 0)
+        return r;
+    if (found != type)
+        return dkm_error_set(DKM_E_FORMAT, "EK public: not a %s EK",
+                             dkm_ek_type_name(type));
+    dkm_tpm_lock(tpm);
+    if (!tpm->ek[type].have) {
+        r = record_from_public(tpm, handle, pub, &tr);
+        if (r < 0)
+            r = dkm_error_set(DKM_E_TPM, "ESAPI refused the record of the %s EK",
+                              dkm_ek_type_name(type));
+        else
+            tpm->ek[type] = (struct ek_record){.have = true, .tr = tr, .pub = *pub};
+    }
+    dkm_tpm_unlock(tpm);
+    return r;
+}
+
+void dkm_tpm_forget(struct dkm_tpm *tpm)
+{
+    if (tpm == NULL)
+        return;
+    dkm_tpm_lock(tpm);
+    for (size_t i = 0; i < 2; i++) {
+        if (tpm->ek[i].have)
+            (void)Esys_TR_Close(tpm->esys, &tpm->ek[i].tr);
+        tpm->ek[i].have = false;
+    }
+    dkm_tpm_unlock(tpm);
 }
 
 int dkm_tpm_ek_policy_session(struct dkm_tpm *tpm, ESYS_TR *ret)
@@ -725,4 +862,24 @@ done:
     Esys_Free(cap);
     dkm_tpm_unlock(tpm);
     return r;
+}
+
+void dkm_tpm_scrub(struct dkm_tpm *tpm)
+{
+    TSS2_SYS_CONTEXT *sys = NULL;
+    TPM2B_MAX_BUFFER zeros;
+
+    if (tpm == NULL)
+        return;
+    memset(&zeros, 0, sizeof(zeros));
+    zeros.size = sizeof(zeros.buffer);
+    dkm_tpm_lock(tpm);
+    /* Preparing a command writes it into the buffer the last response was
+     * read into; it is never sent. A Hash of 1024 zero bytes covers every
+     * response dkm unseals. */
+    if (Esys_GetSysContext(tpm->esys, &sys) != TSS2_RC_SUCCESS || sys == NULL ||
+        Tss2_Sys_Hash_Prepare(sys, &zeros, TPM2_ALG_SHA256, TPM2_RH_NULL) !=
+            TSS2_RC_SUCCESS)
+        log_debug("could not overwrite the TSS command buffer");
+    dkm_tpm_unlock(tpm);
 }

@@ -4,11 +4,11 @@
  * local EK, then TPM2_Load and TPM2_Unseal into secure memory.
  *
  * The EK's TCG default policy (PolicySecret on the endorsement hierarchy)
- * authorizes it as a parent; a policy session is spent by each command,
- * so Import and Load each get a fresh one. The secret comes back through
- * a session salted with the EK with response encryption, so it is never
- * in clear on the TPM bus. Every handle and session is flushed on every
- * path: swtpm has three object slots and no resource manager.
+ * authorizes it as a parent. One session does all of it (session_start):
+ * salted with the EK, it is the policy session of Import and Load and
+ * encrypts the Unseal's response, so the secret is never in clear on the
+ * TPM bus. Every handle and session is flushed on every path: swtpm has
+ * three object slots and no resource manager.
  */
 #include "dkm/tpm/unseal.h"
 
@@ -120,19 +120,65 @@ static int blob_refused(struct dkm_tpm *tpm, TSS2_RC rc, const char *what)
     return r;
 }
 
-static int import_with(struct dkm_tpm *tpm, ESYS_TR ek,
+/*
+ * The one session of an import and unseal: a policy session salted with
+ * the EK, with AES-128-CFB for parameter encryption. PolicySecret on the
+ * endorsement hierarchy before Import and before Load satisfies the EK's
+ * policy (a policy session's digest starts over after each use); then,
+ * for an object with a PCR policy, PolicyPCR makes it the Unseal's
+ * authorization, and either way it encrypts the Unseal's response. The
+ * Unseal clears continueSession, so the TPM ends the session itself.
+ */
+static int session_start(struct dkm_tpm *tpm, ESYS_TR ek, ESYS_TR *ret)
+{
+    ESYS_CONTEXT *esys = dkm_tpm_esys(tpm);
+    TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_AES,
+                        .keyBits = {.aes = 128},
+                        .mode = {.aes = TPM2_ALG_CFB}};
+    ESYS_TR s = ESYS_TR_NONE;
+    TSS2_RC rc;
+    int r;
+
+    rc = Esys_StartAuthSession(esys, ek, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                               ESYS_TR_NONE, NULL, TPM2_SE_POLICY, &sym, TPM2_ALG_SHA256,
+                               &s);
+    DKM_TPM_CHECK(rc, "StartAuthSession (EK-salted policy session)", r, done);
+    rc = Esys_TRSess_SetAttributes(esys, s, TPMA_SESSION_CONTINUESESSION, 0xff);
+    DKM_TPM_CHECK(rc, "setting session attributes", r, done);
+    *ret = s;
+    s = ESYS_TR_NONE;
+    r = 0;
+done:
+    dkm_tpm_flush(tpm, &s);
+    return r;
+}
+
+static int ek_policy(struct dkm_tpm *tpm, ESYS_TR session)
+{
+    TSS2_RC rc;
+    int r;
+
+    rc = Esys_PolicySecret(dkm_tpm_esys(tpm), ESYS_TR_RH_ENDORSEMENT, session,
+                           ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, NULL, NULL, NULL,
+                           0, NULL, NULL);
+    DKM_TPM_CHECK(rc, "PolicySecret on the endorsement hierarchy", r, done);
+    r = 0;
+done:
+    return r;
+}
+
+static int import_with(struct dkm_tpm *tpm, ESYS_TR ek, ESYS_TR session,
                        const struct dkm_import_blob *blob, TPM2B_PRIVATE *ret)
 {
     ESYS_CONTEXT *esys = dkm_tpm_esys(tpm);
     TPM2B_DATA no_inner_key;
     TPMT_SYM_DEF_OBJECT no_inner = {.algorithm = TPM2_ALG_NULL};
     TPM2B_PRIVATE *out = NULL;
-    ESYS_TR session = ESYS_TR_NONE;
     TSS2_RC rc;
     int r;
 
     memset(&no_inner_key, 0, sizeof(no_inner_key));
-    r = dkm_tpm_ek_policy_session(tpm, &session);
+    r = ek_policy(tpm, session);
     if (r < 0)
         goto done;
     rc = Esys_Import(esys, ek, session, ESYS_TR_NONE, ESYS_TR_NONE, &no_inner_key,
@@ -145,64 +191,48 @@ static int import_with(struct dkm_tpm *tpm, ESYS_TR ek,
     r = 0;
 done:
     Esys_Free(out);
-    dkm_tpm_flush(tpm, &session);
     return r;
 }
 
-/* Overwrite the response of the last command inside ESAPI with harmless
- * data, so the unsealed bytes do not linger in the TSS command buffer
- * (ESAPI decrypts the response parameter in place and offers no way to
- * wipe its buffer). Best effort: failure is only logged. */
-static void scrub_tss_buffer(ESYS_CONTEXT *esys)
+/* After the Unseal: a session whose continueSession was clear is gone
+ * from the TPM; drop ESAPI's record of it too (no TPM command). */
+static void session_ended(struct dkm_tpm *tpm, ESYS_TR *session)
 {
-    TPMS_CAPABILITY_DATA *cap = NULL;
-    TPMI_YES_NO more = TPM2_NO;
-    TSS2_RC rc;
+    TPM2_HANDLE h;
 
-    rc = Esys_GetCapability(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                            TPM2_CAP_TPM_PROPERTIES, TPM2_PT_FIXED,
-                            TPM2_MAX_TPM_PROPERTIES, &more, &cap);
-    if (rc != TSS2_RC_SUCCESS)
-        log_debug("GetCapability to overwrite the TSS buffer failed: %s",
-                  Tss2_RC_Decode(rc));
-    Esys_Free(cap);
+    if (Esys_TR_GetTpmHandle(dkm_tpm_esys(tpm), *session, &h) == TSS2_RC_SUCCESS)
+        (void)Esys_TR_Close(dkm_tpm_esys(tpm), session);
+    *session = ESYS_TR_NONE;
 }
 
-static int load_unseal_with(struct dkm_tpm *tpm, ESYS_TR ek,
+static int load_unseal_with(struct dkm_tpm *tpm, ESYS_TR ek, ESYS_TR *session,
                             const struct dkm_sealed *sealed, void **ret_secret,
                             size_t *ret_len)
 {
     ESYS_CONTEXT *esys = dkm_tpm_esys(tpm);
-    ESYS_TR load_session = ESYS_TR_NONE, object = ESYS_TR_NONE;
-    ESYS_TR policy = ESYS_TR_NONE, crypt = ESYS_TR_NONE;
+    ESYS_TR object = ESYS_TR_NONE;
     TPM2B_SENSITIVE_DATA *data = NULL;
     void *secret = NULL;
     TSS2_RC rc;
     int r;
 
-    r = dkm_tpm_ek_policy_session(tpm, &load_session);
+    r = ek_policy(tpm, *session);
     if (r < 0)
         goto done;
-    rc = Esys_Load(esys, ek, load_session, ESYS_TR_NONE, ESYS_TR_NONE, &sealed->private,
+    rc = Esys_Load(esys, ek, *session, ESYS_TR_NONE, ESYS_TR_NONE, &sealed->private,
                    &sealed->public, &object);
     if (rc != TSS2_RC_SUCCESS) {
         r = blob_refused(tpm, rc, "Load of the sealed key");
         goto done;
     }
-    dkm_tpm_flush(tpm, &load_session);
-
-    /* Salted with the EK: only this TPM and we know the session key that
-     * encrypts the unsealed bytes in the response. */
-    r = dkm_tpm_encrypted_session(tpm, ek, &crypt);
-    if (r < 0)
-        goto done;
-    /* Unseal has no command parameter to decrypt; a session asking for
-     * one is refused (TPM_RC_ATTRIBUTES). */
-    rc = Esys_TRSess_SetAttributes(esys, crypt, 0, TPMA_SESSION_DECRYPT);
+    /* Response encryption only: Unseal has no command parameter to
+     * decrypt (a session asking for one is refused); the last use. */
+    rc = Esys_TRSess_SetAttributes(esys, *session, TPMA_SESSION_ENCRYPT,
+                                   TPMA_SESSION_ENCRYPT | TPMA_SESSION_DECRYPT |
+                                       TPMA_SESSION_CONTINUESESSION);
     DKM_TPM_CHECK(rc, "setting session attributes for Unseal", r, done);
 
     if (sealed->pcr_mask != 0) {
-        TPMT_SYM_DEF none = {.algorithm = TPM2_ALG_NULL};
         TPML_PCR_SELECTION sel;
         TPM2B_DIGEST current;
 
@@ -213,18 +243,14 @@ static int load_unseal_with(struct dkm_tpm *tpm, ESYS_TR ek,
         sel.pcrSelections[0].sizeofSelect = DKM_ENV_PCR_SELECT_SIZE;
         for (unsigned i = 0; i < DKM_ENV_PCR_SELECT_SIZE; i++)
             sel.pcrSelections[0].pcrSelect[i] = (uint8_t)(sealed->pcr_mask >> (8 * i));
-        rc = Esys_StartAuthSession(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                                   ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_POLICY,
-                                   &none, TPM2_ALG_SHA256, &policy);
-        DKM_TPM_CHECK(rc, "StartAuthSession for the PCR policy", r, done);
         /* An empty digest: the TPM uses the PCRs' current values, and the
          * policy digest only matches if they are the sealed-to ones. */
-        rc = Esys_PolicyPCR(esys, policy, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+        rc = Esys_PolicyPCR(esys, *session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                             &current, &sel);
         DKM_TPM_CHECK(rc, "PolicyPCR", r, done);
-        rc = Esys_Unseal(esys, object, policy, crypt, ESYS_TR_NONE, &data);
+        rc = Esys_Unseal(esys, object, *session, ESYS_TR_NONE, ESYS_TR_NONE, &data);
     } else {
-        rc = Esys_Unseal(esys, object, crypt, ESYS_TR_NONE, ESYS_TR_NONE, &data);
+        rc = Esys_Unseal(esys, object, ESYS_TR_PASSWORD, *session, ESYS_TR_NONE, &data);
     }
     if (rc != TSS2_RC_SUCCESS) {
         r = dkm_tpm_rc(rc, "Unseal");
@@ -240,6 +266,7 @@ static int load_unseal_with(struct dkm_tpm *tpm, ESYS_TR ek,
         }
         goto done;
     }
+    session_ended(tpm, session);
     if (data->size == 0 || data->size > DKM_DUP_SECRET_MAX) {
         r = dkm_error_set(DKM_E_TPM, "Unseal returned %u bytes, expected 1..%u",
                           (unsigned)data->size, DKM_DUP_SECRET_MAX);
@@ -257,13 +284,10 @@ done:
     if (data != NULL) {
         OPENSSL_cleanse(data, sizeof(*data));
         Esys_Free(data);
-        scrub_tss_buffer(esys);
+        dkm_tpm_scrub(tpm);
     }
     dkm_secmem_free(secret);
-    dkm_tpm_flush(tpm, &policy);
-    dkm_tpm_flush(tpm, &crypt);
     dkm_tpm_flush(tpm, &object);
-    dkm_tpm_flush(tpm, &load_session);
     return r;
 }
 
@@ -294,7 +318,7 @@ int dkm_unseal_import(struct dkm_tpm *tpm, const struct dkm_import_blob *blob,
                       struct dkm_sealed *ret_sealed)
 {
     TPM2B_PRIVATE private;
-    ESYS_TR ek = ESYS_TR_NONE;
+    ESYS_TR ek = ESYS_TR_NONE, session = ESYS_TR_NONE;
     int r;
 
     if (tpm == NULL || blob == NULL || ret_sealed == NULL)
@@ -306,12 +330,16 @@ int dkm_unseal_import(struct dkm_tpm *tpm, const struct dkm_import_blob *blob,
     r = ek_for_node(tpm, blob->ek_type, &blob->node_id, &ek);
     if (r < 0)
         goto done;
-    r = import_with(tpm, ek, blob, &private);
+    r = session_start(tpm, ek, &session);
+    if (r < 0)
+        goto done;
+    r = import_with(tpm, ek, session, blob, &private);
     if (r < 0)
         goto done;
     sealed_from_blob(blob, &private, ret_sealed);
     r = 0;
 done:
+    dkm_tpm_flush(tpm, &session);
     dkm_tpm_flush(tpm, &ek);
     dkm_tpm_unlock(tpm);
     return r;
@@ -320,7 +348,7 @@ done:
 int dkm_unseal(struct dkm_tpm *tpm, const struct dkm_sealed *sealed, void **ret_secret,
                size_t *ret_len)
 {
-    ESYS_TR ek = ESYS_TR_NONE;
+    ESYS_TR ek = ESYS_TR_NONE, session = ESYS_TR_NONE;
     int r;
 
     if (tpm == NULL || sealed == NULL || ret_secret == NULL || ret_len == NULL)
@@ -336,8 +364,12 @@ int dkm_unseal(struct dkm_tpm *tpm, const struct dkm_sealed *sealed, void **ret_
     r = ek_for_node(tpm, sealed->ek_type, &sealed->node_id, &ek);
     if (r < 0)
         goto done;
-    r = load_unseal_with(tpm, ek, sealed, ret_secret, ret_len);
+    r = session_start(tpm, ek, &session);
+    if (r < 0)
+        goto done;
+    r = load_unseal_with(tpm, ek, &session, sealed, ret_secret, ret_len);
 done:
+    dkm_tpm_flush(tpm, &session);
     dkm_tpm_flush(tpm, &ek);
     dkm_tpm_unlock(tpm);
     return r;
@@ -348,7 +380,7 @@ int dkm_unseal_blob(struct dkm_tpm *tpm, const struct dkm_import_blob *blob,
 {
     struct dkm_sealed sealed;
     TPM2B_PRIVATE private;
-    ESYS_TR ek = ESYS_TR_NONE;
+    ESYS_TR ek = ESYS_TR_NONE, session = ESYS_TR_NONE;
     int r;
 
     if (tpm == NULL || blob == NULL || ret_secret == NULL || ret_len == NULL)
@@ -360,16 +392,20 @@ int dkm_unseal_blob(struct dkm_tpm *tpm, const struct dkm_import_blob *blob,
     r = ek_for_node(tpm, blob->ek_type, &blob->node_id, &ek);
     if (r < 0)
         goto done;
-    r = import_with(tpm, ek, blob, &private);
+    r = session_start(tpm, ek, &session);
+    if (r < 0)
+        goto done;
+    r = import_with(tpm, ek, session, blob, &private);
     if (r < 0)
         goto done;
     sealed_from_blob(blob, &private, &sealed);
-    r = load_unseal_with(tpm, ek, &sealed, ret_secret, ret_len);
+    r = load_unseal_with(tpm, ek, &session, &sealed, ret_secret, ret_len);
     if (r < 0)
         goto done;
     if (ret_sealed != NULL)
         *ret_sealed = sealed;
 done:
+    dkm_tpm_flush(tpm, &session);
     dkm_tpm_flush(tpm, &ek);
     dkm_tpm_unlock(tpm);
     return r;
@@ -454,4 +490,17 @@ int dkm_sealed_decode(const uint8_t *buf, size_t len, struct dkm_sealed *ret)
         return r;
     *ret = s;
     return 0;
+}
+
+bool dkm_sealed_matches_blob(const struct dkm_sealed *sealed,
+                             const struct dkm_import_blob *blob)
+{
+    TPM2B_NAME a, b;
+
+    if (sealed == NULL || blob == NULL || dkm_tpm_public_name(&sealed->public, &a) < 0 ||
+        dkm_tpm_public_name(&blob->public, &b) < 0)
+        return false;
+    return a.size == b.size && memcmp(a.name, b.name, a.size) == 0 &&
+           sealed->ek_type == blob->ek_type && sealed->pcr_mask == blob->pcr_mask &&
+           dkm_node_id_equal(&sealed->node_id, &blob->node_id);
 }

@@ -96,4 +96,19 @@ DKM_MUSTCHECK int dkm_node_ek_cert_check(const uint8_t *der, size_t len);
  */
 DKM_MUSTCHECK int dkm_node_ek_pkey(const TPM2B_PUBLIC *ek, EVP_PKEY **ret);
 
+/*
+ * The EK file of a node's cache directory (docs/formats.md, "EK file"):
+ * the public area of the node's persistent EK as a process read it, so
+ * that later processes know the node id and the EK with no TPM command
+ * (dkm_tpm_ek_known). Magic "DKEP", format version 1, EK type, the
+ * marshaled TPMT_PUBLIC. decode refuses anything but one canonical
+ * encoding of a TCG default EK of the type it names (DKM_E_FORMAT).
+ */
+#define DKM_NODE_EK_FILE "ek.pub"
+#define DKM_NODE_EK_FILE_MAX 1024u
+DKM_MUSTCHECK int dkm_node_ek_file_encode(enum dkm_ek_type type, const TPM2B_PUBLIC *pub,
+                                          uint8_t *buf, size_t cap, size_t *ret_len);
+DKM_MUSTCHECK int dkm_node_ek_file_decode(const uint8_t *buf, size_t len,
+                                          enum dkm_ek_type *ret_type, TPM2B_PUBLIC *ret);
+
 #endif

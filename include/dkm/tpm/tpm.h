@@ -98,13 +98,30 @@ void dkm_tpm_flush(struct dkm_tpm *tpm, ESYS_TR *handle);
  * present and exactly of the TCG default template (L-1 RSA-2048, L-2
  * ECC P-256), else a transient one created from that template
  * (*ret_transient then true). Either way the caller releases the handle
- * with dkm_tpm_flush. ret_transient and ret_public may be NULL;
+ * with dkm_tpm_flush. A persistent EK is read once per context (or not at
+ * all after dkm_tpm_ek_known). ret_transient and ret_public may be NULL;
  * ret_public receives the EK's public area. Lock must be held (the lock
  * is recursive; the function also takes it).
  */
 DKM_MUSTCHECK int dkm_tpm_ek_load(struct dkm_tpm *tpm, enum dkm_ek_type type,
                                   ESYS_TR *ret, bool *ret_transient,
                                   TPM2B_PUBLIC *ret_public);
+
+/*
+ * Tell the context the public area of the persistent EK of this type, as
+ * an earlier process read it (from the node's cache directory), so that
+ * dkm_tpm_ek_load needs no TPM command: 0, or DKM_E_FORMAT when pub is
+ * not a TCG default EK of that type. If the TPM holds another key there,
+ * the commands that use it fail. Takes the lock.
+ */
+DKM_MUSTCHECK int dkm_tpm_ek_known(struct dkm_tpm *tpm, enum dkm_ek_type type,
+                                   const TPM2B_PUBLIC *pub);
+
+/*
+ * Forget the persistent EKs read so far (dkm_tpm_ek_load reads each once
+ * per context): for whoever changes persistent objects under a context.
+ */
+void dkm_tpm_forget(struct dkm_tpm *tpm);
 
 /*
  * Start a policy session that satisfies the TCG default EK policy
@@ -233,5 +250,13 @@ DKM_MUSTCHECK int dkm_tpm_object_create(struct dkm_tpm *tpm, const TPM2B_PUBLIC 
  */
 DKM_MUSTCHECK int dkm_tpm_object_load(struct dkm_tpm *tpm,
                                       const struct dkm_tpm_object *obj, ESYS_TR *ret);
+
+/*
+ * Overwrite the TSS buffer the last response was read into, with no TPM
+ * command: ESAPI decrypts a response parameter in place and offers no way
+ * to wipe its buffer, so after an Unseal the secret would linger there.
+ * Takes the lock.
+ */
+void dkm_tpm_scrub(struct dkm_tpm *tpm);
 
 #endif

@@ -98,4 +98,12 @@ DKM_MUSTCHECK int dkm_unseal_blob(struct dkm_tpm *tpm, const struct dkm_import_b
                                   struct dkm_sealed *ret_sealed, void **ret_secret,
                                   size_t *ret_len);
 
+/*
+ * Whether sealed is the object that blob imports to (the same public
+ * area, EK and node, PCR selection): how a kept sealed object is tied to
+ * the signed answer that carried its blob. No TPM command.
+ */
+bool dkm_sealed_matches_blob(const struct dkm_sealed *sealed,
+                             const struct dkm_import_blob *blob);
+
 #endif
