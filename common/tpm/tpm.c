@@ -28,8 +28,8 @@
 
 #include "dkm/base/log.h"
 
-/* A persistent EK of the exact template, found once per context. */
-struct ek_record {
+/* A persistent EK or SRK found usable, read once per context. */
+struct kept_object {
     bool have;
     ESYS_TR tr;
     TPM2B_PUBLIC pub;
@@ -39,7 +39,8 @@ struct dkm_tpm {
     pthread_mutex_t lock;
     TSS2_TCTI_CONTEXT *tcti;
     ESYS_CONTEXT *esys;
-    struct ek_record ek[2]; /* by enum dkm_ek_type */
+    struct kept_object ek[2]; /* by enum dkm_ek_type */
+    struct kept_object srk;   /* a persistent, usable SRK, found once */
 };
 
 /* TCG EK Credential Profile: the default EK policy, PolicySecret(TPM_RH_ENDORSEMENT). */
@@ -616,7 +617,7 @@ int dkm_tpm_ek_load(struct dkm_tpm *tpm, enum dkm_ek_type type, ESYS_TR *ret,
         if (dkm_tpm_ek_public_check(&pub, &found) == 0 && found == type) {
             log_debug("using the persistent %s EK at 0x%08x", dkm_ek_type_name(type),
                       (unsigned)handle);
-            tpm->ek[type] = (struct ek_record){.have = true, .tr = tr, .pub = pub};
+            tpm->ek[type] = (struct kept_object){.have = true, .tr = tr, .pub = pub};
         } else {
             log_debug("the object at 0x%08x is not a TCG default %s EK (%s); creating "
                       "the EK from the template",
@@ -680,7 +681,7 @@ int dkm_tpm_ek_known(struct dkm_tpm *tpm, enum dkm_ek_type type, const TPM2B_PUB
             r = dkm_error_set(DKM_E_TPM, "ESAPI refused the record of the %s EK",
                               dkm_ek_type_name(type));
         else
-            tpm->ek[type] = (struct ek_record){.have = true, .tr = tr, .pub = *pub};
+            tpm->ek[type] = (struct kept_object){.have = true, .tr = tr, .pub = *pub};
     }
     dkm_tpm_unlock(tpm);
     return r;
@@ -696,6 +697,9 @@ void dkm_tpm_forget(struct dkm_tpm *tpm)
             (void)Esys_TR_Close(tpm->esys, &tpm->ek[i].tr);
         tpm->ek[i].have = false;
     }
+    if (tpm->srk.have)
+        (void)Esys_TR_Close(tpm->esys, &tpm->srk.tr);
+    tpm->srk.have = false;
     dkm_tpm_unlock(tpm);
 }
 
@@ -774,8 +778,15 @@ int dkm_tpm_srk_load(struct dkm_tpm *tpm, ESYS_TR *ret, bool *ret_transient,
     if (r < 0)
         return r;
     dkm_tpm_lock(tpm);
+    if (tpm->srk.have) {
+        tr = tpm->srk.tr;
+        pub = tpm->srk.pub;
+        goto found;
+    }
     r = persistent_open(tpm, DKM_SRK_HANDLE, &tr, &pub);
-    if (r == 0 && !srk_usable(&pub)) {
+    if (r == 0 && srk_usable(&pub)) {
+        tpm->srk = (struct kept_object){.have = true, .tr = tr, .pub = pub};
+    } else if (r == 0) {
         log_debug("the object at 0x%08x is not a storage key; creating the SRK from the "
                   "template",
                   (unsigned)DKM_SRK_HANDLE);
@@ -790,6 +801,7 @@ int dkm_tpm_srk_load(struct dkm_tpm *tpm, ESYS_TR *ret, bool *ret_transient,
             goto done;
         transient = true;
     }
+found:
     if (ret_name != NULL) {
         r = dkm_tpm_public_name(&pub, ret_name);
         if (r < 0)

@@ -118,8 +118,9 @@ DKM_MUSTCHECK int dkm_tpm_ek_known(struct dkm_tpm *tpm, enum dkm_ek_type type,
                                    const TPM2B_PUBLIC *pub);
 
 /*
- * Forget the persistent EKs read so far (dkm_tpm_ek_load reads each once
- * per context): for whoever changes persistent objects under a context.
+ * Forget the persistent EKs and SRK read so far (dkm_tpm_ek_load and
+ * dkm_tpm_srk_load read each once per context): for whoever changes
+ * persistent objects under a context.
  */
 void dkm_tpm_forget(struct dkm_tpm *tpm);
 

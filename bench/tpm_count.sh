@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# shellcheck disable=SC2119 # keys_setup takes no arguments here
+#
+# TPM commands per use of a dkm key, counted: the stock openssl (and, for
+# a second use in one process, tests/holdkey) with the dkm provider, a
+# live dkmd, and the node's TPM behind the counting TCTI
+# (libtss2-tcti-dkmcount.so), which logs every command's name. The node
+# runs in a user namespace of its own, so its kernel keyring is the
+# bench's, not the machine's. Cases, each in a new process unless said:
+#
+#   first-start   empty cache directory (the node's first process ever)
+#   first-fetch   keyring and disk cache empty (the node's EK file kept)
+#   warm-disk     keyring empty, disk cache valid, service up
+#   warm-keyring  the key in the kernel keyring
+#   hit           a second use in the same process
+#
+# and dkmd's own: at start (identity, delegation, first state load with
+# its unseals), per rotation, per delegation renewal (the same signature
+# as the delegation made at start). The last four lines are exactly
+#   tpm commands: hit N / warm-keyring N / warm-disk N / first-fetch N
+#
+# Usage: bench/tpm_count.sh [BUILD_DIR]
+# Starts its own PostgreSQL, swtpms and dkmd in a temporary directory and
+# stops them by PID at the end (the integration tests' helpers).
+
+BUILD=${1:-$(dirname "$0")/../build}
+DKM_BUILD_DIR=$(cd "$BUILD" && pwd)
+export DKM_BUILD_DIR
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/../tests/integration/lib.sh"
+# shellcheck source=tests/integration/svc_common.bash
+. "$IT_SRC/tests/integration/svc_common.bash"
+# shellcheck source=tests/integration/keys_common.bash
+. "$IT_SRC/tests/integration/keys_common.bash"
+it_init tpm_count
+
+COUNT_TCTI=$DKM_BUILD_DIR/tcti/libtss2-tcti-dkmcount.so
+HOLD=$DKM_BUILD_DIR/tests/dkm_holdkey
+[ -f "$COUNT_TCTI" ] || it_fatal "no counting TCTI at $COUNT_TCTI"
+export DKM_TCTI_COUNT_FILE=$IT_TMP/dkmd.count
+
+keys_setup
+sed -i 's/^log_level = debug$/log_level = notice/' "$SVC_CONF"
+keys_init
+# dkmd's TPM behind the counting TCTI too (dkmd init above is not counted).
+sed -i "s|^tcti = $KEYS_SERVER_TCTI\$|tcti = $COUNT_TCTI:$KEYS_SERVER_TCTI|" "$SVC_CONF"
+: >"$DKM_TCTI_COUNT_FILE"
+svc_start
+keys_node n1
+admin POST /v1/nodes "{\"card\":\"${NODE_CARD[n1]}\"}" >/dev/null
+admin POST /v1/groups '{"name":"bench","rotation_period":3600,"version_lifetime":7200,"cache_ttl":600}' \
+    >/dev/null
+admin POST /v1/groups/bench/grant "{\"node_id\":\"${NODE_ID[n1]}\"}" >/dev/null
+[ "$(cat "$IT_TMP/admin.code")" = 200 ] || it_fatal "granting the group failed"
+
+# names FILE: the command names of a count file, with repeats, on one line.
+names() {
+    if [ -s "$1" ]; then
+        awk '{n[$1]++; if (!($1 in seen)) {seen[$1] = 1; order[++k] = $1}}
+             END {for (i = 1; i <= k; i++) printf "%s%s x%d", (i > 1 ? "," : ""), " " order[i], n[order[i]]}' "$1"
+    else
+        printf ' none'
+    fi
+}
+# report CASE FILE: one line of counts and names.
+report() {
+    printf '  %-13s %3d TPM commands:%s\n' "$1" "$(wc -l <"$2")" "$(names "$2")"
+}
+
+dkmd_start=$(wc -l <"$DKM_TCTI_COUNT_FILE")
+cp "$DKM_TCTI_COUNT_FILE" "$IT_TMP/dkmd.start"
+: >"$DKM_TCTI_COUNT_FILE"
+admin POST /v1/groups/bench/rotate >/dev/null
+admin POST /v1/groups/bench/rotate >/dev/null
+cp "$DKM_TCTI_COUNT_FILE" "$IT_TMP/dkmd.rotate"
+
+cat >"$IT_TMP/openssl.cnf" <<CNF
+openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+[provider_sect]
+default = default_sect
+dkm = dkm_sect
+[default_sect]
+activate = 1
+[dkm_sect]
+module = $DKM_BUILD_DIR/provider/dkm.so
+activate = 1
+service = https://127.0.0.1:$SVC_PORT
+trust = $KEYS_TRUST
+tcti = $COUNT_TCTI:${NODE_TCTI[n1]}
+cache_dir = $IT_TMP/cache
+CNF
+export OPENSSL_CONF=$IT_TMP/openssl.cnf
+unset DKM_SERVICE DKM_TRUST DKM_TCTI DKM_CACHE_DIR
+export DKM_TCTI_COUNT_FILE=$IT_TMP/node.count
+it_keyring_ns
+head -c 100 /dev/urandom >"$IT_TMP/msg"
+
+# one CASE [KEY_CACHE]: one openssl pkeyutl -encrypt with dkm:bench in a
+# new process; its count file is kept as $IT_TMP/CASE.
+one() {
+    : >"$DKM_TCTI_COUNT_FILE"
+    DKM_KEY_CACHE=${2:-keyring} it_ns openssl pkeyutl -encrypt -inkey dkm:bench \
+        -in "$IT_TMP/msg" -out "$IT_TMP/out" 2>"$IT_TMP/err" ||
+        it_fatal "openssl pkeyutl failed ($1): $(cat "$IT_TMP/err")"
+    cp "$DKM_TCTI_COUNT_FILE" "$IT_TMP/$1"
+}
+flush() {
+    DKM_KEY_CACHE=keyring it_ns "$KEYS_DKMCTL" key flush --trust "$KEYS_TRUST" \
+        --tcti "$COUNT_TCTI:${NODE_TCTI[n1]}" --cache-dir "$IT_TMP/cache" >/dev/null ||
+        it_fatal "dkmctl key flush failed"
+}
+
+one first-start
+one warm-keyring
+flush
+one warm-disk
+flush
+rm -f "$IT_TMP"/cache/*.dkc
+one first-fetch
+
+# hit: the commands between a process's first use and its second.
+: >"$DKM_TCTI_COUNT_FILE"
+coproc HOLDER { DKM_KEY_CACHE=process it_ns "$HOLD" dkm:bench 2>"$IT_TMP/hold.err"; }
+hold_pid=$HOLDER_PID
+read -r -t 30 line <&"${HOLDER[0]}" || it_fatal "the holder did not start: $(cat "$IT_TMP/hold.err")"
+before=$(wc -l <"$DKM_TCTI_COUNT_FILE")
+echo >&"${HOLDER[1]}"
+read -r -t 30 line <&"${HOLDER[0]}"
+[ "$line" = ok ] || it_fatal "the holder's second use failed: $line"
+tail -n "+$((before + 1))" "$DKM_TCTI_COUNT_FILE" >"$IT_TMP/hit"
+exec {HOLDER[1]}>&-
+wait "$hold_pid" 2>/dev/null
+
+echo "TPM commands per use of dkm:bench (openssl pkeyutl -encrypt, new processes)"
+for c in first-start first-fetch warm-disk warm-keyring hit; do
+    report "$c" "$IT_TMP/$c"
+done
+echo "dkmd's TPM commands"
+report "start" "$IT_TMP/dkmd.start"
+printf '  %-13s %3d TPM commands per rotation (two rotations: %d):%s\n' "rotation" \
+    "$(($(wc -l <"$IT_TMP/dkmd.rotate") / 2))" "$(wc -l <"$IT_TMP/dkmd.rotate")" \
+    "$(names "$IT_TMP/dkmd.rotate")"
+echo "  (dkmd start: $dkmd_start; a delegation renewal is one signing-key signature:"
+echo "   Load, Sign and FlushContext of the signing key, as in the start's count)"
+it_check_eq "the hit sent nothing to the TPM" 0 "$(wc -l <"$IT_TMP/hit")" >/dev/null
+echo "tpm commands: first-start $(wc -l <"$IT_TMP/first-start")"
+echo "tpm commands: hit $(wc -l <"$IT_TMP/hit")"
+echo "tpm commands: warm-keyring $(wc -l <"$IT_TMP/warm-keyring")"
+echo "tpm commands: warm-disk $(wc -l <"$IT_TMP/warm-disk")"
+echo "tpm commands: first-fetch $(wc -l <"$IT_TMP/first-fetch")"
+it_finish
