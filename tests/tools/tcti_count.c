@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A TCTI that counts TPM commands: it passes every command to another
- * TCTI and appends the command's name to a file, one line each. Loaded by
+ * TCTI and appends to a file, for each command, a line with its name and
+ * the microseconds from sending it to its whole response. Loaded by
  * tpm2-tss's TCTI loader as "dkmcount" (libtss2-tcti-dkmcount.so on the
  * library path) or by its path, with the TCTI to wrap as its
  * configuration:
@@ -13,6 +14,7 @@
  */
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +28,18 @@ struct count_ctx {
     TSS2_TCTI_CONTEXT_COMMON_V2 common;
     TSS2_TCTI_CONTEXT *child;
     char path[4096];
+    uint32_t code;  /* of the command in flight */
+    uint64_t start; /* when it was sent, in microseconds */
+    bool pending;
 };
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 static const struct {
     uint32_t code;
@@ -174,17 +187,14 @@ static struct count_ctx *ctx_of(TSS2_TCTI_CONTEXT *t)
 static TSS2_RC count_transmit(TSS2_TCTI_CONTEXT *t, size_t size, const uint8_t *command)
 {
     struct count_ctx *c = ctx_of(t);
-    char buf[16];
-    FILE *f;
 
     if (c == NULL)
         return TSS2_TCTI_RC_BAD_CONTEXT;
-    if (c->path[0] != '\0' && size >= 10 && (f = fopen(c->path, "ae")) != NULL) {
-        uint32_t code = (uint32_t)command[6] << 24 | (uint32_t)command[7] << 16 |
-                        (uint32_t)command[8] << 8 | command[9];
-
-        fprintf(f, "%s\n", command_name(code, buf, sizeof(buf)));
-        fclose(f);
+    if (size >= 10) {
+        c->code = (uint32_t)command[6] << 24 | (uint32_t)command[7] << 16 |
+                  (uint32_t)command[8] << 8 | command[9];
+        c->pending = true;
+        c->start = now_us();
     }
     return Tss2_Tcti_Transmit(c->child, size, command);
 }
@@ -193,9 +203,24 @@ static TSS2_RC count_receive(TSS2_TCTI_CONTEXT *t, size_t *size, uint8_t *respon
                              int32_t timeout)
 {
     struct count_ctx *c = ctx_of(t);
+    TSS2_RC rc;
+    char buf[16];
+    FILE *f;
 
-    return c == NULL ? TSS2_TCTI_RC_BAD_CONTEXT
-                     : Tss2_Tcti_Receive(c->child, size, response, timeout);
+    if (c == NULL)
+        return TSS2_TCTI_RC_BAD_CONTEXT;
+    rc = Tss2_Tcti_Receive(c->child, size, response, timeout);
+    /* A call without a buffer only asks for the size; the answer is in
+     * when a buffer was filled. */
+    if (rc == TSS2_RC_SUCCESS && response != NULL && c->pending) {
+        c->pending = false;
+        if (c->path[0] != '\0' && (f = fopen(c->path, "ae")) != NULL) {
+            fprintf(f, "%s %llu\n", command_name(c->code, buf, sizeof(buf)),
+                    (unsigned long long)(now_us() - c->start));
+            fclose(f);
+        }
+    }
+    return rc;
 }
 
 static void count_finalize(TSS2_TCTI_CONTEXT *t)
