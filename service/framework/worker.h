@@ -59,6 +59,8 @@ struct svc_worker {
     unsigned inflight;
     bool draining;
     struct timespec drain_deadline;
+    /* Monotonic ms of the loop's last sweep: the watchdog's proof that it turns. */
+    atomic_uint_fast64_t last_turn_ms;
 };
 
 struct svc {
