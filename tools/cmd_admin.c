@@ -130,7 +130,7 @@ static int load_settings(const struct dkmctl_globals *g, struct dkmctl_svc_opts 
     return 0;
 }
 
-static int open_client(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
+int dkmctl_open_client(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
                        struct dkm_config **ret_cfg, struct dkm_client **ret)
 {
     struct dkm_client_config cc = {0};
@@ -276,7 +276,7 @@ int dkmctl_admin_call(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
     json_t *ans = NULL;
     int r;
 
-    r = open_client(g, o, &cfg, &c);
+    r = dkmctl_open_client(g, o, &cfg, &c);
     if (r == 0)
         r = check_tls_admin(o);
     /* A client certificate means: administer over TLS as an admin node. */
@@ -675,7 +675,7 @@ int dkmctl_cmd_key(const struct dkmctl_globals *g, int argc, char **argv)
     r = dkm_uri_parse(uritext, strlen(uritext), 0, &uri, NULL);
     if (r < 0)
         goto done;
-    r = open_client(g, &o, &cfg, &cl);
+    r = dkmctl_open_client(g, &o, &cfg, &cl);
     if (r < 0)
         goto done;
     r = dkm_client_fetch(cl, uri.group, uri.version, &key);

@@ -48,6 +48,8 @@ int dkmctl_cmd_audit(const struct dkmctl_globals *g, int argc, char **argv);
 int dkmctl_cmd_key(const struct dkmctl_globals *g, int argc, char **argv);
 /* server add|list (cmd_server.c); argv[0] is the family name. */
 int dkmctl_cmd_server(const struct dkmctl_globals *g, int argc, char **argv);
+/* status (cmd_status.c): dkmd's readiness, /v1/health. */
+int dkmctl_cmd_status(const struct dkmctl_globals *g, int argc, char **argv);
 
 /* ---- shared by the service commands (cmd_admin.c, cmd_group.c) ---- */
 
@@ -118,6 +120,17 @@ bool dkmctl_svc_option(int c, const char *arg, struct dkmctl_svc_opts *o);
     "  --tls-ca FILE   the service's certificate or CA, required over TLS (tls_ca)\n"    \
     "  --service URLS  https://HOST:PORT[,...] for TLS (service, $DKM_SERVICE)\n"        \
     "  --json          print the server's JSON answer\n"
+
+struct dkm_client;
+struct dkm_config;
+
+/*
+ * Fill o's unset settings from [dkmctl] of --config, then the
+ * environment, and open a client with them. *ret_cfg (dkm_config_free)
+ * holds the strings o now points to; free it after the client.
+ */
+int dkmctl_open_client(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
+                       struct dkm_config **ret_cfg, struct dkm_client **ret);
 
 /*
  * One admin call: open the client from the settings, send method/path
