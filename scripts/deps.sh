@@ -17,7 +17,7 @@ packages=(
     libkeyutils-dev keyutils
     libsystemd-dev systemd
     scdoc man-db groff-base
-    dpkg-dev fakeroot lintian
+    dpkg-dev fakeroot lintian file
     curl procps gdb jq python3 python3-cryptography time
 )
 
