@@ -58,6 +58,8 @@ static void notify_cb(void *arg, const char *channel, const char *payload);
 static void db_back_cb(void *arg);
 static void db_retry_cb(evutil_socket_t fd, short what, void *arg);
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg);
+static void db_up_cb(void *arg);
+static void ready_cb(evutil_socket_t fd, short what, void *arg);
 
 static bool (*liveness_hook)(uint64_t max_ms, char *why, size_t why_size);
 
@@ -153,6 +155,35 @@ static void db_back_cb(void *arg)
     for (unsigned i = 0; i < svc->nworkers; i++)
         if (&svc->workers[i] != self && svc->workers[i].db_retry_ev != NULL)
             event_active(svc->workers[i].db_retry_ev, EV_TIMEOUT, 0);
+}
+
+/*
+ * In a worker's thread: its pool has a connection. The main loop sends
+ * READY=1 once every pool has, so that nothing arriving after READY
+ * finds a worker that cannot reach the database yet.
+ */
+static void db_up_cb(void *arg)
+{
+    struct svc_worker *w = arg;
+
+    atomic_store(&w->db_ready, true);
+    event_active(w->svc->ready_ev, EV_TIMEOUT, 0);
+}
+
+static void ready_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct svc *svc = arg;
+    (void)fd;
+    (void)what;
+
+    if (svc->ready_sent)
+        return;
+    for (unsigned i = 0; i < svc->nworkers; i++)
+        if (!atomic_load(&svc->workers[i].db_ready))
+            return;
+    svc->ready_sent = true;
+    log_info("every worker reaches the database: ready");
+    svc_notify_ready(svc->ready_status);
 }
 
 static void db_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -279,6 +310,7 @@ static int worker_setup(struct svc *svc, struct svc_worker *w, unsigned id)
         .notify = id == 0 ? notify_cb : NULL,
         .notify_arg = svc,
         .back = db_back_cb,
+        .up = db_up_cb,
         .back_arg = w,
     };
     struct timeval tv = {.tv_sec = 0, .tv_usec = SVC_SWEEP_MS * 1000};
@@ -287,6 +319,7 @@ static int worker_setup(struct svc *svc, struct svc_worker *w, unsigned id)
     w->svc = svc;
     w->id = id;
     atomic_init(&w->last_turn_ms, svc_mono_ms());
+    atomic_init(&w->db_ready, false);
     w->base = event_base_new();
     if (w->base == NULL)
         return dkm_error_set(-ENOMEM, "cannot create an event base");
@@ -367,17 +400,20 @@ static void reload(struct svc *svc)
     SSL_CTX *ctx = NULL, *old;
     int r;
 
-    svc_notify_reloading();
+    if (svc->ready_sent)
+        svc_notify_reloading();
     r = svc_config_load(svc->config_path, &cfg);
     if (r < 0) {
         log_error("reload: %s; keeping the running configuration", dkm_error_detail());
-        svc_notify_ready("reload refused: the configuration file has an error");
+        if (svc->ready_sent)
+            svc_notify_ready("reload refused: the configuration file has an error");
         return;
     }
     r = svc_tls_server_ctx(cfg->tls_cert, cfg->tls_key, &ctx);
     if (r < 0) {
         log_error("reload: %s; keeping the running configuration", dkm_error_detail());
-        svc_notify_ready("reload refused: the TLS certificate or key has an error");
+        if (svc->ready_sent)
+            svc_notify_ready("reload refused: the TLS certificate or key has an error");
         svc_config_free(cfg);
         return;
     }
@@ -390,7 +426,9 @@ static void reload(struct svc *svc)
     log_notice("reloaded the TLS certificate and key and the log level from %s; other "
                "settings take effect at restart",
                svc->config_path);
-    svc_notify_ready("serving; reloaded the TLS certificate and key and the log level");
+    if (svc->ready_sent)
+        svc_notify_ready(
+            "serving; reloaded the TLS certificate and key and the log level");
     svc_config_free(cfg);
 }
 
@@ -427,7 +465,6 @@ int svc_run(struct svc_config *cfg, const char *config_path, unsigned schema_ver
     struct svc svc = {0};
     struct watchdog wd = {.svc = &svc};
     uint64_t wd_usec;
-    char status[160];
     bool lock_ok = false;
     int r;
 
@@ -469,6 +506,11 @@ int svc_run(struct svc_config *cfg, const char *config_path, unsigned schema_ver
     svc.main_base = event_base_new();
     if (svc.main_base == NULL) {
         r = dkm_error_set(-ENOMEM, "cannot create the main event base");
+        goto done;
+    }
+    svc.ready_ev = event_new(svc.main_base, -1, 0, ready_cb, &svc);
+    if (svc.ready_ev == NULL) {
+        r = dkm_error_set(-ENOMEM, "cannot create the readiness event");
         goto done;
     }
     for (size_t i = 0; i < 3; i++) {
@@ -526,9 +568,11 @@ int svc_run(struct svc_config *cfg, const char *config_path, unsigned schema_ver
         log_info("watchdog: WATCHDOG=1 every %llu ms while every loop turns",
                  (unsigned long long)(wd_usec / 2000));
     }
-    snprintf(status, sizeof(status), "serving on %s:%u, %u worker(s), schema version %u",
-             cfg->listen_host, cfg->listen_port, svc.nworkers, schema_version);
-    svc_notify_ready(status);
+    snprintf(svc.ready_status, sizeof(svc.ready_status),
+             "serving on %s:%u, %u worker(s), schema version %u", cfg->listen_host,
+             cfg->listen_port, svc.nworkers, schema_version);
+    /* READY=1 comes from ready_cb once every pool is up (maybe already). */
+    event_active(svc.ready_ev, EV_TIMEOUT, 0);
     if (event_base_dispatch(svc.main_base) < 0) {
         r = dkm_error_set(-EIO, "the main event loop failed");
         for (unsigned i = 0; i < svc.nworkers; i++)
@@ -562,6 +606,8 @@ done : {
     free(svc.workers);
     if (wd_ev != NULL)
         event_free(wd_ev);
+    if (svc.ready_ev != NULL)
+        event_free(svc.ready_ev);
     for (size_t i = 0; i < 3; i++)
         if (sigev[i] != NULL)
             event_free(sigev[i]);
