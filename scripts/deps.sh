@@ -15,6 +15,9 @@ packages=(
     libcunit1-dev libjansson-dev
     swtpm swtpm-tools
     libkeyutils-dev keyutils
+    libsystemd-dev systemd
+    scdoc man-db groff-base
+    dpkg-dev fakeroot lintian file
     curl procps gdb jq python3 python3-cryptography time
 )
 

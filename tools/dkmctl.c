@@ -40,6 +40,7 @@ static void usage(FILE *out)
         "                          add a server that ran dkmd init --join; show the\n"
         "                          authorized server list\n"
         "  audit [--limit N] [--after ID]\n"
+        "  status                  is dkmd ready? each readiness check (/v1/health)\n"
         "\n"
         "Node keys:\n"
         "  key fetch GROUP[/VERSION]  fetch, verify and unseal a key as the provider\n"
@@ -158,6 +159,8 @@ int main(int argc, char **argv)
         return dkmctl_cmd_audit(&g, argc, argv);
     if (strcmp(cmd, "key") == 0)
         return dkmctl_cmd_key(&g, argc, argv);
+    if (strcmp(cmd, "status") == 0)
+        return dkmctl_cmd_status(&g, argc, argv);
     if (strcmp(cmd, "help") == 0) {
         usage(stdout);
         return DKMCTL_EXIT_OK;

@@ -15,9 +15,6 @@
 
 #include <jansson.h>
 
-struct dkm_config;
-struct dkm_client;
-
 enum dkmctl_exit {
     DKMCTL_EXIT_OK = 0,
     DKMCTL_EXIT_FAILURE = 1,     /* the operation failed */
@@ -51,6 +48,8 @@ int dkmctl_cmd_audit(const struct dkmctl_globals *g, int argc, char **argv);
 int dkmctl_cmd_key(const struct dkmctl_globals *g, int argc, char **argv);
 /* server add|list (cmd_server.c); argv[0] is the family name. */
 int dkmctl_cmd_server(const struct dkmctl_globals *g, int argc, char **argv);
+/* status (cmd_status.c): dkmd's readiness, /v1/health. */
+int dkmctl_cmd_status(const struct dkmctl_globals *g, int argc, char **argv);
 
 /* ---- shared by the service commands (cmd_admin.c, cmd_group.c) ---- */
 
@@ -123,6 +122,17 @@ bool dkmctl_svc_option(int c, const char *arg, struct dkmctl_svc_opts *o);
     "  --service URLS  https://HOST:PORT[,...] for TLS (service, $DKM_SERVICE)\n"        \
     "  --json          print the server's JSON answer\n"
 
+struct dkm_client;
+struct dkm_config;
+
+/*
+ * Fill o's unset settings from [dkmctl] of --config, then the
+ * environment, and open a client with them. *ret_cfg (dkm_config_free)
+ * holds the strings o now points to; free it after the client.
+ */
+int dkmctl_open_client(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
+                       struct dkm_config **ret_cfg, struct dkm_client **ret);
+
 /*
  * One admin call: open the client from the settings, send method/path
  * with body (whose reference is taken), and print the answer with
@@ -140,13 +150,6 @@ int dkmctl_admin_call(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
 int dkmctl_simple_options(int argc, char **argv, struct dkmctl_svc_opts *o,
                           void (*usage)(FILE *), int nargs);
 
-/*
- * Load the settings ([dkmctl] of the config file, then the environment,
- * for what the command line left unset) into o, and open a client on
- * them. *ret_cfg holds the strings o points to (dkm_config_free after).
- */
-int dkmctl_open_client(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
-                       struct dkm_config **ret_cfg, struct dkm_client **ret);
 /* Print obj as indented JSON on stdout. */
 int dkmctl_print_json(json_t *obj);
 

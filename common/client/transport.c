@@ -2,7 +2,8 @@
 /*
  * The dkmd client's transport: one JSON call (dkm_client_call) over TLS
  * to the service URLs, trying each in turn from the one that answered
- * last, or over the admin Unix socket; the HTTP/1.1 framing is http.c.
+ * last, or over the admin Unix socket, and the report call
+ * (dkm_client_report) that hands back a 503's JSON too; the HTTP/1.1 framing is http.c.
  * The lowest part of the client: client.c and groups.c call it, it calls
  * neither.
  *
@@ -302,8 +303,13 @@ static void url_name(const struct dkm_http_url *u, char *out, size_t size)
         snprintf(out, size, "https://%s:%u", u->host, (unsigned)u->port);
 }
 
-int dkm_client_call_locked(struct dkm_client *c, bool admin, const char *method,
-                           const char *path, json_t *body, json_t **ret)
+/*
+ * One call. With ret_status (a report), the first answer from any URL is
+ * final whatever its status, and its JSON object is returned with it;
+ * without, only a 200 is, and a 503 moves on to the next URL.
+ */
+static int call(struct dkm_client *c, bool admin, const char *method, const char *path,
+                json_t *body, int *ret_status, json_t **ret)
 {
     struct dkm_http_response res = {0};
     char where[DKM_HTTP_HOST_MAX + 32];
@@ -334,7 +340,7 @@ int dkm_client_call_locked(struct dkm_client *c, bool admin, const char *method,
             url_name(u, where, sizeof(where));
         dkm_error_clear();
         r = exchange(c, u, method, path, text, &res);
-        if (r == 0 && res.status == 503)
+        if (r == 0 && res.status == 503 && ret_status == NULL)
             r = status_error(where, &res);
         if (r == 0)
             break;
@@ -350,18 +356,22 @@ int dkm_client_call_locked(struct dkm_client *c, bool admin, const char *method,
     }
     if (!admin)
         c->preferred = (c->preferred + i) % tries;
-    if (res.status != 200) {
+    if (res.status != 200 && ret_status == NULL) {
         r = status_error(where, &res);
         goto done;
     }
     j = json_loadb(res.body, res.body_len, JSON_REJECT_DUPLICATES, NULL);
     if (!json_is_object(j)) {
-        r = dkm_error_set(DKM_E_PROTOCOL,
-                          "%s answered 200 to %s %s with a body that is not a "
-                          "JSON object",
-                          where, method, path);
+        r = ret_status != NULL && res.status != 200
+                ? status_error(where, &res)
+                : dkm_error_set(DKM_E_PROTOCOL,
+                                "%s answered %d to %s %s with a body that is not a "
+                                "JSON object",
+                                where, res.status, method, path);
         goto done;
     }
+    if (ret_status != NULL)
+        *ret_status = res.status;
     *ret = j;
     j = NULL;
     r = 0;
@@ -372,13 +382,32 @@ done:
     return r;
 }
 
+int dkm_client_call_locked(struct dkm_client *c, bool admin, const char *method,
+                           const char *path, json_t *body, json_t **ret)
+{
+    return call(c, admin, method, path, body, NULL, ret);
+}
+
 int dkm_client_call(struct dkm_client *c, bool admin, const char *method,
                     const char *path, json_t *body, json_t **ret)
 {
     int r;
 
     pthread_mutex_lock(&c->lock);
-    r = dkm_client_call_locked(c, admin, method, path, body, ret);
+    r = call(c, admin, method, path, body, NULL, ret);
     pthread_mutex_unlock(&c->lock);
+    return r;
+}
+
+int dkm_client_report(struct dkm_client *c, bool admin, const char *path, int *ret_status,
+                      json_t **ret)
+{
+    int status = 0, r;
+
+    pthread_mutex_lock(&c->lock);
+    r = call(c, admin, "GET", path, NULL, &status, ret);
+    pthread_mutex_unlock(&c->lock);
+    if (r == 0)
+        *ret_status = status;
     return r;
 }

@@ -23,6 +23,11 @@ static inline uint64_t svc_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+static inline uint64_t svc_mono_ms(void)
+{
+    return svc_mono_ns() / 1000000u;
+}
+
 static inline bool svc_after(const struct timespec *a, const struct timespec *b)
 {
     return a->tv_sec > b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec > b->tv_nsec);

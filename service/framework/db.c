@@ -131,6 +131,7 @@ struct svc_db {
     unsigned queued;
     struct pending *failed; /* callbacks to run from kick_cb */
     struct event *kick;
+    bool was_up; /* opt.up has been called */
 };
 
 static void io_cb(evutil_socket_t fd, short what, void *arg);
@@ -475,6 +476,11 @@ static void complete(struct db_conn *c)
         if (c->ever_up && c->db->opt.back != NULL)
             c->db->opt.back(c->db->opt.back_arg);
         c->ever_up = true;
+        if (!c->db->was_up) {
+            c->db->was_up = true;
+            if (c->db->opt.up != NULL)
+                c->db->opt.up(c->db->opt.back_arg);
+        }
         dispatch(c->db);
         return;
     case CONN_LISTENING:

@@ -78,7 +78,9 @@ struct svc_db_options {
     void *notify_arg;
     /* Called when a connection is back after a failure (may be NULL). */
     void (*back)(void *arg);
-    void *back_arg;
+    /* Called once, when the pool's first connection is ready (may be NULL). */
+    void (*up)(void *arg);
+    void *back_arg; /* the argument of back and up */
 };
 
 DKM_MUSTCHECK int svc_db_new(struct event_base *base, const struct svc_db_options *opt,

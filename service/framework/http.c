@@ -187,6 +187,7 @@ void svc_sweep_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
 
     svc_now_mono(&now);
+    atomic_store(&w->last_turn_ms, svc_mono_ms());
     for (struct svc_conn *c = w->conns; c != NULL; c = c->next) {
         /* Busy, or an answer still being written: evhttp closes it when done. */
         if (c->cur != NULL ||

@@ -18,6 +18,13 @@
  * Signals: SIGTERM/SIGINT make every worker drain (http.c) and the main
  * loop exit; the pools close after their worker's loop has ended. SIGHUP
  * reloads the TLS certificate and key and the log level.
+ *
+ * The service manager (notify.c) hears READY=1 once every worker thread
+ * runs, and, with a watchdog, WATCHDOG=1 from a timer on the main loop
+ * that first checks that each worker's loop has swept its connections
+ * recently (http.c stamps every sweep) and that the liveness hook's loop
+ * (the keeper) has turned: a stuck loop withholds the ping, and the
+ * manager restarts dkmd after its WatchdogSec.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -41,6 +48,7 @@
 #include "db.h"
 #include "http.h"
 #include "metrics.h"
+#include "notify.h"
 #include "server.h"
 #include "tls.h"
 #include "worker.h"
@@ -49,6 +57,56 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg);
 static void notify_cb(void *arg, const char *channel, const char *payload);
 static void db_back_cb(void *arg);
 static void db_retry_cb(evutil_socket_t fd, short what, void *arg);
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg);
+static void db_up_cb(void *arg);
+static void ready_cb(evutil_socket_t fd, short what, void *arg);
+
+static bool (*liveness_hook)(uint64_t max_ms, char *why, size_t why_size);
+
+void svc_set_liveness_hook(bool (*fn)(uint64_t max_ms, char *why, size_t why_size))
+{
+    liveness_hook = fn;
+}
+
+/* The watchdog: the state svc_run keeps for watchdog_cb. */
+struct watchdog {
+    struct svc *svc;
+    uint64_t stall_ms; /* a loop quiet for longer than this is stuck */
+    bool withheld;     /* the last tick sent no ping (logged once) */
+};
+
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct watchdog *wd = arg;
+    struct svc *svc = wd->svc;
+    uint64_t now = svc_mono_ms();
+    char why[160] = "";
+    bool ok = true;
+
+    (void)fd;
+    (void)what;
+    for (unsigned i = 0; ok && i < svc->nworkers; i++) {
+        uint64_t last = atomic_load(&svc->workers[i].last_turn_ms);
+
+        if (now > last && now - last > wd->stall_ms) {
+            snprintf(why, sizeof(why),
+                     "worker %u's event loop has not turned for %llu ms", i,
+                     (unsigned long long)(now - last));
+            ok = false;
+        }
+    }
+    if (ok && liveness_hook != NULL)
+        ok = liveness_hook(wd->stall_ms, why, sizeof(why));
+    if (ok) {
+        svc_notify_watchdog();
+        if (wd->withheld)
+            log_notice("watchdog: every loop turns again");
+        wd->withheld = false;
+    } else if (!wd->withheld) {
+        log_error("watchdog: %s; withholding WATCHDOG=1 from the service manager", why);
+        wd->withheld = true;
+    }
+}
 
 void svc_get_status(const struct svc *svc, struct svc_status *ret)
 {
@@ -97,6 +155,35 @@ static void db_back_cb(void *arg)
     for (unsigned i = 0; i < svc->nworkers; i++)
         if (&svc->workers[i] != self && svc->workers[i].db_retry_ev != NULL)
             event_active(svc->workers[i].db_retry_ev, EV_TIMEOUT, 0);
+}
+
+/*
+ * In a worker's thread: its pool has a connection. The main loop sends
+ * READY=1 once every pool has, so that nothing arriving after READY
+ * finds a worker that cannot reach the database yet.
+ */
+static void db_up_cb(void *arg)
+{
+    struct svc_worker *w = arg;
+
+    atomic_store(&w->db_ready, true);
+    event_active(w->svc->ready_ev, EV_TIMEOUT, 0);
+}
+
+static void ready_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct svc *svc = arg;
+    (void)fd;
+    (void)what;
+
+    if (svc->ready_sent)
+        return;
+    for (unsigned i = 0; i < svc->nworkers; i++)
+        if (!atomic_load(&svc->workers[i].db_ready))
+            return;
+    svc->ready_sent = true;
+    log_info("every worker reaches the database: ready");
+    svc_notify_ready(svc->ready_status);
 }
 
 static void db_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -223,6 +310,7 @@ static int worker_setup(struct svc *svc, struct svc_worker *w, unsigned id)
         .notify = id == 0 ? notify_cb : NULL,
         .notify_arg = svc,
         .back = db_back_cb,
+        .up = db_up_cb,
         .back_arg = w,
     };
     struct timeval tv = {.tv_sec = 0, .tv_usec = SVC_SWEEP_MS * 1000};
@@ -230,6 +318,8 @@ static int worker_setup(struct svc *svc, struct svc_worker *w, unsigned id)
 
     w->svc = svc;
     w->id = id;
+    atomic_init(&w->last_turn_ms, svc_mono_ms());
+    atomic_init(&w->db_ready, false);
     w->base = event_base_new();
     if (w->base == NULL)
         return dkm_error_set(-ENOMEM, "cannot create an event base");
@@ -310,14 +400,20 @@ static void reload(struct svc *svc)
     SSL_CTX *ctx = NULL, *old;
     int r;
 
+    if (svc->ready_sent)
+        svc_notify_reloading();
     r = svc_config_load(svc->config_path, &cfg);
     if (r < 0) {
         log_error("reload: %s; keeping the running configuration", dkm_error_detail());
+        if (svc->ready_sent)
+            svc_notify_ready("reload refused: the configuration file has an error");
         return;
     }
     r = svc_tls_server_ctx(cfg->tls_cert, cfg->tls_key, &ctx);
     if (r < 0) {
         log_error("reload: %s; keeping the running configuration", dkm_error_detail());
+        if (svc->ready_sent)
+            svc_notify_ready("reload refused: the TLS certificate or key has an error");
         svc_config_free(cfg);
         return;
     }
@@ -330,6 +426,9 @@ static void reload(struct svc *svc)
     log_notice("reloaded the TLS certificate and key and the log level from %s; other "
                "settings take effect at restart",
                svc->config_path);
+    if (svc->ready_sent)
+        svc_notify_ready(
+            "serving; reloaded the TLS certificate and key and the log level");
     svc_config_free(cfg);
 }
 
@@ -344,6 +443,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     }
     log_notice("received %s; finishing requests in flight, then stopping",
                sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    svc_notify_stopping();
     for (unsigned i = 0; i < svc->nworkers; i++)
         event_active(svc->workers[i].stop_ev, EV_TIMEOUT, 0);
     event_base_loopexit(svc->main_base, NULL);
@@ -361,7 +461,10 @@ int svc_run(struct svc_config *cfg, const char *config_path, unsigned schema_ver
 {
     static const int signals[] = {SIGTERM, SIGINT, SIGHUP};
     struct event *sigev[3] = {NULL, NULL, NULL};
+    struct event *wd_ev = NULL;
     struct svc svc = {0};
+    struct watchdog wd = {.svc = &svc};
+    uint64_t wd_usec;
     bool lock_ok = false;
     int r;
 
@@ -405,6 +508,11 @@ int svc_run(struct svc_config *cfg, const char *config_path, unsigned schema_ver
         r = dkm_error_set(-ENOMEM, "cannot create the main event base");
         goto done;
     }
+    svc.ready_ev = event_new(svc.main_base, -1, 0, ready_cb, &svc);
+    if (svc.ready_ev == NULL) {
+        r = dkm_error_set(-ENOMEM, "cannot create the readiness event");
+        goto done;
+    }
     for (size_t i = 0; i < 3; i++) {
         sigev[i] = evsignal_new(svc.main_base, signals[i], signal_cb, &svc);
         if (sigev[i] == NULL || event_add(sigev[i], NULL) < 0) {
@@ -438,6 +546,33 @@ int svc_run(struct svc_config *cfg, const char *config_path, unsigned schema_ver
                "version %u",
                DKM_VERSION, cfg->listen_host, cfg->listen_port, cfg->admin_socket,
                svc.nworkers, schema_version);
+    /*
+     * Pings every half period; a loop silent for that long (but never
+     * less than four sweeps) is stuck, and the manager kills dkmd about
+     * one period after it stuck.
+     */
+    wd_usec = svc_notify_watchdog_usec();
+    if (wd_usec > 0) {
+        struct timeval tv = {.tv_sec = (time_t)(wd_usec / 2 / 1000000),
+                             .tv_usec = (suseconds_t)(wd_usec / 2 % 1000000)};
+
+        wd.stall_ms =
+            wd_usec / 2000 > 4 * SVC_SWEEP_MS ? wd_usec / 2000 : 4 * SVC_SWEEP_MS;
+        wd_ev = event_new(svc.main_base, -1, EV_PERSIST, watchdog_cb, &wd);
+        if (wd_ev == NULL || event_add(wd_ev, &tv) < 0) {
+            r = dkm_error_set(-ENOMEM, "cannot start the watchdog timer");
+            for (unsigned i = 0; i < svc.nworkers; i++)
+                event_active(svc.workers[i].stop_ev, EV_TIMEOUT, 0);
+            goto done;
+        }
+        log_info("watchdog: WATCHDOG=1 every %llu ms while every loop turns",
+                 (unsigned long long)(wd_usec / 2000));
+    }
+    snprintf(svc.ready_status, sizeof(svc.ready_status),
+             "serving on %s:%u, %u worker(s), schema version %u", cfg->listen_host,
+             cfg->listen_port, svc.nworkers, schema_version);
+    /* READY=1 comes from ready_cb once every pool is up (maybe already). */
+    event_active(svc.ready_ev, EV_TIMEOUT, 0);
     if (event_base_dispatch(svc.main_base) < 0) {
         r = dkm_error_set(-EIO, "the main event loop failed");
         for (unsigned i = 0; i < svc.nworkers; i++)
@@ -469,6 +604,10 @@ done : {
     for (unsigned i = 0; svc.workers != NULL && i < svc.nworkers; i++)
         worker_free(&svc.workers[i]);
     free(svc.workers);
+    if (wd_ev != NULL)
+        event_free(wd_ev);
+    if (svc.ready_ev != NULL)
+        event_free(svc.ready_ev);
     for (size_t i = 0; i < 3; i++)
         if (sigev[i] != NULL)
             event_free(sigev[i]);

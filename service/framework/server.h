@@ -6,6 +6,7 @@
 #ifndef DKM_SVC_SERVER_H
 #define DKM_SVC_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,7 +42,21 @@ void svc_refused_rows_add(struct svc *svc, uint64_t n);
 void svc_set_workers_stopped_hook(void (*fn)(void));
 
 /*
+ * A check the watchdog makes before each WATCHDOG=1 to the service
+ * manager, for a thread of the caller's that runs a loop of its own (the
+ * key service's keeper): it returns false, with the reason in why, when
+ * that loop has not turned within max_ms. The workers' event loops are
+ * checked by the server itself.
+ */
+void svc_set_liveness_hook(bool (*fn)(uint64_t max_ms, char *why, size_t why_size));
+
+/*
  * Run the service until SIGTERM/SIGINT; returns 0 after a clean drain.
+ * Under a service manager (NOTIFY_SOCKET) it sends READY=1 once the
+ * workers run (the caller has loaded its state by then), STOPPING=1 at a
+ * stop, RELOADING=1 and READY=1 around a SIGHUP reload, and, when the
+ * manager asked for a watchdog, WATCHDOG=1 every half period while every
+ * worker's loop and the liveness hook's loop turn.
  * metrics is the registry /metrics renders (owned by the caller, who may
  * have registered the key service's metrics in it already); routes is the
  * endpoint table (nroutes rows, in matching order), which must outlive

@@ -59,6 +59,9 @@ struct svc_worker {
     unsigned inflight;
     bool draining;
     struct timespec drain_deadline;
+    /* Monotonic ms of the loop's last sweep: the watchdog's proof that it turns. */
+    atomic_uint_fast64_t last_turn_ms;
+    atomic_bool db_ready; /* the pool has had a connection up (READY waits for it) */
 };
 
 struct svc {
@@ -83,6 +86,9 @@ struct svc {
     struct svc_metric *m_db_latency;
     struct svc_metric *m_cut;
     struct event_base *main_base;
+    struct event *ready_ev; /* activated by a worker whose pool came up */
+    char ready_status[160]; /* STATUS= of READY=1 */
+    bool ready_sent;
 };
 
 #endif

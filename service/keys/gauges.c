@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Gauges of what the key service holds, read from the current snapshot
- * and the audit queue at scrape time.
+ * Gauges of what the key service holds, read from the current snapshot,
+ * the audit queue and the readiness facts (health.c) at scrape time.
  */
 #include <stdint.h>
 #include <time.h>
@@ -9,6 +9,7 @@
 #include "audit.h"
 #include "blobcache.h"
 #include "gauges.h"
+#include "health.h"
 #include "metrics.h"
 #include "state.h"
 
@@ -45,6 +46,25 @@ static double snapshot_count(void *arg)
     return (double)n;
 }
 
+enum fact { F_DELEG_LEFT, F_LOADED_AT, F_TPM_UP };
+
+static double health_fact(void *arg)
+{
+    struct ks_health h;
+    uint64_t now = (uint64_t)time(NULL);
+
+    ks_health_get(&h);
+    switch ((enum fact)(uintptr_t)arg) {
+    case F_DELEG_LEFT:
+        return h.deleg_not_after > now ? (double)(h.deleg_not_after - now) : 0;
+    case F_LOADED_AT:
+        return (double)h.loaded_at;
+    case F_TPM_UP:
+        return h.tpm_ok && h.tpm_checked_at + KS_TPM_PROBE_STALE_S >= now ? 1 : 0;
+    }
+    return 0;
+}
+
 static double audit_pending(void *arg)
 {
     (void)arg;
@@ -71,7 +91,16 @@ int ks_gauges_register(struct svc_metrics *m)
                                snapshot_count, GAUGE(G_BLOB_BYTES))) < 0 ||
         (r = svc_metrics_gauge(m, "dkmd_audit_queue",
                                "Audit records waiting to be written", audit_pending,
-                               NULL)) < 0)
+                               NULL)) < 0 ||
+        (r = svc_metrics_gauge(m, "dkmd_delegation_remaining_seconds",
+                               "Seconds until the response-signing delegation expires",
+                               health_fact, GAUGE(F_DELEG_LEFT))) < 0 ||
+        (r = svc_metrics_gauge(m, "dkmd_state_last_reload_timestamp_seconds",
+                               "Unix time of the last successful state load", health_fact,
+                               GAUGE(F_LOADED_AT))) < 0 ||
+        (r = svc_metrics_gauge(m, "dkmd_tpm_up",
+                               "1 when the TPM answered the last probe (every 10 s)",
+                               health_fact, GAUGE(F_TPM_UP))) < 0)
         return r;
     return 0;
 }

@@ -37,11 +37,13 @@
 #include "config.h"
 #include "db.h"
 #include "gauges.h"
+#include "health.h"
 #include "http.h"
 #include "identity.h"
 #include "keeper.h"
 #include "migrate.h"
 #include "rotate.h"
+#include "server.h"
 #include "state.h"
 #include "tpm_metrics.h"
 
@@ -62,6 +64,7 @@ static struct keeper {
     pthread_mutex_t lock; /* jobs, stop */
     struct job_node *jobs, *jobs_tail;
     bool stop;
+    atomic_uint_fast64_t last_turn_ms; /* monotonic; read by ks_keeper_alive */
     /* Keeper-thread only. */
     struct ks_loader loader;
     struct ks_ctx ctx;
@@ -164,6 +167,7 @@ static int reload(void)
     r = ks_snapshot_load(&K.loader, K.ctx.snap, &s);
     if (r < 0) {
         log_error("state reload failed: %s", dkm_error_detail());
+        ks_health_loaded(false, false, (uint64_t)time(NULL));
         return r;
     }
     if (K.ctx.snap != NULL)
@@ -171,6 +175,7 @@ static int reload(void)
     K.ctx.snap = s;
     atomic_fetch_add(&s->refs, 1);
     ks_snapshot_publish(s);
+    ks_health_loaded(true, s->listed, (uint64_t)time(NULL));
     if (!s->listed)
         log_error("this server is not on the verified authorized server list: key "
                   "fetches answer 503 until it is");
@@ -220,6 +225,7 @@ static int new_delegation(void)
     }
     ks_deleg_unref(K.loader.deleg);
     K.loader.deleg = d;
+    ks_health_delegation(now + KS_DELEGATION_LIFE);
     log_info("new response-signing delegation, valid until %llu",
              (unsigned long long)(now + KS_DELEGATION_LIFE));
     return 0;
@@ -279,9 +285,44 @@ static bool foreign_changes(void)
     return foreign;
 }
 
+/*
+ * Ask the TPM a cheap question (no key operation): /v1/health reports
+ * whether it answers. A change is logged once, not every probe.
+ */
+static void tpm_probe(void)
+{
+    static int was = -1;
+    uint32_t slots = 0;
+    int r = dkm_tpm_transient_avail(K.ctx.tpm, &slots);
+
+    ks_health_tpm(r == 0, r < 0 ? dkm_error_detail() : NULL, (uint64_t)time(NULL));
+    if (r < 0 && was != 0)
+        log_error("the TPM does not answer: %s", dkm_error_detail());
+    else if (r == 0 && was == 0)
+        log_notice("the TPM answers again");
+    was = r == 0;
+}
+
+bool ks_keeper_alive(uint64_t max_ms, char *why, size_t why_size)
+{
+    uint64_t now = svc_mono_ms(), last = atomic_load(&K.last_turn_ms);
+    uint64_t tpm = ks_tpm_last_op_ms();
+
+    if (!K.on || last == 0)
+        return true;
+    if (tpm > last)
+        last = tpm;
+    if (now > last && now - last > max_ms) {
+        snprintf(why, why_size, "the keeper thread has not turned for %llu ms",
+                 (unsigned long long)(now - last));
+        return false;
+    }
+    return true;
+}
+
 static void *keeper_main(void *arg)
 {
-    uint64_t last_timer = 0, last_connect = 0;
+    uint64_t last_timer = 0, last_connect = 0, last_probe = 0;
     bool need_reload = false;
 
     (void)arg;
@@ -302,6 +343,11 @@ static void *keeper_main(void *arg)
         }
         clock_gettime(CLOCK_MONOTONIC, &ts);
         now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+        atomic_store(&K.last_turn_ms, now_ms);
+        if (now_ms - last_probe >= KS_TPM_PROBE_S * 1000) {
+            last_probe = now_ms;
+            tpm_probe();
+        }
 
         if (K.ctx.conn == NULL || PQstatus(K.ctx.conn) != CONNECTION_OK) {
             if (now_ms - last_connect >= RECONNECT_MS) {
@@ -344,6 +390,7 @@ static void *keeper_main(void *arg)
             if (ks_timer_pass(&K.ctx) && reload() < 0)
                 need_reload = true;
         }
+        ks_health_keeper_db(K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK);
         pthread_mutex_lock(&K.lock);
         stop = K.stop && K.jobs == NULL;
         pthread_mutex_unlock(&K.lock);
@@ -444,6 +491,9 @@ int ks_start(const struct svc_config *cfg, struct svc_metrics *metrics)
                           "this server is not on the authorized server list");
         goto done;
     }
+    /* Readiness is true from the first answer: the TPM was just used. */
+    tpm_probe();
+    atomic_store(&K.last_turn_ms, svc_mono_ms());
     K.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (K.wake_fd < 0) {
         r = dkm_error_set(-errno, "eventfd: %s", strerror(errno));
@@ -460,8 +510,11 @@ int ks_start(const struct svc_config *cfg, struct svc_metrics *metrics)
     }
     K.thread_started = true;
     K.on = true;
+    ks_health_set_on(true);
+    ks_health_keeper_db(true);
     ks_audit_enable(true);
     svc_set_tls_admin_hook(tls_admin);
+    svc_set_liveness_hook(ks_keeper_alive);
     log_notice("key service on: %zu group(s), %zu node(s), %llu refused row(s)",
                K.ctx.snap->ngroups, K.ctx.snap->nnodes,
                (unsigned long long)K.ctx.snap->refused);
@@ -488,6 +541,7 @@ void ks_stop(void)
 {
     ks_quiesce();
     K.on = false;
+    ks_health_set_on(false);
     ks_audit_enable(false);
     ks_snapshot_publish(NULL);
     ks_snapshot_unref(K.ctx.snap);

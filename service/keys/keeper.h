@@ -7,6 +7,10 @@
 #ifndef DKM_KS_KEEPER_H
 #define DKM_KS_KEEPER_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include "dkm/base/error.h"
 #include "job.h"
 
@@ -30,6 +34,13 @@ DKM_MUSTCHECK int ks_start(const struct svc_config *cfg, struct svc_metrics *met
 void ks_quiesce(void);
 /* Quiesce, then free everything (the queue was flushed by the keeper). */
 void ks_stop(void);
+
+/*
+ * Whether the keeper's loop turned (or finished a TPM operation) within
+ * the last max_ms; if not, false with the reason in why. True when the
+ * keeper does not run. Thread-safe: the watchdog and /v1/health/live ask.
+ */
+bool ks_keeper_alive(uint64_t max_ms, char *why, size_t why_size);
 
 /* Run job->fn on the keeper; 503 at once when the key service is off. */
 void ks_submit(struct svc_req *r, ks_job_fn *fn);

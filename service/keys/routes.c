@@ -1,7 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The endpoint table and the endpoints that need no TPM: health, metrics,
- * ping, and the admin socket's ping.
+ * The endpoint table and the endpoints that need no TPM: health (readiness
+ * and liveness), metrics, ping, and the admin socket's ping.
+ *
+ * Readiness (/v1/health, also /v1/health/ready) is the conjunction of four
+ * checks, each reported with its facts: the database answers a query now
+ * (a real round trip on this worker's pool), the state is loaded and this
+ * server is on the verified server list, the response-signing delegation
+ * has not expired, and the TPM answered the keeper's last probe recently.
+ * 200 when all hold, else 503 naming the first that fails. Liveness
+ * (/v1/health/live) only says that this worker's loop answers and the
+ * keeper's loop turns, so a supervisor restarts a stuck dkmd but not one
+ * whose database is down.
  *
  * To add an endpoint: write a handler `static void x_handler(struct
  * svc_req *r)` that ends every path with one svc_reply_*(), declare its
@@ -19,7 +29,9 @@
 #include "db.h"
 #include "fetch.h"
 #include "groups.h"
+#include "health.h"
 #include "http.h"
+#include "keeper.h"
 #include "metrics.h"
 #include "nodes.h"
 #include "routes.h"
@@ -28,30 +40,130 @@
 #include "state.h"
 
 static svc_handler_fn health_handler;
+static svc_handler_fn health_live_handler;
 static svc_handler_fn metrics_handler;
 static svc_handler_fn ping_handler;
 static svc_handler_fn admin_ping_handler;
 static svc_db_result_fn health_db_cb;
 
-static void health_reply(struct svc_req *r, bool db_ok, long db_version, const char *why)
+/* How long the keeper may be silent before /v1/health/live says it is stuck. */
+#define KEEPER_STALL_MS 30000
+
+/* One check's object: {"ok": ok} and, when it failed, "detail". */
+static json_t *check_new(bool ok, const char *detail)
+{
+    json_t *o = json_pack("{s:b}", "ok", ok);
+
+    if (o != NULL && !ok)
+        json_object_set_new(o, "detail", json_string(detail));
+    return o;
+}
+
+static void check_int(json_t *o, const char *key, uint64_t v)
+{
+    if (o != NULL)
+        json_object_set_new(o, key, json_integer((json_int_t)v));
+}
+
+/* The state, delegation and TPM checks, from the keeper's facts. */
+static void key_checks(const struct ks_health *h, uint64_t now, json_t *checks,
+                       const char **ret_why)
+{
+    const char *why = NULL, *d;
+    json_t *state, *deleg, *tpm;
+    bool ok;
+
+    /* state */
+    if (!h->on)
+        d = "this server has no key-service identity (dkmd init with a TPM)";
+    else if (h->loaded_at == 0)
+        d = "the state is not loaded";
+    else if (!h->listed)
+        d = "this server is not on the verified authorized server list";
+    else
+        d = NULL;
+    state = check_new(d == NULL, d);
+    why = d;
+    if (h->loaded_at != 0) {
+        check_int(state, "loaded_at", h->loaded_at);
+        check_int(state, "age_s", now > h->loaded_at ? now - h->loaded_at : 0);
+    }
+    if (state != NULL)
+        json_object_set_new(state, "reload_failing",
+                            json_boolean(h->reload_failed_at != 0));
+    json_object_set_new(checks, "state", state);
+
+    /* delegation */
+    ok = h->on && h->deleg_not_after > now;
+    d = !h->on ? "no key service" : "the response-signing delegation has expired";
+    deleg = check_new(ok, d);
+    if (h->deleg_not_after != 0) {
+        check_int(deleg, "not_after", h->deleg_not_after);
+        check_int(deleg, "remaining_s", ok ? h->deleg_not_after - now : 0);
+    }
+    json_object_set_new(checks, "delegation", deleg);
+    if (why == NULL && !ok)
+        why = d;
+
+    /* tpm */
+    ok = h->on && h->tpm_ok && h->tpm_checked_at + KS_TPM_PROBE_STALE_S >= now;
+    if (!h->on)
+        d = "no key service";
+    else if (!h->tpm_ok)
+        d = h->tpm_detail[0] != '\0' ? h->tpm_detail : "the TPM does not answer";
+    else
+        d = "the TPM has not been asked recently (the keeper is stuck)";
+    tpm = check_new(ok, d);
+    if (h->tpm_checked_at != 0) {
+        check_int(tpm, "checked_at", h->tpm_checked_at);
+        check_int(tpm, "age_s", now > h->tpm_checked_at ? now - h->tpm_checked_at : 0);
+    }
+    json_object_set_new(checks, "tpm", tpm);
+    if (why == NULL && !ok)
+        why = "the TPM does not answer";
+    *ret_why = why;
+}
+
+static void health_reply(struct svc_req *r, bool db_ok, long db_version,
+                         const char *db_why)
 {
     struct svc_status st;
-    json_t *o;
+    struct ks_health h;
+    uint64_t now = (uint64_t)time(NULL);
+    const char *why = NULL;
+    json_t *o, *checks, *db;
+    bool ready;
 
     svc_get_status(r->svc, &st);
-    o = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:s}", "status",
-                  db_ok ? "ok" : "unavailable", "database", db_ok, "schema_version",
+    ks_health_get(&h);
+    checks = json_object();
+    db = check_new(db_ok, db_why);
+    if (db != NULL && h.on)
+        json_object_set_new(db, "keeper_connected", json_boolean(h.keeper_db));
+    if (checks != NULL) {
+        json_object_set_new(checks, "database", db);
+        key_checks(&h, now, checks, &why);
+    } else {
+        json_decref(db);
+    }
+    if (!db_ok)
+        why = db_why;
+    ready = why == NULL && checks != NULL;
+    o = json_pack("{s:s, s:b, s:b, s:o*, s:b, s:I, s:I, s:I, s:I, s:I, s:s}", "status",
+                  ready ? "ok" : "unavailable", "live", 1, "ready", ready, "checks",
+                  checks, "database", db_ok, "schema_version",
                   (json_int_t)(db_ok ? db_version : (long)st.schema_version), "workers",
                   (json_int_t)st.workers, "refused_rows",
                   (json_int_t)(st.refused_rows + ks_refused_rows()), "uptime_s",
                   (json_int_t)st.uptime_s, "connections", (json_int_t)st.connections,
                   "version", DKM_VERSION);
-    if (o != NULL && !db_ok) {
+    if (o != NULL && !ready) {
         /* Same shape as every error, so clients need one error parser. */
         json_object_set_new(o, "error", json_string("service unavailable"));
-        json_object_set_new(o, "detail", json_string(why));
+        json_object_set_new(o, "detail",
+                            json_string(why != NULL ? why : "out of memory"));
     }
-    svc_reply_json(r, db_ok ? 200 : 503, o);
+    svc_reply_json(r, ready ? 200 : 503, o);
 }
 
 static void health_db_cb(void *arg, PGresult *const *res, size_t n, int r,
@@ -76,6 +188,24 @@ static void health_handler(struct svc_req *r)
     if (svc_db_query(svc_req_db(r), SVC_STMT_SCHEMA_VERSION, 0, NULL, NULL, NULL,
                      health_db_cb, r) < 0)
         health_reply(r, false, 0, "the database is unavailable");
+}
+
+/* Answered by this worker's loop: 200 unless the keeper's loop is stuck. */
+static void health_live_handler(struct svc_req *r)
+{
+    struct svc_status st;
+    char why[160] = "";
+    bool alive = ks_keeper_alive(KEEPER_STALL_MS, why, sizeof(why));
+    json_t *o;
+
+    svc_get_status(r->svc, &st);
+    o = json_pack("{s:s, s:b, s:I, s:s}", "status", alive ? "ok" : "unavailable", "live",
+                  alive, "uptime_s", (json_int_t)st.uptime_s, "version", DKM_VERSION);
+    if (o != NULL && !alive) {
+        json_object_set_new(o, "error", json_string("service unavailable"));
+        json_object_set_new(o, "detail", json_string(why));
+    }
+    svc_reply_json(r, alive ? 200 : 503, o);
 }
 
 static void metrics_handler(struct svc_req *r)
@@ -127,6 +257,14 @@ const struct svc_route ks_routes[] = {
      .pattern = "/v1/health",
      .name = "health",
      .handler = health_handler},
+    {.methods = SVC_GET,
+     .pattern = "/v1/health/ready",
+     .name = "health",
+     .handler = health_handler},
+    {.methods = SVC_GET,
+     .pattern = "/v1/health/live",
+     .name = "health_live",
+     .handler = health_live_handler},
     {.methods = SVC_GET,
      .pattern = "/metrics",
      .name = "metrics",

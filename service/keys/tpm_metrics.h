@@ -7,6 +7,8 @@
 #ifndef DKM_KS_TPM_METRICS_H
 #define DKM_KS_TPM_METRICS_H
 
+#include <stdint.h>
+
 #include "dkm/base/error.h"
 
 struct svc_metrics;
@@ -16,5 +18,8 @@ struct timespec;
 DKM_MUSTCHECK int ks_tpm_metrics_register(struct svc_metrics *m);
 /* Record a TPM operation that started at start (CLOCK_MONOTONIC). */
 void ks_tpm_observe(const char *operation, const struct timespec *start);
+/* Monotonic ms at which the last TPM operation ended (0: none yet): a
+ * thread busy with many TPM operations in a row is making progress. */
+uint64_t ks_tpm_last_op_ms(void);
 
 #endif

@@ -39,9 +39,21 @@ svc_start
 served=$(openssl s_client -connect "127.0.0.1:$SVC_PORT" </dev/null 2>/dev/null |
     openssl x509 -noout -fingerprint -sha256 | cut -d= -f2)
 it_check_eq "the served certificate has the pinned fingerprint" "$SVC_FPR" "$served"
+# This server was initialised without a TPM: it serves, but it is not
+# ready for key traffic, and its readiness says so.
 health=$(svc_curl /v1/health)
-it_check_eq "health: status ok" ok "$(jq -r .status <<<"$health")"
+it_check_eq "health: not ready without a key-service identity (503)" 503 "$(svc_code /v1/health)"
+it_check_eq "health: ready false, status unavailable" "false unavailable" \
+    "$(jq -r '"\(.ready) \(.status)"' <<<"$health")"
+it_check_eq "health: the state check says why" \
+    "this server has no key-service identity (dkmd init with a TPM)" \
+    "$(jq -r .checks.state.detail <<<"$health")"
+it_check_eq "health: so do delegation and tpm" "false false" \
+    "$(jq -r '"\(.checks.delegation.ok) \(.checks.tpm.ok)"' <<<"$health")"
 it_check_eq "health: database reachable" true "$(jq -r .database <<<"$health")"
+it_check_eq "health: the database check passes" true "$(jq -r .checks.database.ok <<<"$health")"
+it_check_eq "live: 200, live" "200 true" \
+    "$(svc_code /v1/health/live) $(svc_curl /v1/health/live | jq -r .live)"
 it_check_eq "health: schema version 1" 1 "$(jq -r .schema_version <<<"$health")"
 it_check_eq "health: two workers" 2 "$(jq -r .workers <<<"$health")"
 it_check_eq "health: no refused rows" 0 "$(jq -r .refused_rows <<<"$health")"
@@ -50,7 +62,7 @@ it_check_eq "health is JSON" "application/json" \
     "$(svc_curl /v1/health -o /dev/null -w '%{content_type}')"
 metrics=$(svc_curl /metrics)
 it_check "metrics count the health requests" \
-    grep -q '^dkmd_http_requests_total{endpoint="health",status="200"} [1-9]' <<<"$metrics"
+    grep -q '^dkmd_http_requests_total{endpoint="health",status="503"} [1-9]' <<<"$metrics"
 it_check "metrics have a latency histogram per endpoint" \
     grep -q '^dkmd_http_request_duration_seconds_bucket{endpoint="health",le="+Inf"}' <<<"$metrics"
 it_check "metrics have the database query latency" \
@@ -65,7 +77,7 @@ it_check_fails "plain HTTP gets no answer on the TLS port" \
 # Regression: without TCP_NODELAY every keep-alive answer waited ~40 ms for
 # the client's delayed ACK (Nagle holding back the last TLS record).
 for _ in $(seq 1 100); do
-    printf 'url = "https://127.0.0.1:%s/v1/health"\noutput = "/dev/null"\n' "$SVC_PORT"
+    printf 'url = "https://127.0.0.1:%s/v1/health/live"\noutput = "/dev/null"\n' "$SVC_PORT"
 done >"$IT_TMP/keepalive.cfg"
 curl -sS --cacert "$SVC_STATE/tls.crt" -K "$IT_TMP/keepalive.cfg" \
     -w '%{time_total} %{http_code} %{num_connects}\n' >"$IT_TMP/keepalive.out"
@@ -127,7 +139,7 @@ timeout 5 openssl s_client -quiet -connect "127.0.0.1:$SVC_PORT" <"$IT_TMP/rando
     >/dev/null 2>&1
 timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SVC_PORT; cat '$IT_TMP/random' >&3;
     cat <&3 >/dev/null" 2>/dev/null
-it_check_eq "still healthy after garbage" 200 "$(svc_code /v1/health)"
+it_check_eq "still healthy after garbage" 200 "$(svc_code /v1/health/live)"
 it_check "garbage did not kill it" kill -0 "$SVC_PID"
 
 # --- admin socket --------------------------------------------------------------
@@ -137,8 +149,8 @@ nobody_out=$(runuser -u nobody -- curl -sS -w '\n%{http_code}' --unix-socket "$S
     http://dkmd/v1/admin/ping)
 it_check_eq "admin ping as nobody: 403" 403 "$(tail -n1 <<<"$nobody_out")"
 it_check_eq "admin refusal is JSON" forbidden "$(head -n1 <<<"$nobody_out" | jq -r .error)"
-it_check_eq "health over the admin socket" ok \
-    "$(curl -sS --unix-socket "$SVC_SOCK" http://dkmd/v1/health | jq -r .status)"
+it_check_eq "health over the admin socket" true \
+    "$(curl -sS --unix-socket "$SVC_SOCK" http://dkmd/v1/health | jq -r .checks.database.ok)"
 
 # --- SIGHUP reloads the TLS certificate ------------------------------------------
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
@@ -154,7 +166,7 @@ served_fpr() {
 }
 reloaded() { [ "$(served_fpr)" = "$new_fpr" ]; }
 it_check "after SIGHUP the new certificate is served" dkm_wait_for 5 reloaded
-it_check_eq "and requests still work" 200 "$(svc_code /v1/health)"
+it_check_eq "and requests still work" 200 "$(svc_code /v1/health/live)"
 
 # --- SIGTERM ---------------------------------------------------------------------
 status=0

@@ -10,7 +10,9 @@
 #                           state in $SVC_STATE, admin socket $SVC_SOCK
 #   svc_init                dkmd init; the fingerprint it printed in SVC_FPR
 #   svc_start [NAME]        runs dkmd in the background (PID in SVC_PID) and
-#                           waits until /v1/health answers 200
+#                           waits until it is live and reaches the database
+#                           (a server without a key-service identity is
+#                           never ready: /v1/health stays 503)
 #   svc_curl PATH ARGS...   curl over TLS, verifying against the server's cert
 #   svc_code PATH ARGS...   prints only the HTTP status of such a request
 #   svc_psql SQL            runs SQL on the test database, prints rows
@@ -76,7 +78,8 @@ svc_code() {
 }
 
 _svc_healthy() {
-    [ "$(svc_code /v1/health)" = 200 ]
+    [ "$(svc_code /v1/health/live)" = 200 ] &&
+        [ "$(svc_curl /v1/health 2>/dev/null | jq -r .database)" = true ]
 }
 
 svc_start() {

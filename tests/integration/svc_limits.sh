@@ -28,7 +28,7 @@ ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
 t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)))
 start = time.monotonic()
-t.sendall(b"GET /v1/health HTTP/1.1\r\nHost: dkmd\r\nX-Slow: ")
+t.sendall(b"GET /v1/health/live HTTP/1.1\r\nHost: dkmd\r\nX-Slow: ")
 t.settimeout(0.3)
 closed = False
 while time.monotonic() - start < cap:
@@ -52,7 +52,7 @@ python3 "$IT_TMP/slow.py" "$SVC_PORT" 10 >"$IT_TMP/slow.out" 2>&1 &
 slow=$!
 sleep 0.8
 t0=$(now_ms)
-code=$(svc_code /v1/health)
+code=$(svc_code /v1/health/live)
 t1=$(now_ms)
 it_check_eq "another client is served while the slow one trickles" 200 "$code"
 it_check "and served quickly (under 1 s: $((t1 - t0)) ms)" test $((t1 - t0)) -lt 1000
@@ -77,7 +77,7 @@ ctx.verify_mode = ssl.CERT_NONE
 def conn():
     return ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)))
 def get(t):
-    t.sendall(b"GET /v1/health HTTP/1.1\r\nHost: dkmd\r\nConnection: close\r\n\r\n")
+    t.sendall(b"GET /v1/health/live HTTP/1.1\r\nHost: dkmd\r\nConnection: close\r\n\r\n")
     data = b""
     t.settimeout(5)
     while True:
@@ -101,13 +101,13 @@ it_check "the fifth connection gets 503 'too many connections'" \
     grep -q '^503 too many connections' "$IT_TMP/many.out"
 it_check "once one closes, a new one is served" sh -c "sed -n 2p '$IT_TMP/many.out' |
     grep -q '^200 ok'"
-it_check_eq "and after the held ones are gone, all is normal" 200 "$(svc_code /v1/health)"
+it_check_eq "and after the held ones are gone, all is normal" 200 "$(svc_code /v1/health/live)"
 
 # --- header size ------------------------------------------------------------------------
 long=$(head -c 4000 /dev/zero | tr '\0' a)
-code=$(svc_code /v1/health -H "X-Long: $long")
+code=$(svc_code /v1/health/live -H "X-Long: $long")
 it_check "headers over max_header_bytes are refused (got $code)" test "${code:0:1}" = 4
-it_check_eq "a normal request still works" 200 "$(svc_code /v1/health)"
+it_check_eq "a normal request still works" 200 "$(svc_code /v1/health/live)"
 it_check "dkmd survived all of it" kill -0 "$SVC_PID"
 
 # --- SIGTERM with idle TLS connections open -----------------------------------------------
@@ -122,7 +122,7 @@ ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
 held = [ctx.wrap_socket(socket.create_connection(("127.0.0.1", port))) for _ in range(2)]
 # A keep-alive connection that has already been answered once.
-held[0].sendall(b"GET /v1/health HTTP/1.1\r\nHost: dkmd\r\n\r\n")
+held[0].sendall(b"GET /v1/health/live HTTP/1.1\r\nHost: dkmd\r\n\r\n")
 held[0].recv(65536)
 print("ready", flush=True)
 for t in held:

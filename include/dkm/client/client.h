@@ -197,6 +197,17 @@ DKM_MUSTCHECK int dkm_client_call(struct dkm_client *c, bool admin, const char *
                                   const char *path, json_t *body, json_t **ret);
 
 /*
+ * GET path as a report (e.g. /v1/health): the first answer from the admin
+ * socket or from a service URL is final whatever its status, so that a
+ * 503 with details is shown, not skipped. On any answer whose body is a
+ * JSON object, *ret_status is its HTTP status and *ret the object
+ * (json_decref); DKM_E_UNAVAILABLE when nothing answered, the status's
+ * code (as dkm_client_call) when the body is not a JSON object.
+ */
+DKM_MUSTCHECK int dkm_client_report(struct dkm_client *c, bool admin, const char *path,
+                                    int *ret_status, json_t **ret);
+
+/*
  * Make sure the client holds a trusted server list: fetch GET /v1/trust,
  * find the pinned list and follow its signed successors, and keep the
  * chain in the cache directory (when configured) so that cached keys
