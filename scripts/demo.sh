@@ -38,10 +38,15 @@ dkmd=$root/build/service/dkmd
 work=$(mktemp -d "${TMPDIR:-/tmp}/dkm-demo.XXXXXX")
 chmod 755 "$work"
 dkmd_pid=
+ns_pid=
 cleanup() {
     local rc=$?
     set +e
     step "stopping everything"
+    if [ -n "$ns_pid" ]; then
+        kill -TERM "$ns_pid" 2>/dev/null && wait "$ns_pid" 2>/dev/null
+        echo "the node's user namespace (pid $ns_pid) ended"
+    fi
     if [ -n "$dkmd_pid" ]; then
         kill -TERM "$dkmd_pid" 2>/dev/null && wait "$dkmd_pid"
         echo "dkmd (pid $dkmd_pid) stopped"
@@ -141,33 +146,60 @@ cache_dir = $work/node-cache
 CONF
 cat "$work/node-openssl.cnf"
 export OPENSSL_CONF=$work/node-openssl.cnf
+cat >>"$work/dkmctl.conf" <<CONF
+trust = $trust
+tcti = $node_tcti
+cache_dir = $work/node-cache
+CONF
+
+# The node's processes run in a user namespace of the demo's own (uids
+# mapped to themselves), so the kernel keyring where they share unsealed
+# keys is the demo's, not this machine's; it ends with the demo.
+unshare --user sleep infinity &
+ns_pid=$!
+ns_ready() { [ "$(readlink "/proc/$ns_pid/ns/user")" != "$(readlink /proc/self/ns/user)" ]; }
+dkm_wait_for 5 ns_ready || dkm_die "the node's user namespace did not start"
+echo '0 0 65536' >"/proc/$ns_pid/uid_map"
+echo '0 0 65536' >"/proc/$ns_pid/gid_map"
+node() {
+    printf '$ %s\n' "$*" >&2
+    nsenter -t "$ns_pid" -U -- "$@"
+}
+nctl() { node "$dkmctl" --config "$work/dkmctl.conf" "$@"; }
 
 head -c 200000 /dev/urandom >"$work/report.bin"
 echo "a file to protect: report.bin, $(stat -c %s "$work/report.bin") bytes"
 
 step "openssl storeutl: the key by name (its bytes never leave the provider)"
-run openssl storeutl -noout -text dkm:payments
+node openssl storeutl -noout -text dkm:payments
 
 step "openssl pkeyutl: protect and recover the file with dkm:payments"
-run openssl pkeyutl -encrypt -inkey dkm:payments -in "$work/report.bin" -out "$work/report.v1.dkm"
-run openssl pkeyutl -decrypt -inkey dkm:payments -in "$work/report.v1.dkm" -out "$work/back1"
+node openssl pkeyutl -encrypt -inkey dkm:payments -in "$work/report.bin" -out "$work/report.v1.dkm"
+node openssl pkeyutl -decrypt -inkey dkm:payments -in "$work/report.v1.dkm" -out "$work/back1"
 run cmp "$work/report.bin" "$work/back1" && echo "recovered: identical"
 
 step "openssl enc: stream the file with DKM-AES-256-GCM, -K naming the key"
 k=$("$dkmctl" uri-hex dkm:payments)
 echo "-K $k  (the URI dkm:payments, not a key)"
-run openssl enc -DKM-AES-256-GCM -K "$k" -in "$work/report.bin" -out "$work/report.v1.enc"
-run openssl enc -d -DKM-AES-256-GCM -K "$k" -in "$work/report.v1.enc" -out "$work/back2"
+node openssl enc -DKM-AES-256-GCM -K "$k" -in "$work/report.bin" -out "$work/report.v1.enc"
+node openssl enc -d -DKM-AES-256-GCM -K "$k" -in "$work/report.v1.enc" -out "$work/back2"
 run cmp "$work/report.bin" "$work/back2" && echo "recovered: identical"
+
+step "the node's kernel keyring: what its processes share (never the bytes)"
+nctl key list
 
 step "rotate the group: version 2 becomes current"
 ctl group rotate payments
-run openssl storeutl -noout -text dkm:payments
+# Processes remember the current version for 10 s; a flush makes the node
+# ask at once.
+nctl key flush payments
+node openssl storeutl -noout -text dkm:payments
 
 step "new data uses version 2; data made under version 1 still opens"
-run openssl pkeyutl -encrypt -inkey dkm:payments -in "$work/report.bin" -out "$work/report.v2.dkm"
-run openssl enc -DKM-AES-256-GCM -K "$k" -in "$work/report.bin" -out "$work/report.v2.enc"
+node openssl pkeyutl -encrypt -inkey dkm:payments -in "$work/report.bin" -out "$work/report.v2.dkm"
+node openssl enc -DKM-AES-256-GCM -K "$k" -in "$work/report.bin" -out "$work/report.v2.enc"
 ls "$work/node-cache"
+nctl key list
 # A protect blob's header: "DKMP", format, flags, group length, group,
 # then the key version (u32, big-endian); see docs/provider.md.
 key_version() {
@@ -178,11 +210,11 @@ key_version() {
 echo "report.v1.dkm was made with key version $(key_version "$work/report.v1.dkm")"
 echo "report.v2.dkm was made with key version $(key_version "$work/report.v2.dkm")"
 for f in report.v1.dkm report.v2.dkm; do
-    run openssl pkeyutl -decrypt -inkey dkm:payments -in "$work/$f" -out "$work/back.$f"
+    node openssl pkeyutl -decrypt -inkey dkm:payments -in "$work/$f" -out "$work/back.$f"
     cmp "$work/report.bin" "$work/back.$f" && echo "$f: recovered"
 done
 for f in report.v1.enc report.v2.enc; do
-    run openssl enc -d -DKM-AES-256-GCM -K "$k" -in "$work/$f" -out "$work/back.$f"
+    node openssl enc -d -DKM-AES-256-GCM -K "$k" -in "$work/$f" -out "$work/back.$f"
     cmp "$work/report.bin" "$work/back.$f" && echo "$f: recovered"
 done
 

@@ -590,6 +590,47 @@ static int check_response(struct dkm_client *c, const uint8_t *buf, size_t len,
                                     DKM_CLIENT_MAX_SKEW);
 }
 
+/*
+ * The disk cache's entry for group/version, checked: its response
+ * verifies against the trusted lists, names this node, group and version
+ * and its expiry, and the sealed object is the one its import blob makes.
+ * *ret_rec (malloc'd) holds the record ret_resp points into.
+ */
+static int disk_entry_locked(struct dkm_client *c, struct dkm_diskcache *cache,
+                             const char *group, uint32_t version, uint8_t **ret_rec,
+                             struct dkm_fetch_response *ret_resp,
+                             struct dkm_group_policy *ret_policy,
+                             struct dkm_sealed *ret_sealed)
+{
+    struct dkm_import_blob blob;
+    uint8_t *rec = NULL;
+    size_t rec_len = 0;
+    uint64_t expires = 0;
+    int r;
+
+    r = dkm_diskcache_get(cache, group, version, now_s(), &rec, &rec_len, &expires,
+                          ret_sealed);
+    if (r == -ENOENT)
+        r = dkm_error_set(r, "%s/%u is not cached", group, version);
+    if (r == 0)
+        r = check_response(c, rec, rec_len, group, version, NULL, ret_resp, ret_policy);
+    if (r == 0 && (ret_resp->version != version || ret_resp->expires_at != expires))
+        r = dkm_error_set(DKM_E_INTEGRITY, "cache entry and its response disagree");
+    if (r == 0)
+        r = dkm_dup_decode(ret_resp->blob, ret_resp->blob_len, &blob);
+    if (r == 0 && !dkm_sealed_matches_blob(ret_sealed, &blob))
+        r = dkm_error_set(DKM_E_INTEGRITY,
+                          "disk cache: the sealed object of %s/%u is not the key of its "
+                          "response",
+                          group, version);
+    if (r < 0) {
+        free(rec);
+        return r;
+    }
+    *ret_rec = rec;
+    return 0;
+}
+
 static int fetch_online(struct dkm_client *c, const char *group, uint32_t version,
                         struct dkm_client_key *ret)
 {
@@ -604,7 +645,7 @@ static int fetch_online(struct dkm_client *c, const char *group, uint32_t versio
     json_t *req = NULL, *res = NULL;
     const char *s;
     void *secret = NULL;
-    size_t rec_len = 0, secret_len = 0, cached_len = 0;
+    size_t rec_len = 0, secret_len = 0;
     bool fresh_trust = false;
     int r;
 
@@ -680,23 +721,28 @@ static int fetch_online(struct dkm_client *c, const char *group, uint32_t versio
         goto done;
     /* Imported by this node before: load it from the disk cache, which
      * spares the Import (the answer just verified says the node may). */
-    r = dkm_dup_decode(resp.blob, resp.blob_len, &blob);
-    if (r < 0)
-        goto done;
-    if (cache_locked(c, &cache) == 0 &&
-        dkm_diskcache_get(cache, group, resp.version, now_s(), &cached, &cached_len, NULL,
-                          &sealed) == 0) {
+    if (cache_locked(c, &cache) == 0) {
+        struct dkm_fetch_response kept;
+        struct dkm_group_policy kept_policy;
+
+        r = disk_entry_locked(c, cache, group, resp.version, &cached, &kept, &kept_policy,
+                              &sealed);
+        if (r == 0) {
+            r = dkm_unseal(tpm, &sealed, &secret, &secret_len);
+            if (r < 0)
+                ek_file_suspect(c, r);
+        }
         free(cached);
-        r = dkm_sealed_matches_blob(&sealed, &blob)
-                ? dkm_unseal(tpm, &sealed, &secret, &secret_len)
-                : dkm_error_set(DKM_E_INTEGRITY, "it is not the key of this answer");
+        cached = NULL;
         if (r == 0)
             goto unsealed;
-        ek_file_suspect(c, r);
         log_debug("the disk cache's %s/%u was not used (%s); importing the answer", group,
                   resp.version, dkm_error_detail());
     }
     dkm_error_clear();
+    r = dkm_dup_decode(resp.blob, resp.blob_len, &blob);
+    if (r < 0)
+        goto done;
     r = dkm_unseal_blob(tpm, &blob, &sealed, &secret, &secret_len);
     if (r < 0) {
         ek_file_suspect(c, r);
@@ -735,12 +781,11 @@ static int fetch_cached(struct dkm_client *c, const char *group, uint32_t versio
     struct dkm_fetch_response resp;
     struct dkm_group_policy policy;
     struct dkm_diskcache *cache = NULL;
-    struct dkm_import_blob blob;
     struct dkm_sealed sealed;
     struct dkm_tpm *tpm = NULL;
     uint8_t *rec = NULL;
-    size_t rec_len = 0, secret_len = 0;
-    uint64_t expires = 0, now = now_s();
+    size_t secret_len = 0;
+    uint64_t now = now_s();
     void *secret = NULL;
     int r;
 
@@ -763,21 +808,7 @@ static int fetch_cached(struct dkm_client *c, const char *group, uint32_t versio
             goto done;
         }
     }
-    r = dkm_diskcache_get(cache, group, version, now, &rec, &rec_len, &expires, &sealed);
-    if (r == -ENOENT)
-        r = dkm_error_set(r, "%s/%u is not cached", group, version);
-    if (r < 0)
-        goto done;
-    r = check_response(c, rec, rec_len, group, version, NULL, &resp, &policy);
-    if (r == 0 && (resp.version != version || resp.expires_at != expires))
-        r = dkm_error_set(DKM_E_INTEGRITY, "cache entry and its response disagree");
-    if (r == 0)
-        r = dkm_dup_decode(resp.blob, resp.blob_len, &blob);
-    if (r == 0 && !dkm_sealed_matches_blob(&sealed, &blob))
-        r = dkm_error_set(DKM_E_INTEGRITY,
-                          "disk cache: the sealed object of %s/%u is not "
-                          "the key of its response",
-                          group, version);
+    r = disk_entry_locked(c, cache, group, version, &rec, &resp, &policy, &sealed);
     if (r < 0)
         goto done;
     r = tpm_locked(c, &tpm);

@@ -20,7 +20,9 @@
 #    process, everything works;
 #  - a payload of the wrong size or format is refused, replaced, unused;
 #  - a core dump of a process that took its key from the keyring does not
-#    hold the key.
+#    hold the key;
+#  - an older version after a rotation comes from the disk cache (5 TPM
+#    commands, no Import).
 
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -286,4 +288,19 @@ DKM_KEY_CACHE=process it_ns openssl pkeyutl -encrypt -inkey dkm:long -in "$IT_TM
 it_ns keyctl show @u >"$IT_TMP/show.out" 2>&1
 it_check_fails "... and keeps nothing in the keyring" grep -q 'user: dkm:.*:long/1$' \
     "$IT_TMP/show.out"
+
+# After a rotation (dkmd seals new import blobs), an older version this
+# node imported before comes from the disk cache: its entry is checked
+# against its own response, not against the new answer's blob.
+admin POST /v1/groups "{\"name\":\"rot\",\"rotation_period\":3600,\"version_lifetime\":7200,\"cache_ttl\":600}" >/dev/null
+admin POST /v1/groups/rot/grant "{\"node_id\":\"${NODE_ID[n1]}\"}" >/dev/null
+it_check "rot: version 1 protects" protect rot "$IT_TMP/r1.blob"
+admin POST /v1/groups/rot/rotate >/dev/null
+dkmctl_ns key flush rot >/dev/null 2>&1
+it_check "rot: version 2 protects" protect rot "$IT_TMP/r2.blob"
+dkmctl_ns key flush rot >/dev/null 2>&1
+it_check "rot: version 1 unprotects after the rotation" unprotect rot/1 "$IT_TMP/r1.blob"
+it_check_eq "... from the disk cache: 5 TPM commands" 5 "$(tpm_count)"
+it_check_fails "... with no Import" grep -q Import "$DKM_TCTI_COUNT_FILE"
+it_check "... and the EK file is kept" test -s "$IT_TMP/cache/ek.pub"
 it_finish
