@@ -18,12 +18,6 @@
 #include "dkm/tpm/dup.h"
 #include "dkm/tpm/tpm.h"
 
-#define MAGIC_SERVER_LIST "DKSL"
-#define MAGIC_NODE_ENTRY "DKNE"
-#define MAGIC_GROUP_POLICY "DKGP"
-#define MAGIC_SEALED_COPY "DKSC"
-#define MAGIC_FETCH_RESPONSE "DKFR"
-
 /* signer id + signature closing every record */
 #define TAIL_SIZE (DKM_NODE_ID_SIZE + DKM_SIG_SIZE)
 #define HEADER_SIZE 6
@@ -202,7 +196,7 @@ int dkm_server_list_sign(struct dkm_server_list *list, const struct dkm_signer *
     r = writer_new(&w);
     if (r < 0)
         return r;
-    put_header(&w, MAGIC_SERVER_LIST);
+    put_header(&w, DKM_RECORD_MAGIC_SERVER_LIST);
     dkm_put_u32be(&w, list->list_version);
     dkm_put_u64be(&w, list->issued_at);
     dkm_put_u8(&w, list->count);
@@ -231,7 +225,7 @@ int dkm_server_list_decode(const uint8_t *buf, size_t len, struct dkm_server_lis
     l = calloc(1, sizeof(*l));
     if (l == NULL)
         return -ENOMEM;
-    r = get_header(&c, MAGIC_SERVER_LIST, what);
+    r = get_header(&c, DKM_RECORD_MAGIC_SERVER_LIST, what);
     if (r < 0)
         goto done;
     r = dkm_error_set(DKM_E_FORMAT, "%s: truncated", what);
@@ -421,7 +415,7 @@ int dkm_node_entry_sign(struct dkm_node_entry *e, const struct dkm_signer *signe
     r = writer_new(&w);
     if (r < 0)
         return r;
-    put_header(&w, MAGIC_NODE_ENTRY);
+    put_header(&w, DKM_RECORD_MAGIC_NODE_ENTRY);
     dkm_put_bytes(&w, e->node_id.bytes, DKM_NODE_ID_SIZE);
     put_ek(&w, &e->ek);
     dkm_put_u8(&w, (uint8_t)e->role);
@@ -445,7 +439,7 @@ int dkm_node_entry_decode(const uint8_t *buf, size_t len, struct dkm_node_entry 
     uint8_t role, tls_len;
     int r;
 
-    r = get_header(&c, MAGIC_NODE_ENTRY, what);
+    r = get_header(&c, DKM_RECORD_MAGIC_NODE_ENTRY, what);
     if (r < 0)
         return r;
     if (!dkm_get_bytes(&c, e.node_id.bytes, DKM_NODE_ID_SIZE))
@@ -520,7 +514,7 @@ int dkm_group_policy_sign(struct dkm_group_policy *p, const struct dkm_signer *s
     r = writer_new(&w);
     if (r < 0)
         return r;
-    put_header(&w, MAGIC_GROUP_POLICY);
+    put_header(&w, DKM_RECORD_MAGIC_GROUP_POLICY);
     put_group(&w, p->group);
     dkm_put_u32be(&w, p->serial);
     dkm_put_u16be(&w, p->algorithm);
@@ -544,7 +538,7 @@ int dkm_group_policy_decode(const uint8_t *buf, size_t len, struct dkm_group_pol
     int r;
 
     memset(&p, 0, sizeof(p));
-    r = get_header(&c, MAGIC_GROUP_POLICY, what);
+    r = get_header(&c, DKM_RECORD_MAGIC_GROUP_POLICY, what);
     if (r < 0)
         return r;
     r = get_group(&c, p.group, what);
@@ -585,7 +579,7 @@ int dkm_sealed_copy_sign(struct dkm_sealed_copy *s, const struct dkm_signer *sig
     r = writer_new(&w);
     if (r < 0)
         return r;
-    put_header(&w, MAGIC_SEALED_COPY);
+    put_header(&w, DKM_RECORD_MAGIC_SEALED_COPY);
     put_group(&w, s->group);
     dkm_put_u32be(&w, s->version);
     dkm_put_u64be(&w, s->created_at);
@@ -606,7 +600,7 @@ int dkm_sealed_copy_decode(const uint8_t *buf, size_t len, struct dkm_sealed_cop
     int r;
 
     memset(&s, 0, sizeof(s));
-    r = get_header(&c, MAGIC_SEALED_COPY, what);
+    r = get_header(&c, DKM_RECORD_MAGIC_SEALED_COPY, what);
     if (r < 0)
         return r;
     r = get_group(&c, s.group, what);
@@ -651,7 +645,7 @@ int dkm_fetch_response_sign(struct dkm_fetch_response *f, struct dkm_delegated_k
     r = writer_new(&w);
     if (r < 0)
         return r;
-    put_header(&w, MAGIC_FETCH_RESPONSE);
+    put_header(&w, DKM_RECORD_MAGIC_FETCH_RESPONSE);
     put_group(&w, f->group);
     dkm_put_u32be(&w, f->version);
     dkm_put_bytes(&w, f->node_id.bytes, DKM_NODE_ID_SIZE);
@@ -679,7 +673,7 @@ int dkm_fetch_response_decode(const uint8_t *buf, size_t len,
     memset(&f, 0, sizeof(f));
     if (len > DKM_RECORD_MAX)
         return dkm_error_set(DKM_E_FORMAT, "%s: too large", what);
-    r = get_header(&c, MAGIC_FETCH_RESPONSE, what);
+    r = get_header(&c, DKM_RECORD_MAGIC_FETCH_RESPONSE, what);
     if (r < 0)
         return r;
     r = get_group(&c, f.group, what);
