@@ -4,7 +4,7 @@
  * or after it, removed when seen), every truncation refused, every
  * flipped byte refused or handed back as a different entry (which the
  * caller's checks then see: the response's signature and
- * dkm_sealed_matches_blob), an entry of format 1 refused, entries bound
+ * dkm_sealed_matches_blob), entries of formats 1 and 2 refused, entries bound
  * to their group and version, "latest" for offline use of dkm:GROUP, and
  * the directory's ownership and mode checks. The sealed object is made
  * in software for a software EK: the cache never needs the TPM.
@@ -186,6 +186,61 @@ static void test_diskcache_every_flip_and_truncation(void)
     dkm_diskcache_free(c);
 }
 
+/*
+ * Format 3 gave the sealed object its own magic ("DKSO"; it was "DKMS",
+ * the stream header's). An entry of format 2 is refused as malformed, to
+ * be replaced by the next fetch, and so is the old magic inside a format 3
+ * entry.
+ */
+static void test_diskcache_format_2_refused(void)
+{
+    struct dkm_diskcache *c = open_cache("fmt2");
+    struct dkm_sealed got;
+    uint8_t *orig = NULL, *copy, *resp = NULL;
+    size_t len, olen, at;
+    char path[512];
+
+    CU_ASSERT_EQUAL_FATAL(
+        dkm_diskcache_put(c, "g", 7, 9000, response, sizeof(response), &sealed), 0);
+    entry_file("fmt2", "g.7.dkc", path, sizeof(path));
+    CU_ASSERT_EQUAL_FATAL(dkm_file_read(path, 1 << 20, &orig, &olen), 0);
+    CU_ASSERT_FATAL(olen > 6);
+    CU_ASSERT(memcmp(orig, DKM_DISKCACHE_ENTRY_MAGIC "\0\3", 6) == 0);
+    /* The sealed object is the entry's last field. */
+    for (at = olen - 4; at > 0 && memcmp(orig + at, "DKSO", 4) != 0; at--)
+        ;
+    CU_ASSERT_FATAL(at > 0);
+    copy = malloc(olen);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
+
+    /* Format 2, exactly as it was written. */
+    memcpy(copy, orig, olen);
+    copy[5] = 2;
+    memcpy(copy + at, "DKMS", 4);
+    CU_ASSERT_EQUAL_FATAL(dkm_file_write(path, copy, olen, 0600, true), 0);
+    CU_ASSERT_EQUAL(dkm_diskcache_get(c, "g", 7, 1, &resp, &len, NULL, &got),
+                    DKM_E_FORMAT);
+    /* Format 3 with the old magic inside. */
+    copy[5] = 3;
+    CU_ASSERT_EQUAL_FATAL(dkm_file_write(path, copy, olen, 0600, true), 0);
+    CU_ASSERT_EQUAL(dkm_diskcache_get(c, "g", 7, 1, &resp, &len, NULL, &got),
+                    DKM_E_FORMAT);
+    /* Format 2 with the new magic (never written): refused by its version. */
+    memcpy(copy, orig, olen);
+    copy[5] = 2;
+    CU_ASSERT_EQUAL_FATAL(dkm_file_write(path, copy, olen, 0600, true), 0);
+    CU_ASSERT_EQUAL(dkm_diskcache_get(c, "g", 7, 1, &resp, &len, NULL, &got),
+                    DKM_E_FORMAT);
+    /* What a fetch writes again is accepted. */
+    CU_ASSERT_EQUAL_FATAL(
+        dkm_diskcache_put(c, "g", 7, 9000, response, sizeof(response), &sealed), 0);
+    CU_ASSERT_EQUAL(dkm_diskcache_get(c, "g", 7, 1, &resp, &len, NULL, &got), 0);
+    free(resp);
+    free(copy);
+    free(orig);
+    dkm_diskcache_free(c);
+}
+
 static void test_diskcache_bound_to_name(void)
 {
     struct dkm_diskcache *c = open_cache("bind");
@@ -329,6 +384,7 @@ static CU_TestInfo diskcache_tests[] = {
     {"test_diskcache_expiry_is_final", test_diskcache_expiry_is_final},
     {"test_diskcache_every_flip_and_truncation",
      test_diskcache_every_flip_and_truncation},
+    {"test_diskcache_format_2_refused", test_diskcache_format_2_refused},
     {"test_diskcache_bound_to_name", test_diskcache_bound_to_name},
     {"test_diskcache_latest_and_prune", test_diskcache_latest_and_prune},
     {"test_diskcache_directory_checks", test_diskcache_directory_checks},

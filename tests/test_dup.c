@@ -740,8 +740,12 @@ static void test_dup_sealed_round_trip(void)
         struct dkm_sealed out;
 
         make_sealed(p == 1);
-        CU_ASSERT(memcmp(sealed_buf, "DKMS\x01\x02", 6) == 0);
+        CU_ASSERT(memcmp(sealed_buf, "DKSO\x01\x02", 6) == 0);
         CU_ASSERT_EQUAL_FATAL(dkm_sealed_decode(sealed_buf, sealed_len, &out), 0);
+        /* The magic it had before, which is the stream header's, is refused. */
+        memcpy(sealed_buf, "DKMS", 4);
+        CU_ASSERT_FALSE(sealed_decodes(sealed_buf, sealed_len));
+        memcpy(sealed_buf, "DKSO", 4);
         CU_ASSERT_EQUAL(out.ek_type, sealed_obj.ek_type);
         CU_ASSERT(dkm_node_id_equal(&out.node_id, &sealed_obj.node_id));
         CU_ASSERT_EQUAL(out.pcr_mask, sealed_obj.pcr_mask);

@@ -2,10 +2,13 @@
 /*
  * Tests of the signed records (server list, node entry, group policy,
  * sealed copy): round trips, every truncation, every flipped byte, and
- * each field's own validation. Signatures come from a software P-256 key
- * that signs exactly as a server's SK does; EK publics are made in
- * software from the TCG templates. The fetch response, which needs a
- * TPM-signed delegation, is tested in tpm_records.c.
+ * each field's own validation; for every record type, including the fetch
+ * response, that more than DKM_RECORD_MAX bytes are refused before
+ * parsing. Signatures come from a software P-256 key that signs exactly
+ * as a server's SK does; EK publics are made in software from the TCG
+ * templates. Signing and verifying a fetch response, which needs a
+ * TPM-signed delegation, is tested in tpm_records.c; its decoder, which
+ * checks no signature, is tested here on bytes built by hand.
  */
 #include <string.h>
 
@@ -14,6 +17,7 @@
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 
+#include "dkm/base/codec.h"
 #include "dkm/tpm/dup.h"
 #include "dkm/trust/records.h"
 #include "dkm/tpm/tpm.h"
@@ -110,6 +114,33 @@ static void check_truncation_and_flips(const uint8_t *buf, size_t len, decode_fn
     }
     free(out);
     free(copy);
+}
+
+/*
+ * A record followed by zeros up to DKM_RECORD_MAX + 1 bytes is refused as
+ * too large, before any field is read (else it would be refused for its
+ * trailing bytes); at DKM_RECORD_MAX bytes it gets as far as the end.
+ */
+static void check_too_large(const uint8_t *buf, size_t len, decode_fn decode,
+                            size_t out_size)
+{
+    uint8_t *big = calloc(1, DKM_RECORD_MAX + 1);
+    void *out = malloc(out_size);
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT_FATAL(len < DKM_RECORD_MAX);
+    memcpy(big, buf, len);
+    CU_ASSERT_EQUAL(decode(big, DKM_RECORD_MAX + 1, out), DKM_E_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dkm_error_detail(), "too large"));
+    CU_ASSERT_EQUAL(decode(big, DKM_RECORD_MAX, out), DKM_E_FORMAT);
+    CU_ASSERT_PTR_NULL(strstr(dkm_error_detail(), "too large"));
+    /* Not even the magic is looked at. */
+    memset(big, 0, 4);
+    CU_ASSERT_EQUAL(decode(big, DKM_RECORD_MAX + 1, out), DKM_E_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dkm_error_detail(), "too large"));
+    free(out);
+    free(big);
 }
 
 /* ---- server list ---- */
@@ -272,6 +303,15 @@ static void test_server_list_truncation_and_flips(void)
     free(buf);
 }
 
+static void test_server_list_too_large(void)
+{
+    size_t len;
+    uint8_t *buf = make_list_v1(&len, NULL);
+
+    check_too_large(buf, len, decode_list, sizeof(struct dkm_server_list));
+    free(buf);
+}
+
 /* ---- node entry ---- */
 
 static int decode_entry(const uint8_t *b, size_t n, void *out)
@@ -421,6 +461,15 @@ static void test_node_entry_truncation_and_flips(void)
     free(buf);
 }
 
+static void test_node_entry_too_large(void)
+{
+    size_t len;
+    uint8_t *buf = make_entry(&len, &server_a);
+
+    check_too_large(buf, len, decode_entry, sizeof(struct dkm_node_entry));
+    free(buf);
+}
+
 /* ---- group policy ---- */
 
 static struct dkm_group_policy base_policy(void)
@@ -497,6 +546,18 @@ static void test_group_policy_invalid_fields(void)
 #undef EXPECT_BAD
 }
 
+static void test_group_policy_too_large(void)
+{
+    struct dkm_group_policy p = base_policy();
+    struct dkm_signer s = dkm_test_server_signer(&server_a);
+    uint8_t *buf;
+    size_t len;
+
+    CU_ASSERT_EQUAL_FATAL(dkm_group_policy_sign(&p, &s, &buf, &len), 0);
+    check_too_large(buf, len, decode_policy, sizeof(struct dkm_group_policy));
+    free(buf);
+}
+
 /* ---- sealed copy ---- */
 
 static int decode_copy(const uint8_t *b, size_t n, void *out)
@@ -548,6 +609,105 @@ static void test_sealed_copy_round_trip(void)
     CU_ASSERT_EQUAL(dkm_sealed_copy_sign(&c, &s, &buf, &len), -EINVAL);
 }
 
+static void test_sealed_copy_too_large(void)
+{
+    static const uint8_t blob[100] = {1, 2, 3};
+    struct dkm_sealed_copy c = {.group = "g",
+                                .version = 1,
+                                .created_at = 10,
+                                .expires_at = 20,
+                                .holder = server_b.id,
+                                .blob = blob,
+                                .blob_len = sizeof(blob)};
+    struct dkm_signer s = dkm_test_server_signer(&server_a);
+    uint8_t *buf;
+    size_t len;
+
+    CU_ASSERT_EQUAL_FATAL(dkm_sealed_copy_sign(&c, &s, &buf, &len), 0);
+    check_too_large(buf, len, decode_copy, sizeof(struct dkm_sealed_copy));
+    free(buf);
+}
+
+/* ---- fetch response (decoding only) ---- */
+
+static int decode_response(const uint8_t *b, size_t n, void *out)
+{
+    return dkm_fetch_response_decode(b, n, out);
+}
+
+/*
+ * The bytes of a fetch response as dkm_fetch_response_sign lays them out.
+ * The decoder checks no signature and does not parse the embedded policy,
+ * blob or delegation, so placeholders do for those. Free the result.
+ */
+static uint8_t *make_response(uint64_t issued_at, uint64_t expires_at, size_t *ret_len)
+{
+    static const uint8_t policy[40] = {'D', 'K', 'G', 'P'};
+    static const uint8_t blob[60] = {'D', 'K', 'M', 'I'};
+    static const uint8_t delegation[DKM_DELEGATION_SIZE] = {'D', 'K', 'D', 'G'};
+    static const uint8_t sig[DKM_SIG_SIZE] = {1};
+    uint8_t nonce[DKM_NONCE_MIN];
+    uint8_t *buf = malloc(DKM_RECORD_MAX);
+    struct dkm_writer w;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    memset(nonce, 0x6e, sizeof(nonce));
+    w = dkm_writer_init(buf, DKM_RECORD_MAX);
+    dkm_put_bytes(&w, DKM_RECORD_MAGIC_FETCH_RESPONSE, 4);
+    dkm_put_u16be(&w, DKM_RECORD_VERSION);
+    dkm_put_u8(&w, 8);
+    dkm_put_bytes(&w, "payments", 8);
+    dkm_put_u32be(&w, 3);
+    dkm_put_bytes(&w, node_c.id.bytes, DKM_NODE_ID_SIZE);
+    dkm_put_u8(&w, sizeof(nonce));
+    dkm_put_bytes(&w, nonce, sizeof(nonce));
+    dkm_put_u64be(&w, issued_at);
+    dkm_put_u64be(&w, expires_at);
+    dkm_put_len16(&w, policy, sizeof(policy));
+    dkm_put_len16(&w, blob, sizeof(blob));
+    dkm_put_bytes(&w, delegation, sizeof(delegation));
+    dkm_put_bytes(&w, server_a.id.bytes, DKM_NODE_ID_SIZE);
+    dkm_put_bytes(&w, sig, sizeof(sig));
+    CU_ASSERT_FATAL(dkm_writer_ok(&w));
+    *ret_len = w.len;
+    return buf;
+}
+
+/* Like a sealed copy's, a response's expiry must come after its issue. */
+static void test_fetch_response_expires_after_issue(void)
+{
+    struct dkm_fetch_response f;
+    uint8_t *buf;
+    size_t len;
+
+    buf = make_response(1700000000, 1700000001, &len);
+    CU_ASSERT_EQUAL_FATAL(dkm_fetch_response_decode(buf, len, &f), 0);
+    CU_ASSERT_STRING_EQUAL(f.group, "payments");
+    CU_ASSERT_EQUAL(f.issued_at, 1700000000);
+    CU_ASSERT_EQUAL(f.expires_at, 1700000001);
+    CU_ASSERT_TRUE(dkm_node_id_equal(&f.signer, &server_a.id));
+    free(buf);
+    buf = make_response(1700000000, 1700000000, &len);
+    CU_ASSERT_EQUAL(dkm_fetch_response_decode(buf, len, &f), DKM_E_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dkm_error_detail(), "expires"));
+    free(buf);
+    buf = make_response(1700000000, 1699999999, &len);
+    CU_ASSERT_EQUAL(dkm_fetch_response_decode(buf, len, &f), DKM_E_FORMAT);
+    free(buf);
+    buf = make_response(1700000000, 0, &len);
+    CU_ASSERT_EQUAL(dkm_fetch_response_decode(buf, len, &f), DKM_E_FORMAT);
+    free(buf);
+}
+
+static void test_fetch_response_too_large(void)
+{
+    size_t len;
+    uint8_t *buf = make_response(1700000000, 1700086400, &len);
+
+    check_too_large(buf, len, decode_response, sizeof(struct dkm_fetch_response));
+    free(buf);
+}
+
 static void test_record_verify_too_short(void)
 {
     static const uint8_t tiny[10];
@@ -565,13 +725,19 @@ static CU_TestInfo list_tests[] = {
     {"test_server_list_next_version", test_server_list_next_version},
     {"test_server_list_invalid_fields", test_server_list_invalid_fields},
     {"test_server_list_truncation_and_flips", test_server_list_truncation_and_flips},
+    {"test_server_list_too_large", test_server_list_too_large},
     {"test_node_entry_round_trip", test_node_entry_round_trip},
     {"test_node_entry_invalid_fields", test_node_entry_invalid_fields},
     {"test_node_entry_tls_key", test_node_entry_tls_key},
     {"test_node_entry_truncation_and_flips", test_node_entry_truncation_and_flips},
+    {"test_node_entry_too_large", test_node_entry_too_large},
     {"test_group_policy_round_trip_with_pcrs", test_group_policy_round_trip_with_pcrs},
     {"test_group_policy_invalid_fields", test_group_policy_invalid_fields},
+    {"test_group_policy_too_large", test_group_policy_too_large},
     {"test_sealed_copy_round_trip", test_sealed_copy_round_trip},
+    {"test_sealed_copy_too_large", test_sealed_copy_too_large},
+    {"test_fetch_response_expires_after_issue", test_fetch_response_expires_after_issue},
+    {"test_fetch_response_too_large", test_fetch_response_too_large},
     {"test_record_verify_too_short", test_record_verify_too_short},
     CU_TEST_INFO_NULL,
 };

@@ -2,11 +2,17 @@
 /*
  * Tests of dkmd's router: exact paths, "{name}" captures limited to the
  * group-name charset, 404 versus 405 with the allowed methods, and the
- * endpoint table itself (no two routes for the same method and path).
+ * endpoint table itself (no two routes for the same method and path;
+ * every route with a body has a size cap that its largest valid body,
+ * built from its field table, fits with SVC_ROUTE_BODY_MARGIN to spare).
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "dkm/base/codec.h"
 #include "routes.h"
 #include "router.h"
 #include "unit.h"
@@ -128,6 +134,95 @@ static void test_svc_router_table_is_consistent(void)
     }
 }
 
+/*
+ * The longest compact body that fields allow: every member present, each
+ * at its longest. A text member holds max bytes that each need an escape
+ * ("\n", two characters); base64url is max bytes encoded; an integer is
+ * the longer of max and, when 0 is allowed, "-0". malloc'd, NUL-terminated.
+ */
+static char *maximal_body(const struct svc_json_field *fields, size_t n)
+{
+    size_t cap = 64, len = 0;
+    char *out;
+
+    for (size_t i = 0; i < n; i++)
+        cap += strlen(fields[i].name) + 8 + 2 * fields[i].max +
+               dkm_b64url_encoded_len(fields[i].max) + 24;
+    out = malloc(cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    out[len++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        const struct svc_json_field *f = &fields[i];
+
+        len += (size_t)snprintf(out + len, cap - len, "%s\"%s\":", i ? "," : "", f->name);
+        switch (f->type) {
+        case SVC_JSON_STRING:
+            out[len++] = '"';
+            for (uint64_t k = 0; k < f->max; k++) {
+                out[len++] = '\\';
+                out[len++] = 'n';
+            }
+            out[len++] = '"';
+            break;
+        case SVC_JSON_B64URL:
+            out[len++] = '"';
+            memset(out + len, 'A', dkm_b64url_encoded_len(f->max));
+            len += dkm_b64url_encoded_len(f->max);
+            out[len++] = '"';
+            break;
+        case SVC_JSON_UINT: {
+            char digits[24];
+
+            snprintf(digits, sizeof(digits), "%" PRIu64, f->max);
+            if (f->min == 0 && strlen(digits) < 2)
+                strcpy(digits, "-0");
+            len += (size_t)snprintf(out + len, cap - len, "%s", digits);
+            break;
+        }
+        case SVC_JSON_BOOL:
+            len += (size_t)snprintf(out + len, cap - len, "false");
+            break;
+        }
+    }
+    out[len++] = '}';
+    out[len] = '\0';
+    CU_ASSERT_FATAL(len < cap);
+    return out;
+}
+
+static void test_svc_router_body_caps(void)
+{
+    for (size_t i = 0; i < ks_nroutes; i++) {
+        const struct svc_route *rt = &ks_routes[i];
+        char why[256] = "";
+        json_t *obj = NULL;
+        size_t len;
+        char *body;
+
+        if (rt->body == NULL) {
+            CU_ASSERT_EQUAL(rt->max_body, 0);
+            continue;
+        }
+        body = maximal_body(rt->body, rt->nbody);
+        len = strlen(body);
+        /* It is a body the route accepts... */
+        CU_ASSERT_EQUAL(
+            svc_json_parse(body, len, rt->body, rt->nbody, &obj, why, sizeof(why)), 0);
+        if (why[0] != '\0')
+            fprintf(stderr, "%s: maximal body refused: %s\n", rt->name, why);
+        json_decref(obj);
+        /* ...that fits its cap with room for white space, and the cap is
+         * no more than a rounding above that. */
+        if (rt->max_body < len + SVC_ROUTE_BODY_MARGIN ||
+            rt->max_body > len + SVC_ROUTE_BODY_MARGIN + 1024)
+            fprintf(stderr, "%s: max_body %zu, largest compact body %zu\n", rt->name,
+                    rt->max_body, len);
+        CU_ASSERT(rt->max_body >= len + SVC_ROUTE_BODY_MARGIN);
+        CU_ASSERT(rt->max_body <= len + SVC_ROUTE_BODY_MARGIN + 1024);
+        free(body);
+    }
+}
+
 static void test_svc_router_real_table(void)
 {
     struct svc_route_match m;
@@ -147,6 +242,7 @@ static CU_TestInfo router_tests[] = {
     {"test_svc_router_wrong_method", test_svc_router_wrong_method},
     {"test_svc_router_table_is_consistent", test_svc_router_table_is_consistent},
     {"test_svc_router_real_table", test_svc_router_real_table},
+    {"test_svc_router_body_caps", test_svc_router_body_caps},
     CU_TEST_INFO_NULL,
 };
 

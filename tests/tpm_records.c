@@ -7,6 +7,7 @@
  * the response with its delegated key; the node verifies the chain from
  * the pinned list and unseals with its own TPM.
  */
+#include <errno.h>
 #include <string.h>
 #include <time.h>
 
@@ -255,12 +256,41 @@ static void test_fetch_every_flip_and_truncation(void)
     free(resp);
 }
 
+/* What the decoder would refuse is never signed: a response that expires
+ * at or before it is issued. */
+static void test_fetch_sign_refuses_expiry_not_after_issue(void)
+{
+    static const uint8_t blob[60] = {'D', 'K', 'M', 'I'};
+    struct dkm_fetch_response f = {.group = "payments",
+                                   .version = 3,
+                                   .node_id = node_id,
+                                   .nonce_len = 32,
+                                   .issued_at = now,
+                                   .expires_at = now,
+                                   .policy = policy_rec,
+                                   .policy_len = policy_len,
+                                   .blob = blob,
+                                   .blob_len = sizeof(blob)};
+    uint8_t *out = NULL;
+    size_t len = 0;
+
+    CU_ASSERT_EQUAL(dkm_fetch_response_sign(&f, dk, &out, &len), -EINVAL);
+    f.expires_at = now - 1;
+    CU_ASSERT_EQUAL(dkm_fetch_response_sign(&f, dk, &out, &len), -EINVAL);
+    CU_ASSERT_PTR_NULL(out);
+    f.expires_at = now + 1;
+    CU_ASSERT_EQUAL(dkm_fetch_response_sign(&f, dk, &out, &len), 0);
+    free(out);
+}
+
 static CU_TestInfo fetch_tests[] = {
     {"test_fetch_chain_end_to_end", test_fetch_chain_end_to_end},
     {"test_fetch_checks_refuse_mismatch", test_fetch_checks_refuse_mismatch},
     {"test_fetch_cached_after_delegation_ends", test_fetch_cached_after_delegation_ends},
     {"test_fetch_policy_not_from_list", test_fetch_policy_not_from_list},
     {"test_fetch_every_flip_and_truncation", test_fetch_every_flip_and_truncation},
+    {"test_fetch_sign_refuses_expiry_not_after_issue",
+     test_fetch_sign_refuses_expiry_not_after_issue},
     CU_TEST_INFO_NULL,
 };
 

@@ -19,10 +19,6 @@
 #include "dkm/base/uri.h"
 #include "dkm/trust/records.h"
 
-#define ENTRY_MAGIC "DKCE"
-/* 1 also had an HMAC under a TPM-sealed cache key; such entries are
- * refused as malformed and replaced by the next fetch. */
-#define ENTRY_VERSION 2
 #define ENTRY_SUFFIX ".dkc"
 
 struct dkm_diskcache {
@@ -109,8 +105,8 @@ int dkm_diskcache_put(struct dkm_diskcache *c, const char *group, uint32_t versi
         return -ENOMEM;
     glen = strlen(group);
     w = dkm_writer_init(buf, DKM_DISKCACHE_ENTRY_MAX);
-    dkm_put_bytes(&w, ENTRY_MAGIC, 4);
-    dkm_put_u16be(&w, ENTRY_VERSION);
+    dkm_put_bytes(&w, DKM_DISKCACHE_ENTRY_MAGIC, 4);
+    dkm_put_u16be(&w, DKM_DISKCACHE_ENTRY_VERSION);
     dkm_put_u8(&w, (uint8_t)glen);
     dkm_put_bytes(&w, group, glen);
     dkm_put_u32be(&w, version);
@@ -152,8 +148,9 @@ int dkm_diskcache_get(struct dkm_diskcache *c, const char *group, uint32_t versi
         return r;
     r = dkm_error_set(DKM_E_FORMAT, "disk cache: %s is malformed", path);
     cur = dkm_cursor_init(buf, len);
-    if (!dkm_get_ref(&cur, 4, &magic) || memcmp(magic, ENTRY_MAGIC, 4) != 0 ||
-        !dkm_get_u16be(&cur, &fmt) || fmt != ENTRY_VERSION || !dkm_get_u8(&cur, &glen) ||
+    if (!dkm_get_ref(&cur, 4, &magic) ||
+        memcmp(magic, DKM_DISKCACHE_ENTRY_MAGIC, 4) != 0 || !dkm_get_u16be(&cur, &fmt) ||
+        fmt != DKM_DISKCACHE_ENTRY_VERSION || !dkm_get_u8(&cur, &glen) ||
         !dkm_get_ref(&cur, glen, &g) || !dkm_get_u32be(&cur, &ver) ||
         !dkm_get_u64be(&cur, &expires) ||
         !dkm_get_len32_ref(&cur, DKM_RECORD_MAX, &resp, &resp_len) || resp_len == 0 ||

@@ -30,6 +30,14 @@
 #include "dkm/base/uri.h"
 
 #define DKM_DISKCACHE_ENTRY_MAX 40960u
+#define DKM_DISKCACHE_ENTRY_MAGIC "DKCE"
+/*
+ * Entry format 3. Entries of earlier formats are refused as malformed
+ * (DKM_E_FORMAT) and replaced by the next fetch: 1 had an HMAC under a
+ * TPM-sealed cache key; 2 carried the sealed object under the magic
+ * "DKMS", which the stream header also uses (now "DKSO", unseal.h).
+ */
+#define DKM_DISKCACHE_ENTRY_VERSION 3
 
 struct dkm_diskcache;
 

@@ -2,7 +2,7 @@
 /*
  * Fields shared by the two formats that carry a sealed-data object for a
  * node's EK: the import blob ("DKMI", dup.c) and the cached imported
- * object ("DKMS", unseal.c). Both start with
+ * object ("DKSO", unseal.c). Both start with
  *     magic (4) || version (u8) || EK type (u8) || node id (len16) ||
  *     object public (len16, canonical TPMT_PUBLIC)
  * and end with a TPML_PCR_SELECTION of zero or one SHA-256 bank. Private

@@ -437,7 +437,6 @@ int dkm_node_ek_pkey(const TPM2B_PUBLIC *ek, EVP_PKEY **ret)
     return type == DKM_EK_RSA2048 ? rsa_pkey(ek, ret) : ecc_pkey(ek, ret);
 }
 
-#define EK_FILE_MAGIC 0x444b4550u /* "DKEP" */
 #define EK_FILE_VERSION 1
 
 int dkm_node_ek_file_encode(enum dkm_ek_type type, const TPM2B_PUBLIC *pub, uint8_t *buf,
@@ -455,7 +454,7 @@ int dkm_node_ek_file_encode(enum dkm_ek_type type, const TPM2B_PUBLIC *pub, uint
     if (Tss2_MU_TPMT_PUBLIC_Marshal(&pub->publicArea, area, sizeof(area), &off) !=
         TSS2_RC_SUCCESS)
         return dkm_error_set(-EINVAL, "EK file: the public area cannot be marshaled");
-    (void)dkm_put_u32be(&w, EK_FILE_MAGIC);
+    (void)dkm_put_u32be(&w, DKM_NODE_EK_FILE_MAGIC);
     (void)dkm_put_u16be(&w, EK_FILE_VERSION);
     (void)dkm_put_u8(&w, type == DKM_EK_RSA2048 ? 1 : 2);
     (void)dkm_put_len16(&w, area, off);
@@ -481,7 +480,7 @@ int dkm_node_ek_file_decode(const uint8_t *buf, size_t len, enum dkm_ek_type *re
     if (buf == NULL || ret_type == NULL || ret == NULL)
         return dkm_error_set(-EINVAL, "EK file: missing argument");
     if (len > DKM_NODE_EK_FILE_MAX || !dkm_get_u32be(&c, &magic) ||
-        magic != EK_FILE_MAGIC || !dkm_get_u16be(&c, &version) ||
+        magic != DKM_NODE_EK_FILE_MAGIC || !dkm_get_u16be(&c, &version) ||
         version != EK_FILE_VERSION || !dkm_get_u8(&c, &t) || (t != 1 && t != 2) ||
         !dkm_get_len16_ref(&c, sizeof(TPMT_PUBLIC), &area, &n) || !dkm_cursor_empty(&c))
         return dkm_error_set(DKM_E_FORMAT, "EK file: not a valid file (magic, version, "

@@ -18,12 +18,6 @@
 #include "dkm/tpm/dup.h"
 #include "dkm/tpm/tpm.h"
 
-#define MAGIC_SERVER_LIST "DKSL"
-#define MAGIC_NODE_ENTRY "DKNE"
-#define MAGIC_GROUP_POLICY "DKGP"
-#define MAGIC_SEALED_COPY "DKSC"
-#define MAGIC_FETCH_RESPONSE "DKFR"
-
 /* signer id + signature closing every record */
 #define TAIL_SIZE (DKM_NODE_ID_SIZE + DKM_SIG_SIZE)
 #define HEADER_SIZE 6
@@ -48,11 +42,21 @@ static bool put_header(struct dkm_writer *w, const char *magic)
     return dkm_put_bytes(w, magic, 4) && dkm_put_u16be(w, DKM_RECORD_VERSION);
 }
 
-static int get_header(struct dkm_cursor *c, const char *magic, const char *what)
+/*
+ * Where every record decoder starts: refuse more than DKM_RECORD_MAX
+ * bytes before reading any, then the magic and version. *c is left after
+ * the header.
+ */
+static int record_begin(const uint8_t *buf, size_t len, const char *magic,
+                        const char *what, struct dkm_cursor *c)
 {
     const uint8_t *m;
     uint16_t version;
 
+    if (len > DKM_RECORD_MAX)
+        return dkm_error_set(DKM_E_FORMAT, "%s: %zu bytes, too large (at most %d)", what,
+                             len, DKM_RECORD_MAX);
+    *c = dkm_cursor_init(buf, len);
     if (!dkm_get_ref(c, 4, &m) || memcmp(m, magic, 4) != 0)
         return dkm_error_set(DKM_E_FORMAT, "%s: bad magic", what);
     if (!dkm_get_u16be(c, &version))
@@ -202,7 +206,7 @@ int dkm_server_list_sign(struct dkm_server_list *list, const struct dkm_signer *
     r = writer_new(&w);
     if (r < 0)
         return r;
-    put_header(&w, MAGIC_SERVER_LIST);
+    put_header(&w, DKM_RECORD_MAGIC_SERVER_LIST);
     dkm_put_u32be(&w, list->list_version);
     dkm_put_u64be(&w, list->issued_at);
     dkm_put_u8(&w, list->count);
@@ -222,18 +226,16 @@ int dkm_server_list_sign(struct dkm_server_list *list, const struct dkm_signer *
 int dkm_server_list_decode(const uint8_t *buf, size_t len, struct dkm_server_list *ret)
 {
     static const char what[] = "server list";
-    struct dkm_cursor c = dkm_cursor_init(buf, len);
     struct dkm_server_list *l;
+    struct dkm_cursor c;
     int r;
 
-    if (len > DKM_RECORD_MAX)
-        return dkm_error_set(DKM_E_FORMAT, "%s: too large", what);
+    r = record_begin(buf, len, DKM_RECORD_MAGIC_SERVER_LIST, what, &c);
+    if (r < 0)
+        return r;
     l = calloc(1, sizeof(*l));
     if (l == NULL)
         return -ENOMEM;
-    r = get_header(&c, MAGIC_SERVER_LIST, what);
-    if (r < 0)
-        goto done;
     r = dkm_error_set(DKM_E_FORMAT, "%s: truncated", what);
     if (!dkm_get_u32be(&c, &l->list_version) || !dkm_get_u64be(&c, &l->issued_at) ||
         !dkm_get_u8(&c, &l->count))
@@ -421,7 +423,7 @@ int dkm_node_entry_sign(struct dkm_node_entry *e, const struct dkm_signer *signe
     r = writer_new(&w);
     if (r < 0)
         return r;
-    put_header(&w, MAGIC_NODE_ENTRY);
+    put_header(&w, DKM_RECORD_MAGIC_NODE_ENTRY);
     dkm_put_bytes(&w, e->node_id.bytes, DKM_NODE_ID_SIZE);
     put_ek(&w, &e->ek);
     dkm_put_u8(&w, (uint8_t)e->role);
@@ -439,13 +441,13 @@ int dkm_node_entry_sign(struct dkm_node_entry *e, const struct dkm_signer *signe
 int dkm_node_entry_decode(const uint8_t *buf, size_t len, struct dkm_node_entry *ret)
 {
     static const char what[] = "node entry";
-    struct dkm_cursor c = dkm_cursor_init(buf, len);
     struct dkm_node_entry e = {0};
     struct dkm_node_id id;
+    struct dkm_cursor c;
     uint8_t role, tls_len;
     int r;
 
-    r = get_header(&c, MAGIC_NODE_ENTRY, what);
+    r = record_begin(buf, len, DKM_RECORD_MAGIC_NODE_ENTRY, what, &c);
     if (r < 0)
         return r;
     if (!dkm_get_bytes(&c, e.node_id.bytes, DKM_NODE_ID_SIZE))
@@ -520,7 +522,7 @@ int dkm_group_policy_sign(struct dkm_group_policy *p, const struct dkm_signer *s
     r = writer_new(&w);
     if (r < 0)
         return r;
-    put_header(&w, MAGIC_GROUP_POLICY);
+    put_header(&w, DKM_RECORD_MAGIC_GROUP_POLICY);
     put_group(&w, p->group);
     dkm_put_u32be(&w, p->serial);
     dkm_put_u16be(&w, p->algorithm);
@@ -539,12 +541,12 @@ int dkm_group_policy_sign(struct dkm_group_policy *p, const struct dkm_signer *s
 int dkm_group_policy_decode(const uint8_t *buf, size_t len, struct dkm_group_policy *ret)
 {
     static const char what[] = "group policy";
-    struct dkm_cursor c = dkm_cursor_init(buf, len);
     struct dkm_group_policy p;
+    struct dkm_cursor c;
     int r;
 
     memset(&p, 0, sizeof(p));
-    r = get_header(&c, MAGIC_GROUP_POLICY, what);
+    r = record_begin(buf, len, DKM_RECORD_MAGIC_GROUP_POLICY, what, &c);
     if (r < 0)
         return r;
     r = get_group(&c, p.group, what);
@@ -585,7 +587,7 @@ int dkm_sealed_copy_sign(struct dkm_sealed_copy *s, const struct dkm_signer *sig
     r = writer_new(&w);
     if (r < 0)
         return r;
-    put_header(&w, MAGIC_SEALED_COPY);
+    put_header(&w, DKM_RECORD_MAGIC_SEALED_COPY);
     put_group(&w, s->group);
     dkm_put_u32be(&w, s->version);
     dkm_put_u64be(&w, s->created_at);
@@ -601,12 +603,12 @@ int dkm_sealed_copy_sign(struct dkm_sealed_copy *s, const struct dkm_signer *sig
 int dkm_sealed_copy_decode(const uint8_t *buf, size_t len, struct dkm_sealed_copy *ret)
 {
     static const char what[] = "sealed copy";
-    struct dkm_cursor c = dkm_cursor_init(buf, len);
     struct dkm_sealed_copy s;
+    struct dkm_cursor c;
     int r;
 
     memset(&s, 0, sizeof(s));
-    r = get_header(&c, MAGIC_SEALED_COPY, what);
+    r = record_begin(buf, len, DKM_RECORD_MAGIC_SEALED_COPY, what, &c);
     if (r < 0)
         return r;
     r = get_group(&c, s.group, what);
@@ -644,14 +646,14 @@ int dkm_fetch_response_sign(struct dkm_fetch_response *f, struct dkm_delegated_k
     if (!dkm_group_valid(f->group, strnlen(f->group, DKM_GROUP_MAX + 1)) ||
         f->version == 0 || f->nonce_len < DKM_NONCE_MIN || f->nonce_len > DKM_NONCE_MAX ||
         f->policy_len == 0 || f->policy_len > DKM_RECORD_MAX / 2 || f->blob_len == 0 ||
-        f->blob_len > DKM_DUP_ENCODED_MAX)
+        f->blob_len > DKM_DUP_ENCODED_MAX || f->expires_at <= f->issued_at)
         return dkm_error_set(-EINVAL, "fetch response: invalid field");
     signer.id = dkm_delegated_key_info(dk)->server_id;
     memcpy(f->delegation, dkm_delegated_key_record(dk), DKM_DELEGATION_SIZE);
     r = writer_new(&w);
     if (r < 0)
         return r;
-    put_header(&w, MAGIC_FETCH_RESPONSE);
+    put_header(&w, DKM_RECORD_MAGIC_FETCH_RESPONSE);
     put_group(&w, f->group);
     dkm_put_u32be(&w, f->version);
     dkm_put_bytes(&w, f->node_id.bytes, DKM_NODE_ID_SIZE);
@@ -671,15 +673,13 @@ int dkm_fetch_response_decode(const uint8_t *buf, size_t len,
                               struct dkm_fetch_response *ret)
 {
     static const char what[] = "fetch response";
-    struct dkm_cursor c = dkm_cursor_init(buf, len);
     struct dkm_fetch_response f;
+    struct dkm_cursor c;
     uint8_t nonce_len;
     int r;
 
     memset(&f, 0, sizeof(f));
-    if (len > DKM_RECORD_MAX)
-        return dkm_error_set(DKM_E_FORMAT, "%s: too large", what);
-    r = get_header(&c, MAGIC_FETCH_RESPONSE, what);
+    r = record_begin(buf, len, DKM_RECORD_MAGIC_FETCH_RESPONSE, what, &c);
     if (r < 0)
         return r;
     r = get_group(&c, f.group, what);
@@ -703,6 +703,10 @@ int dkm_fetch_response_decode(const uint8_t *buf, size_t len,
         return dkm_error_set(DKM_E_FORMAT, "%s: truncated or oversized", what);
     if (f.policy_len == 0 || f.blob_len == 0)
         return dkm_error_set(DKM_E_FORMAT, "%s: empty policy or blob", what);
+    /* As for a sealed copy: a key whose lifetime is over when it is handed out. */
+    if (f.expires_at <= f.issued_at)
+        return dkm_error_set(DKM_E_FORMAT, "%s: expires at or before it was issued",
+                             what);
     r = get_tail(&c, &f.signer, f.sig, what);
     if (r < 0)
         return r;

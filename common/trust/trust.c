@@ -22,9 +22,6 @@
 #include "dkm/base/file.h"
 #include "dkm/base/log.h"
 
-#define TRUST_MAGIC "DKTL"
-#define TRUST_VERSION 1
-
 /*
  * Verify a chain of encoded lists: find the pinned one, follow its
  * successors. *ret_first is the index of the pinned list.
@@ -89,8 +86,8 @@ static void save_chain(const char *dir, uint8_t *const *lists, const size_t *len
         goto done;
     }
     w = dkm_writer_init(buf, cap);
-    (void)dkm_put_bytes(&w, TRUST_MAGIC, 4);
-    (void)dkm_put_u16be(&w, TRUST_VERSION);
+    (void)dkm_put_bytes(&w, DKM_TRUST_FILE_MAGIC, 4);
+    (void)dkm_put_u16be(&w, DKM_TRUST_FILE_VERSION);
     (void)dkm_put_u16be(&w, (uint16_t)n);
     for (i = 0; i < n; i++)
         (void)dkm_put_len32(&w, lists[i], lens[i]);
@@ -128,8 +125,8 @@ int dkm_trust_load(const char *dir, const uint8_t pin[DKM_FINGERPRINT_SIZE],
     if (r < 0)
         goto done;
     cur = dkm_cursor_init(buf, len);
-    if (len < 8 || memcmp(buf, TRUST_MAGIC, 4) != 0 || !dkm_skip(&cur, 4) ||
-        !dkm_get_u16be(&cur, &version) || version != TRUST_VERSION ||
+    if (len < 8 || memcmp(buf, DKM_TRUST_FILE_MAGIC, 4) != 0 || !dkm_skip(&cur, 4) ||
+        !dkm_get_u16be(&cur, &version) || version != DKM_TRUST_FILE_VERSION ||
         !dkm_get_u16be(&cur, &n) || n == 0 || n > DKM_TRUST_LISTS_MAX) {
         r = dkm_error_set(DKM_E_FORMAT, "%s: not a server list file", path);
         goto done;

@@ -12,11 +12,13 @@
  * frees the connection: that is how connections are counted and how a
  * request whose client went away learns it.
  *
- * Limits: header and body sizes through evhttp; an idle timeout through
- * evhttp_set_timeout; and an absolute deadline per request (a sweep timer
- * shuts the socket down when a client has not completed its request in
- * request_timeout, however slowly it trickles bytes). Connections beyond
- * max_connections are answered 503 and closed.
+ * Limits: header and body sizes through evhttp (max_body_bytes, the
+ * outer bound); then each route's own max_body, checked once the route is
+ * matched and before the body is parsed (413 with a JSON reason); an
+ * idle timeout through evhttp_set_timeout; and an absolute deadline per
+ * request (a sweep timer shuts the socket down when a client has not
+ * completed its request in request_timeout, however slowly it trickles
+ * bytes). Connections beyond max_connections are answered 503 and closed.
  *
  * Draining (on SIGTERM, from server.c): stop accepting, cut idle
  * connections, answer requests in flight with Connection: close, and leave
@@ -480,6 +482,13 @@ static void dispatch(struct svc_worker *w, struct evhttp_request *req, bool admi
         char why[256];
         const char *ct =
             evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+        /* Before jansson sees it: max_body_bytes may be far larger. */
+        if (len > m.route->max_body) {
+            svc_reply_error(r, 413, "payload too large",
+                            "this endpoint takes at most %zu bytes of request body",
+                            m.route->max_body);
+            return;
+        }
         if (!is_json_type(ct)) {
             svc_reply_error(r, 415, "unsupported media type",
                             "the request body must be application/json");

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The endpoint table's row and its matching (router.c): methods, path
- * patterns with {name} segments, flags, the body a route accepts.
+ * patterns with {name} segments, flags, the body a route accepts and how
+ * large it may be.
  */
 #ifndef DKM_SVC_ROUTER_H
 #define DKM_SVC_ROUTER_H
@@ -31,6 +32,13 @@ enum svc_route_flags {
     SVC_ROUTE_QUERY = 1 << 2,
 };
 
+/*
+ * Room for insignificant white space (indentation, spaces after ':' and
+ * ','), which a route's max_body leaves at least above its largest
+ * compact body.
+ */
+#define SVC_ROUTE_BODY_MARGIN 256
+
 struct svc_req;
 typedef void svc_handler_fn(struct svc_req *r);
 
@@ -46,6 +54,16 @@ struct svc_route {
     unsigned flags;                    /* enum svc_route_flags */
     const struct svc_json_field *body; /* NULL: the request must have no body */
     size_t nbody;
+    /*
+     * Largest request body in bytes, refused with 413 before it is parsed
+     * (max_body_bytes of dkmd.conf still bounds what is read at all).
+     * Required with a body (0 refuses every body): the longest compact
+     * body that body's fields allow, every member present and at its
+     * maximum, a text member counted at two bytes per byte (each one
+     * escaped, as a PEM's line breaks are), plus at least
+     * SVC_ROUTE_BODY_MARGIN.
+     */
+    size_t max_body;
     svc_handler_fn *handler;
 };
 

@@ -15,10 +15,13 @@
  *
  * To add an endpoint: write a handler `static void x_handler(struct
  * svc_req *r)` that ends every path with one svc_reply_*(), declare its
- * request body as a svc_json_field array (or NULL for none), and add a
- * row to ks_routes below. The router answers 404/405, checks the body
- * strictly (400/415), refuses admin routes off the admin socket (403) and,
- * for SVC_ROUTE_NEEDS_DB, answers 503 at once while the database is down.
+ * request body as a svc_json_field array (or NULL for none) with its
+ * size limit (max_body, router.h says how to compute it; test_svc_router
+ * checks it), and add a row to ks_routes below. The router answers
+ * 404/405, refuses a body over max_body (413) before parsing it, checks
+ * the body strictly (400/415), refuses admin routes off the admin socket
+ * (403) and, for SVC_ROUTE_NEEDS_DB, answers 503 at once while the
+ * database is down.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -274,6 +277,7 @@ const struct svc_route ks_routes[] = {
      .name = "ping",
      .body = ping_body,
      .nbody = sizeof(ping_body) / sizeof(ping_body[0]),
+     .max_body = 512, /* largest compact body 98 */
      .handler = ping_handler},
     {.methods = SVC_GET,
      .pattern = "/v1/admin/ping",
@@ -290,6 +294,7 @@ const struct svc_route ks_routes[] = {
      .name = "fetch",
      .body = ks_fetch_body,
      .nbody = 4,
+     .max_body = 1024, /* largest compact body 419 */
      .handler = ks_fetch_handler},
     {.methods = SVC_GET,
      .pattern = "/v1/keys/groups",
@@ -306,6 +311,7 @@ const struct svc_route ks_routes[] = {
      .flags = SVC_ROUTE_ADMIN,
      .body = ks_nodes_authorize_body,
      .nbody = 3,
+     .max_body = 44032, /* largest compact body 43758 */
      .handler = ks_nodes_authorize_handler},
     {.methods = SVC_PUT,
      .pattern = "/v1/nodes/{node}/tls",
@@ -313,6 +319,7 @@ const struct svc_route ks_routes[] = {
      .flags = SVC_ROUTE_ADMIN,
      .body = ks_nodes_tls_body,
      .nbody = 1,
+     .max_body = 33280, /* largest compact body 32783 */
      .handler = ks_nodes_tls_handler},
     {.methods = SVC_POST,
      .pattern = "/v1/nodes/{node}/revoke",
@@ -330,6 +337,7 @@ const struct svc_route ks_routes[] = {
      .flags = SVC_ROUTE_ADMIN,
      .body = ks_groups_create_body,
      .nbody = 6,
+     .max_body = 1536, /* largest compact body 1279 */
      .handler = ks_groups_create_handler},
     {.methods = SVC_GET,
      .pattern = "/v1/groups/{name}",
@@ -347,6 +355,7 @@ const struct svc_route ks_routes[] = {
      .flags = SVC_ROUTE_ADMIN,
      .body = ks_groups_policy_body,
      .nbody = 5,
+     .max_body = 1536, /* largest compact body 1141 */
      .handler = ks_groups_policy_handler},
     {.methods = SVC_POST,
      .pattern = "/v1/groups/{name}/grant",
@@ -354,6 +363,7 @@ const struct svc_route ks_routes[] = {
      .flags = SVC_ROUTE_ADMIN,
      .body = ks_node_id_body,
      .nbody = 1,
+     .max_body = 512, /* largest compact body 150 */
      .handler = ks_groups_grant_handler},
     {.methods = SVC_POST,
      .pattern = "/v1/groups/{name}/revoke",
@@ -361,6 +371,7 @@ const struct svc_route ks_routes[] = {
      .flags = SVC_ROUTE_ADMIN,
      .body = ks_node_id_body,
      .nbody = 1,
+     .max_body = 512, /* largest compact body 150 */
      .handler = ks_groups_revoke_handler},
     {.methods = SVC_GET,
      .pattern = "/v1/servers",
@@ -373,6 +384,7 @@ const struct svc_route ks_routes[] = {
      .flags = SVC_ROUTE_ADMIN | SVC_ROUTE_NEEDS_DB,
      .body = ks_servers_add_body,
      .nbody = 1,
+     .max_body = 8704, /* largest compact body 8203 */
      .handler = ks_servers_add_handler},
     {.methods = SVC_GET,
      .pattern = "/v1/audit",

@@ -106,6 +106,7 @@ DKM_MUSTCHECK int dkm_node_ek_pkey(const TPM2B_PUBLIC *ek, EVP_PKEY **ret);
  */
 #define DKM_NODE_EK_FILE "ek.pub"
 #define DKM_NODE_EK_FILE_MAX 1024u
+#define DKM_NODE_EK_FILE_MAGIC 0x444b4550u /* "DKEP" */
 DKM_MUSTCHECK int dkm_node_ek_file_encode(enum dkm_ek_type type, const TPM2B_PUBLIC *pub,
                                           uint8_t *buf, size_t cap, size_t *ret_len);
 DKM_MUSTCHECK int dkm_node_ek_file_decode(const uint8_t *buf, size_t len,

@@ -44,8 +44,12 @@ struct dkm_sealed {
     uint32_t pcr_mask;          /* SHA-256 PCRs of the object's policy; 0 = none */
 };
 
-/* Cache format of a struct dkm_sealed: "DKMS", version 1. */
-#define DKM_SEALED_MAGIC "DKMS"
+/*
+ * Cache format of a struct dkm_sealed: "DKSO", version 1. It was "DKMS"
+ * (the stream header's magic) in disk cache entries of format 2; those
+ * entries are refused (diskcache.h), so the old magic is never read.
+ */
+#define DKM_SEALED_MAGIC "DKSO"
 #define DKM_SEALED_VERSION 1u
 #define DKM_SEALED_ENCODED_MAX 2048u
 

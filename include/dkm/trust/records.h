@@ -40,6 +40,13 @@
 #define DKM_SIGCTX_GROUP_POLICY "dkm group policy v1"
 #define DKM_SIGCTX_SEALED_COPY "dkm sealed copy v1"
 
+/* Each record type's magic (docs/formats.md, "Signed records"). */
+#define DKM_RECORD_MAGIC_SERVER_LIST "DKSL"
+#define DKM_RECORD_MAGIC_NODE_ENTRY "DKNE"
+#define DKM_RECORD_MAGIC_GROUP_POLICY "DKGP"
+#define DKM_RECORD_MAGIC_SEALED_COPY "DKSC"
+#define DKM_RECORD_MAGIC_FETCH_RESPONSE "DKFR"
+
 #define DKM_RECORD_VERSION 1
 #define DKM_SERVER_LIST_MAX 16 /* servers on one list */
 #define DKM_EK_PUBLIC_MAX 1024 /* marshaled TPM2B_PUBLIC of an EK */

@@ -19,6 +19,9 @@
 #include "dkm/trust/records.h"
 
 #define DKM_TRUST_FILE "trust.lists"
+/* The file's magic (docs/provider.md), then a u16 version. */
+#define DKM_TRUST_FILE_MAGIC "DKTL"
+#define DKM_TRUST_FILE_VERSION 1
 /* Lists in one chain, on disk or in an answer. */
 #define DKM_TRUST_LISTS_MAX 256
 
