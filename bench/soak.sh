@@ -10,9 +10,10 @@
 #   soak: dkmd rss +X% fds +N, provider rss +Y% fds +M, errors E
 # growth from the first sample after a warm-up (30 s, or a quarter of a
 # short run) to the last; errors counts failed fetches, failed round
-# trips and failed rotations. Exits non-zero when a descriptor count grew
-# or anything failed (memory growth is reported, not judged: a short run
-# measures allocator warm-up).
+# trips and failed rotations. Exits non-zero when a descriptor count grew,
+# anything failed, or the audit queue was 10,000 or more at the end (the
+# writer fell behind the fetches); memory growth is reported, not judged
+# (a short run measures allocator warm-up).
 #
 # Usage: bench/soak.sh [BUILD_DIR] MINUTES
 # Starts its own PostgreSQL, swtpms and dkmd in a temporary directory and
@@ -140,6 +141,11 @@ echo "  dkmd at the end: $(grep -E '^dkmd_(audit_queue|keys_held|import_blob_cac
 dkmd_growth=$(growth "$first_dkmd" "$last_dkmd")
 client_growth=$(growth "$first_client" "$last_client")
 echo "soak: dkmd ${dkmd_growth/rss /rss }, provider ${client_growth}, errors $errors"
+queue=$(awk '/^dkmd_audit_queue / {print int($2)}' <<<"$metrics")
+# Regression: a writer that falls behind the fetches grows this by about a
+# thousand records a second (and loses records at 100,000).
+it_check "the audit writer keeps up (queue ${queue:-?} at the end)" test "${queue:-999999}" -lt 10000 \
+    >/dev/null
 it_check_eq "no errors" 0 "$errors" >/dev/null
 it_check_eq "dkmd's descriptors did not grow" "${first_dkmd#* }" "${last_dkmd#* }" >/dev/null
 it_check_eq "the provider process's descriptors did not grow" "${first_client#* }" \
