@@ -4,7 +4,9 @@
  * keep-alive TLS connection, send POST /v1/keys/fetch back to back (a new
  * random nonce each time) for a fixed time, and the program prints the
  * fetches per second and the latency percentiles. Every answer must be
- * 200; anything else is counted and makes the exit status non-zero.
+ * 200 (or the status in $FETCH_LOAD_EXPECT: 403 for a node that must
+ * never get the key); anything else is counted and makes the exit status
+ * non-zero.
  *
  * Usage: fetch_load HOST PORT CACERT NODE_ID GROUP [CLIENTS] [SECONDS]
  * (bench/fetch_bench.sh sets up a server and runs it next to pgbench).
@@ -39,6 +41,7 @@ static SSL_CTX *ctx;
 static double deadline;
 /* SIGTERM/SIGINT end the run early; the results are printed as usual. */
 static volatile sig_atomic_t stop_now;
+static int expect = 200;
 
 static double now_s(void)
 {
@@ -153,7 +156,7 @@ static void *client_main(void *arg)
             break;
         }
         status = read_response(ssl, buf, sizeof(buf));
-        if (status != 200) {
+        if (status != expect) {
             c->errors++;
             if (status < 0)
                 break;
@@ -217,6 +220,8 @@ int main(int argc, char **argv)
     if (cl == NULL)
         return 1;
     start = now_s();
+    if (getenv("FETCH_LOAD_EXPECT") != NULL)
+        expect = atoi(getenv("FETCH_LOAD_EXPECT"));
     signal(SIGTERM, on_stop);
     signal(SIGINT, on_stop);
     deadline = start + seconds;

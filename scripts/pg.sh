@@ -21,6 +21,12 @@
 #       Stops the cluster recorded in DIR/env (fast shutdown), checks by PID
 #       that the postmaster is gone (signals it if not) and removes the env
 #       file. Stopping a cluster that is not running succeeds.
+#   scripts/pg.sh halt DIR fast|immediate
+#       Shuts the cluster in DIR down in that mode (immediate: no checkpoint,
+#       crash recovery at the next start) and keeps DIR/env, so that
+#   scripts/pg.sh resume DIR
+#       starts it again on the same port and socket; DIR/env gets the new
+#       PGPID. Tests use the pair for database outages.
 #
 # Run as root, the server runs as the "postgres" user (initdb refuses root),
 # so DIR's parent directories must be searchable by that user; DIR itself is
@@ -186,7 +192,68 @@ cmd_stop() {
     rm -f "$dir/env"
 }
 
+cmd_halt() {
+    local dir=$1 mode=$2 pid bindir
+    case "$mode" in
+    fast | immediate) ;;
+    *) dkm_die "halt: the mode is fast or immediate, not '$mode'" ;;
+    esac
+    dir=$(dkm_abspath "$dir")
+    [ -f "$dir/env" ] || dkm_die "no PostgreSQL recorded in $dir/env"
+    pid=$(dkm_env_get "$dir/env" PGPID) || dkm_die "no PGPID in $dir/env"
+    dkm_pid_matches "$pid" "$(pid_marker "$dir")" ||
+        dkm_die "PostgreSQL in $dir (PID $pid) is not running"
+    bindir=$(find_bindir)
+    as_pg "$bindir/pg_ctl" -D "$dir/data" -m "$mode" -w -t 30 stop \
+        >"$dir/pg_ctl.log" 2>&1 || cat "$dir/pg_ctl.log" >&2
+    dkm_wait_gone "$pid" 10 || dkm_die "PostgreSQL (PID $pid) in $dir did not stop"
+}
+
+cmd_resume() {
+    local dir bindir pid port rc attempt
+    dir=$(dkm_abspath "$1")
+    [ -f "$dir/env" ] || dkm_die "no PostgreSQL recorded in $dir/env"
+    pid=$(dkm_env_get "$dir/env" PGPID) || dkm_die "no PGPID in $dir/env"
+    port=$(dkm_env_get "$dir/env" PGPORT) || dkm_die "no PGPORT in $dir/env"
+    if dkm_pid_matches "$pid" "$(pid_marker "$dir")"; then
+        dkm_die "PostgreSQL (PID $pid) in $dir is running already"
+    fi
+    bindir=$(find_bindir)
+    # The port was this cluster's a moment ago; a client may hold it in
+    # TIME_WAIT or another process may take it: retry, then give up.
+    for ((attempt = 1; attempt <= START_ATTEMPTS; attempt++)); do
+        rc=0
+        try_start "$dir" "$bindir" "$port" || rc=$?
+        case $rc in
+        0) break ;;
+        2) sleep 1 ;;
+        *) dkm_die "could not start PostgreSQL in $dir again" ;;
+        esac
+    done
+    [ "$rc" = 0 ] || dkm_die "port $port stayed taken; PostgreSQL in $dir not resumed"
+    # Read by name in dkm_env_write.
+    # shellcheck disable=SC2034
+    PGPORT=$port PGHOST=127.0.0.1 PGUSER=postgres PGPID=$started_pid \
+        PGSOCKDIR=$dir/sock PGDATA=$dir/data
+    dkm_env_write "$dir/env" PGPORT PGHOST PGUSER PGPID PGSOCKDIR PGDATA ||
+        dkm_die "cannot write $dir/env"
+}
+
 case "${1:-}" in
+halt)
+    [ $# -eq 3 ] || {
+        usage >&2
+        exit 2
+    }
+    cmd_halt "$2" "$3"
+    ;;
+resume)
+    [ $# -eq 2 ] || {
+        usage >&2
+        exit 2
+    }
+    cmd_resume "$2"
+    ;;
 start | stop)
     [ $# -eq 2 ] || {
         usage >&2
