@@ -18,7 +18,7 @@
 
 static const char *const service_keys[] = {
     "listen",    "workers", "tls_cert", "tls_key",   "admin_socket", "admin_socket_mode",
-    "state_dir", "tcti",    "sql_dir",  "log_level", NULL,
+    "state_dir", "tcti",    "sql_dir",  "log_level", "log_format",   NULL,
 };
 static const char *const database_keys[] = {
     "conninfo",  "pool_size", "connect_timeout", "query_timeout", "reconnect_max",
@@ -224,6 +224,15 @@ static int config_from(const struct dkm_config *c, struct svc_config **ret)
     r = parse_level(c, v, &cfg->log_level);
     if (r < 0)
         goto done;
+    r = dkm_config_string(c, "service", "log_format", "text", &v);
+    if (r < 0)
+        goto done;
+    if (dkm_log_format_parse(v, &cfg->log_format) < 0) {
+        r = dkm_error_set(DKM_E_CONFIG,
+                          "%s: [service] log_format: expected text or json, got \"%s\"",
+                          dkm_config_name(c), v);
+        goto done;
+    }
 
     r = copy_string(c, "database", "conninfo", NULL, &cfg->db_conninfo);
     if (r < 0)
