@@ -426,9 +426,16 @@ static void test_logline_logger_writes_lines(void)
     dkm_log_set_level(DKM_LOG_DEBUG);
     dkm_log_set_format(DKM_LOG_TEXT);
     out = capture_stderr(log_some);
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, " src=test_logline.c:"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, " src=tests/test_logline.c:"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, " func=log_some\n"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, " event=debug.only src=test_logline.c:"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, " event=debug.only src=tests/test_logline.c:"));
+    /* Regression: plain debug lines keep the file's path in the tree, not only its name. */
+    dkm_log_set_format(DKM_LOG_PLAIN);
+    out = capture_stderr(log_some);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "t["));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, ": notice: server.add node=000b copies=14 "
+                                       "(tests/test_logline.c:"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, " log_some)\n"));
     dkm_log_set_level(DKM_LOG_INFO);
     dkm_log_set_format(DKM_LOG_PLAIN);
 }

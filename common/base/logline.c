@@ -417,20 +417,18 @@ static void put_field(struct out *o, const struct dkm_log_line *l, const char *k
 
 static void put_src(struct out *o, const struct dkm_log_line *l)
 {
-    const char *base;
-    char b[NAME_MAX_LEN + 16];
+    char b[PIECE_MAX + 16];
 
     if (l->src_file == NULL)
         return;
-    base = strrchr(l->src_file, '/');
-    base = base != NULL ? base + 1 : l->src_file;
+    /* __FILE__ is relative to the source tree (-fmacro-prefix-map). */
     if (l->format == DKM_LOG_PLAIN) {
-        snprintf(b, sizeof(b), " (%.*s:%d ", NAME_MAX_LEN, base, l->src_line);
+        snprintf(b, sizeof(b), " (%.*s:%d ", PIECE_MAX, l->src_file, l->src_line);
         if (put_str(o, b) && put_str(o, l->func != NULL ? l->func : "?"))
             put_str(o, ")");
         return;
     }
-    snprintf(b, sizeof(b), "%.*s:%d", NAME_MAX_LEN, base, l->src_line);
+    snprintf(b, sizeof(b), "%.*s:%d", PIECE_MAX, l->src_file, l->src_line);
     put_field(o, l, "src", b, strlen(b), false);
     if (l->func != NULL)
         put_field(o, l, "func", l->func, strlen(l->func), false);
