@@ -347,7 +347,8 @@ static void test_logline_cut_lines_stay_well_formed(void)
                         0);
     }
     /* Below 256 bytes there is no room for a well-formed line: nothing. */
-    CU_ASSERT_EQUAL(dkm_log_render(small, 255, DKM_LOG_JSON, DKM_LOG_INFO, true, T0, "e"), 0);
+    CU_ASSERT_EQUAL(dkm_log_render(small, 255, DKM_LOG_JSON, DKM_LOG_INFO, true, T0, "e"),
+                    0);
     CU_ASSERT_STRING_EQUAL(small, "");
     /* A value is cut at DKM_LOG_VALUE_MAX bytes; the line is not cut. */
     memset(big, 'b', sizeof(big) - 1);
