@@ -62,6 +62,22 @@ static void usage(FILE *out)
         "reloads the TLS certificate and key and the log level.\n");
 }
 
+/*
+ * Why a run failed, last thing before exit: a sentence for the human who
+ * ran init, an event for the service's log.
+ */
+static void log_failure(bool init, bool config, int r)
+{
+    const char *why = dkm_error_detail()[0] ? dkm_error_detail() : dkm_strerror(r);
+
+    if (init)
+        log_error("%s", why);
+    else if (config)
+        log_event(DKM_LOG_ERR, "config.invalid reason=%s", why);
+    else
+        log_event(DKM_LOG_ERR, "dkmd.failed reason=%s", why);
+}
+
 /* Apply the migrations found in the configured directory. */
 static int migrate(const struct svc_config *cfg, unsigned *ret_version)
 {
@@ -111,7 +127,8 @@ static int cmd_init(const struct svc_config *cfg)
     /* The TPM identity first: without it (no TPM) only TLS is set up. */
     r = ks_identity_init(cfg, trust);
     if (r == -ENODEV) {
-        log_warning("%s: the key endpoints stay off", dkm_error_detail());
+        log_event(DKM_LOG_WARNING, "init.no_tpm reason=%s key_endpoints=off",
+                  dkm_error_detail());
         trust[0] = '\0';
     } else if (r < 0) {
         goto done;
@@ -211,13 +228,21 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /*
+     * The service logs one structured line per event; init and init
+     * --join are run by a human and keep plain lines. Until the file is
+     * read the service's lines are text, the default.
+     */
+    dkm_log_set_format(init ? DKM_LOG_PLAIN : DKM_LOG_TEXT);
     r = svc_config_load(config_path, &cfg);
     if (r < 0) {
-        log_error("%s", dkm_error_detail()[0] ? dkm_error_detail() : dkm_strerror(r));
+        log_failure(init, true, r);
         return 1;
     }
     if (getenv("DKM_DEBUG") == NULL || strcmp(getenv("DKM_DEBUG"), "0") == 0)
         dkm_log_set_level(cfg->log_level);
+    if (!init)
+        dkm_log_set_format(cfg->log_format);
     if (init && join) {
         r = cmd_join(cfg, trust);
     } else if (init) {
@@ -244,7 +269,7 @@ int main(int argc, char **argv)
         svc_metrics_free(metrics);
     }
     if (r < 0)
-        log_error("%s", dkm_error_detail()[0] ? dkm_error_detail() : dkm_strerror(r));
+        log_failure(init, false, r);
     svc_config_free(cfg);
     return r < 0 ? 1 : 0;
 }

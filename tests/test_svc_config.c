@@ -47,6 +47,7 @@ static void test_svc_config_defaults(void)
     CU_ASSERT_EQUAL(cfg->request_timeout, 10);
     CU_ASSERT_EQUAL(cfg->max_connections, 1024);
     CU_ASSERT_EQUAL(cfg->log_level, DKM_LOG_INFO);
+    CU_ASSERT_EQUAL(cfg->log_format, DKM_LOG_TEXT);
     svc_config_free(cfg);
 }
 
@@ -62,6 +63,7 @@ static void test_svc_config_all_keys(void)
                                "tcti = swtpm:host=127.0.0.1,port=2321\n"
                                "sql_dir = /usr/share/dkm/sql\n"
                                "log_level = debug\n"
+                               "log_format = json\n"
                                "[database]\n"
                                "conninfo = host=db port=5432\n"
                                "pool_size = 3\n"
@@ -87,6 +89,7 @@ static void test_svc_config_all_keys(void)
     CU_ASSERT_STRING_EQUAL(cfg->tcti, "swtpm:host=127.0.0.1,port=2321");
     CU_ASSERT_STRING_EQUAL(cfg->sql_dir, "/usr/share/dkm/sql");
     CU_ASSERT_EQUAL(cfg->log_level, DKM_LOG_DEBUG);
+    CU_ASSERT_EQUAL(cfg->log_format, DKM_LOG_JSON);
     CU_ASSERT_EQUAL(cfg->db_pool_size, 3);
     CU_ASSERT_EQUAL(cfg->db_connect_timeout, 2);
     CU_ASSERT_EQUAL(cfg->db_query_timeout, 60);
@@ -118,6 +121,8 @@ static void test_svc_config_errors_name_the_key(void)
     expect_error("[service]\nworkers = 0\n[database]\nconninfo=x\n", "workers");
     expect_error("[service]\nworkers = 65\n[database]\nconninfo=x\n", "workers");
     expect_error("[service]\nlog_level = loud\n[database]\nconninfo=x\n", "log_level");
+    expect_error("[service]\nlog_format = logfmt\n[database]\nconninfo=x\n",
+                 "[service] log_format: expected text or json");
     expect_error("[service]\nadmin_socket_mode = 0400\n[database]\nconninfo=x\n",
                  "admin_socket_mode");
     expect_error("[service]\nadmin_socket_mode = 999\n[database]\nconninfo=x\n",

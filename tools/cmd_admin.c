@@ -130,6 +130,7 @@ int dkmctl_open_client(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o
     cc.tls_key = o->tls_key;
     cc.tls_ca = o->tls_ca;
     cc.key_cache = o->key_cache;
+    cc.timeout_ms = o->timeout_ms;
     return dkm_client_new(&cc, NULL, NULL, ret);
 }
 
@@ -254,17 +255,45 @@ int dkmctl_admin_call(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
                       json_t *body, void (*printer)(const json_t *ans, const void *arg),
                       const void *arg)
 {
-    struct dkm_config *cfg = NULL;
-    struct dkm_client *c = NULL;
+    return dkmctl_admin_call_long(g, o, what, method, path, body, printer, arg, NULL);
+}
+
+int dkmctl_admin_call_long(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
+                           const char *what, const char *method, const char *path,
+                           json_t *body,
+                           void (*printer)(const json_t *ans, const void *arg),
+                           const void *arg, const struct dkmctl_watch_spec *watch)
+{
+    struct dkm_config *cfg = NULL, *wcfg = NULL;
+    struct dkm_client *c = NULL, *wc = NULL;
+    struct dkmctl_watch *w = NULL;
     json_t *ans = NULL;
     int r;
 
+    if (watch != NULL)
+        o->timeout_ms = DKMCTL_LONG_TIMEOUT_MS;
     r = dkmctl_open_client(g, o, &cfg, &c);
     if (r == 0)
         r = check_tls_admin(o);
+    /*
+     * The watcher's polls are short: a client of its own with the default
+     * timeout. Without it the call still runs, only without progress.
+     */
+    if (r == 0 && watch != NULL) {
+        struct dkmctl_svc_opts wo = *o;
+
+        wo.timeout_ms = 0;
+        if (dkmctl_open_client(g, &wo, &wcfg, &wc) == 0 &&
+            dkmctl_watch_start(wc, o->tls_cert == NULL, watch, &w) < 0)
+            w = NULL;
+        dkm_error_clear();
+    }
     /* A client certificate means: administer over TLS as an admin node. */
     if (r == 0)
         r = dkm_client_call(c, o->tls_cert == NULL, method, path, body, &ans);
+    dkmctl_watch_stop(w);
+    dkm_client_free(wc);
+    dkm_config_free(wcfg);
     if (r == 0) {
         if (o->json)
             r = dkmctl_print_json(ans);

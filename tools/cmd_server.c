@@ -5,6 +5,10 @@
  * server card) to the list, which makes the server dkmd runs on sign list
  * v(N+1) and seal every live key to the new server's TPM; `server list`
  * shows the current list. Exit codes follow dkmctl.h.
+ *
+ * Sealing many versions takes a while (a TPM signature each), so `server
+ * add` waits up to an hour for the answer and shows on stderr how far
+ * dkmd is, from GET /v1/progress (progress.c).
  */
 #include "dkmctl.h"
 
@@ -33,6 +37,7 @@ static void usage(FILE *out)
         "      version and seals every key version still in use to the new\n"
         "      server's TPM, in one transaction. Check that the node id printed\n"
         "      is the one the joining server printed. Then start dkmd there.\n"
+        "      While the server seals, its progress is shown on stderr.\n"
         "list  Print the current list: its version, and each server's node id\n"
         "      and hostname (* marks the server answering).\n"
         "\n"
@@ -84,6 +89,8 @@ static int server_add(const struct dkmctl_globals *g, int argc, char **argv)
 {
     struct dkmctl_svc_opts o = {0};
     struct dkm_servercard card;
+    struct dkmctl_watch_spec watch = {.operation = "server.add", .what = "server add"};
+    char hex[DKM_NODE_ID_HEX_SIZE];
     uint8_t *text = NULL;
     size_t len = 0;
     json_t *body = NULL;
@@ -106,8 +113,10 @@ static int server_add(const struct dkmctl_globals *g, int argc, char **argv)
         goto done;
     }
     free(text);
-    return dkmctl_admin_call(g, &o, "server add", "POST", "/v1/servers", body,
-                             print_added, NULL);
+    dkm_node_id_hex(&card.id, hex);
+    watch.target = hex;
+    return dkmctl_admin_call_long(g, &o, "server add", "POST", "/v1/servers", body,
+                                  print_added, NULL, &watch);
 done:
     free(text);
     return dkmctl_fail("server add", r);

@@ -70,6 +70,7 @@ struct dkmctl_svc_opts {
     const char *tls_ca;
     const char *key_cache; /* key_cache in [dkmctl], else $DKM_KEY_CACHE */
     bool json;
+    unsigned timeout_ms; /* per request; 0: the client's default (10 s) */
 };
 
 /* getopt_long values of the long-only options. */
@@ -142,6 +143,39 @@ int dkmctl_admin_call(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
                       const char *what, const char *method, const char *path,
                       json_t *body, void (*printer)(const json_t *ans, const void *arg),
                       const void *arg);
+
+/*
+ * A long admin call: how dkmd names the operation in GET /v1/progress
+ * (operation, and target when not NULL), and how dkmctl names it on
+ * stderr (what).
+ */
+struct dkmctl_watch_spec {
+    const char *operation;
+    const char *target;
+    const char *what;
+};
+
+/* How long dkmctl waits for the answer to a long admin call. */
+#define DKMCTL_LONG_TIMEOUT_MS (3600u * 1000u)
+
+/*
+ * dkmctl_admin_call for an operation that may take minutes: the answer
+ * is awaited up to DKMCTL_LONG_TIMEOUT_MS, and meanwhile the progress
+ * dkmd reports for it is shown on stderr (progress.c).
+ */
+int dkmctl_admin_call_long(const struct dkmctl_globals *g, struct dkmctl_svc_opts *o,
+                           const char *what, const char *method, const char *path,
+                           json_t *body,
+                           void (*printer)(const json_t *ans, const void *arg),
+                           const void *arg, const struct dkmctl_watch_spec *watch);
+
+/* progress.c: poll GET /v1/progress on c (a client of the watcher's own,
+ * which must outlive it) and show spec's operation until stopped. */
+struct dkmctl_watch;
+int dkmctl_watch_start(struct dkm_client *c, bool admin,
+                       const struct dkmctl_watch_spec *spec, struct dkmctl_watch **ret);
+/* Stop (after the poll in flight, if any) and free; NULL is fine. */
+void dkmctl_watch_stop(struct dkmctl_watch *w);
 
 /*
  * Parse --socket, --json and --help, then expect nargs arguments at

@@ -69,8 +69,8 @@ int svc_admin_peer_allowed(int fd, uid_t *ret_uid)
         len != sizeof(cred))
         return -EPERM;
     if (cred.uid != 0 && cred.uid != geteuid()) {
-        log_notice("admin socket: refused a request from uid %u (pid %d)",
-                   (unsigned)cred.uid, (int)cred.pid);
+        log_event(DKM_LOG_NOTICE, "admin.peer_refused uid=%u pid=%d", (unsigned)cred.uid,
+                  (int)cred.pid);
         return -EPERM;
     }
     *ret_uid = cred.uid;

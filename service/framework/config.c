@@ -28,6 +28,7 @@ static const char *const service_keys[] = {
     "sql_dir",
     "log_level",
     "delegation_lifetime",
+    "log_format",
     NULL,
 };
 static const char *const database_keys[] = {
@@ -239,6 +240,15 @@ static int config_from(const struct dkm_config *c, struct svc_config **ret)
     if (r < 0)
         goto done;
     cfg->delegation_lifetime = (unsigned)u;
+    r = dkm_config_string(c, "service", "log_format", "text", &v);
+    if (r < 0)
+        goto done;
+    if (dkm_log_format_parse(v, &cfg->log_format) < 0) {
+        r = dkm_error_set(DKM_E_CONFIG,
+                          "%s: [service] log_format: expected text or json, got \"%s\"",
+                          dkm_config_name(c), v);
+        goto done;
+    }
 
     r = copy_string(c, "database", "conninfo", NULL, &cfg->db_conninfo);
     if (r < 0)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "dkm/base/error.h"
+#include "dkm/base/log.h"
 
 #ifndef DKM_SQL_DIR
 #define DKM_SQL_DIR "/usr/local/share/dkm/sql"
@@ -30,7 +31,8 @@ struct svc_config {
     char *tcti;
     char *sql_dir;
     int log_level;
-    unsigned delegation_lifetime; /* seconds a response-signing delegation lasts */
+    unsigned delegation_lifetime;   /* seconds a response-signing delegation lasts */
+    enum dkm_log_format log_format; /* text (default) or json */
     /* [database] */
     char *db_conninfo;
     unsigned db_pool_size;

@@ -242,10 +242,11 @@ static void conn_fail(struct db_conn *c, const char *why)
 
     /* Once per outage, not once per reconnect attempt. */
     if (was_up)
-        log_warning("database connection %u%s: %s", c->index,
-                    c->listen ? " (listen)" : "", why);
+        log_event(DKM_LOG_WARNING, "db.connection_down conn=%u role=%s reason=%s",
+                  c->index, c->listen ? "listen" : "pool", why);
     else
-        log_debug("database connection %u: %s", c->index, why);
+        log_event(DKM_LOG_DEBUG, "db.connect_failed conn=%u role=%s reason=%s", c->index,
+                  c->listen ? "listen" : "pool", why);
     conn_close(c);
     if (c->cur != NULL) {
         fail_later(db, c->cur);
@@ -382,7 +383,8 @@ static void step_failed(struct db_conn *c, PGresult *res, const char *what)
         snprintf(p->sqlstate, sizeof(p->sqlstate), "%s", state);
     p->err = dkm_error_set(DKM_E_DB, "%s failed: %s", what,
                            res ? PQresultErrorMessage(res) : "no result");
-    log_warning("%s", dkm_error_detail());
+    log_event(DKM_LOG_WARNING, "db.query_failed conn=%u what=%s sqlstate=%s reason=%s",
+              c->index, what, p->sqlstate, res ? PQresultErrorMessage(res) : "no result");
 }
 
 /* One command of the current query or transaction has all its results. */
@@ -470,9 +472,11 @@ static void complete(struct db_conn *c)
         c->state = CONN_IDLE;
         arm_timer(c, c->db->opt.probe_ms);
         if (!c->ever_up)
-            log_debug("database connection %u ready", c->index);
+            log_event(DKM_LOG_DEBUG, "db.connection_ready conn=%u role=%s", c->index,
+                      c->listen ? "listen" : "pool");
         else
-            log_notice("database connection %u is back", c->index);
+            log_event(DKM_LOG_NOTICE, "db.connection_back conn=%u role=%s", c->index,
+                      c->listen ? "listen" : "pool");
         if (c->ever_up && c->db->opt.back != NULL)
             c->db->opt.back(c->db->opt.back_arg);
         c->ever_up = true;

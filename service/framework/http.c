@@ -134,7 +134,7 @@ fail:
      * evhttp would fall back to a plain socket; request_cb refuses any
      * request on a connection without TLS, so that fallback serves nothing.
      */
-    log_error("cannot set up TLS for a new connection");
+    log_event(DKM_LOG_ERR, "http.tls_setup_failed");
     if (ssl != NULL && conn != NULL && SSL_get_ex_data(ssl, conn_ex_index) == conn)
         conn = NULL; /* SSL_free below frees it through the ex_data callback */
     free(conn);
@@ -168,7 +168,7 @@ static void conn_cut(struct svc_conn *conn, const char *why)
     /* The peer and libevent both see end of stream; evhttp then frees it. */
     shutdown(fd, SHUT_RDWR);
     conn->cut = true;
-    log_debug("closed a connection: %s", why);
+    log_event(DKM_LOG_DEBUG, "http.connection_cut reason=%s", why);
     svc_metric_inc(conn->w->svc->m_cut, why, NULL, 1);
 }
 
@@ -204,9 +204,9 @@ void svc_sweep_cb(evutil_socket_t fd, short what, void *arg)
         if (w->inflight == 0 && outputs_flushed(w)) {
             event_base_loopexit(w->base, NULL);
         } else if (svc_after(&now, &w->drain_deadline)) {
-            log_warning("worker %u: %u request(s) still running after shutdown_timeout; "
-                        "stopping anyway",
-                        w->id, w->inflight);
+            /* Stopping anyway: those requests get no answer. */
+            log_event(DKM_LOG_WARNING, "service.drain_timeout worker=%u inflight=%u",
+                      w->id, w->inflight);
             event_base_loopexit(w->base, NULL);
         }
     }
@@ -227,7 +227,7 @@ void svc_stop_cb(evutil_socket_t fd, short what, void *arg)
         evconnlistener_disable(evhttp_bound_socket_get_listener(w->bound));
     if (w->admin_bound != NULL)
         evconnlistener_disable(evhttp_bound_socket_get_listener(w->admin_bound));
-    log_debug("worker %u: draining, %u request(s) in flight", w->id, w->inflight);
+    log_event(DKM_LOG_DEBUG, "worker.draining worker=%u inflight=%u", w->id, w->inflight);
     /* Sweep now rather than at the next tick. */
     event_del(w->sweep_ev);
     svc_sweep_cb(-1, 0, w);
@@ -377,7 +377,8 @@ static bool tls_admin(struct svc_req *r)
     rc = svc_req_tls_key_id(r, id);
     if (rc < 0) {
         if (rc != -ENOENT)
-            log_warning("admin request: %s", dkm_error_detail());
+            log_event(DKM_LOG_WARNING, "admin.tls_key_unreadable reason=%s",
+                      dkm_error_detail());
         return false;
     }
     if (!tls_admin_hook(id, r->actor, sizeof(r->actor)))

@@ -268,7 +268,8 @@ static int apply_one(PGconn *c, const struct svc_migration *mi)
     }
     r = exec_ok(c, "COMMIT", "COMMIT");
     if (r == 0)
-        log_notice("applied migration %03u_%s", mi->version, mi->name);
+        log_event(DKM_LOG_NOTICE, "db.migration_applied version=%u name=%s", mi->version,
+                  mi->name);
 done:
     PQclear(res);
     if (r < 0) {

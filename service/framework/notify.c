@@ -20,7 +20,7 @@ static void send_msg(const char *what, const char *msg)
     int r = sd_notify(/* unset_environment= */ 0, msg);
 
     if (r < 0)
-        log_debug("sd_notify %s: %s", what, strerror(-r));
+        log_event(DKM_LOG_DEBUG, "notify.failed what=%s reason=%s", what, strerror(-r));
 }
 
 /* STATUS= is one line of text; anything after a newline is dropped. */
@@ -36,7 +36,7 @@ static void send_with_status(const char *what, const char *head, const char *sta
     r = sd_notifyf(0, "%s%sSTATUS=%.*s", head, head[0] != '\0' ? "\n" : "", (int)n,
                    status);
     if (r < 0)
-        log_debug("sd_notify %s: %s", what, strerror(-r));
+        log_event(DKM_LOG_DEBUG, "notify.failed what=%s reason=%s", what, strerror(-r));
 }
 
 void svc_notify_ready(const char *status)

@@ -100,10 +100,11 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
     if (ok) {
         svc_notify_watchdog();
         if (wd->withheld)
-            log_notice("watchdog: every loop turns again");
+            log_event(DKM_LOG_NOTICE, "watchdog.resumed");
         wd->withheld = false;
     } else if (!wd->withheld) {
-        log_error("watchdog: %s; withholding WATCHDOG=1 from the service manager", why);
+        /* WATCHDOG=1 is withheld from the service manager until every loop turns. */
+        log_event(DKM_LOG_ERR, "watchdog.withheld reason=%s", why);
         wd->withheld = true;
     }
 }
@@ -140,7 +141,10 @@ static void notify_cb(void *arg, const char *channel, const char *payload)
      * notifications may have been missed: reload everything.
      */
     atomic_fetch_add(&svc->notifications, 1);
-    log_debug("change notification on %s: %s", channel, payload ? payload : "(resync)");
+    if (payload != NULL)
+        log_event(DKM_LOG_DEBUG, "db.notify channel=%s payload=%s", channel, payload);
+    else
+        log_event(DKM_LOG_DEBUG, "db.notify channel=%s resync=true", channel);
 }
 
 /*
@@ -182,7 +186,7 @@ static void ready_cb(evutil_socket_t fd, short what, void *arg)
         if (!atomic_load(&svc->workers[i].db_ready))
             return;
     svc->ready_sent = true;
-    log_info("every worker reaches the database: ready");
+    log_event(DKM_LOG_INFO, "service.ready workers=%u", svc->nworkers);
     svc_notify_ready(svc->ready_status);
 }
 
@@ -389,7 +393,7 @@ static void *worker_main(void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     if (event_base_dispatch(w->base) < 0)
-        log_error("worker %u: event loop failed", w->id);
+        log_event(DKM_LOG_ERR, "worker.loop_failed worker=%u", w->id);
     worker_teardown(w);
     return NULL;
 }
@@ -404,14 +408,16 @@ static void reload(struct svc *svc)
         svc_notify_reloading();
     r = svc_config_load(svc->config_path, &cfg);
     if (r < 0) {
-        log_error("reload: %s; keeping the running configuration", dkm_error_detail());
+        log_event(DKM_LOG_ERR, "config.reload_refused file=%s reason=%s",
+                  svc->config_path, dkm_error_detail());
         if (svc->ready_sent)
             svc_notify_ready("reload refused: the configuration file has an error");
         return;
     }
     r = svc_tls_server_ctx(cfg->tls_cert, cfg->tls_key, &ctx);
     if (r < 0) {
-        log_error("reload: %s; keeping the running configuration", dkm_error_detail());
+        log_event(DKM_LOG_ERR, "config.reload_refused file=%s reason=%s",
+                  svc->config_path, dkm_error_detail());
         if (svc->ready_sent)
             svc_notify_ready("reload refused: the TLS certificate or key has an error");
         svc_config_free(cfg);
@@ -422,13 +428,16 @@ static void reload(struct svc *svc)
     svc->ssl_ctx = ctx;
     pthread_mutex_unlock(&svc->tls_lock);
     SSL_CTX_free(old); /* connections made with it keep their own reference */
-    dkm_log_set_level(cfg->log_level);
-    log_notice("reloaded the TLS certificate and key and the log level from %s; other "
-               "settings take effect at restart",
-               svc->config_path);
+    if (getenv("DKM_DEBUG") == NULL || strcmp(getenv("DKM_DEBUG"), "0") == 0)
+        dkm_log_set_level(cfg->log_level);
+    dkm_log_set_format(cfg->log_format);
+    /* Other settings take effect at the next start. */
+    log_event(DKM_LOG_NOTICE,
+              "config.reloaded file=%s applied=tls_cert,tls_key,log_level,log_format",
+              svc->config_path);
     if (svc->ready_sent)
-        svc_notify_ready(
-            "serving; reloaded the TLS certificate and key and the log level");
+        svc_notify_ready("serving; reloaded the TLS certificate and key and the log "
+                         "level and format");
     svc_config_free(cfg);
 }
 
@@ -441,8 +450,9 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         reload(svc);
         return;
     }
-    log_notice("received %s; finishing requests in flight, then stopping",
-               sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    /* Requests in flight are finished first. */
+    log_event(DKM_LOG_NOTICE, "service.stopping signal=%s",
+              sig == SIGTERM ? "SIGTERM" : "SIGINT");
     svc_notify_stopping();
     for (unsigned i = 0; i < svc->nworkers; i++)
         event_active(svc->workers[i].stop_ev, EV_TIMEOUT, 0);
@@ -542,10 +552,11 @@ int svc_run(struct svc_config *cfg, const char *config_path, unsigned schema_ver
         }
         svc.workers[i].started = true;
     }
-    log_notice("dkmd %s listening on %s:%u (TLS) and %s (admin), %u worker(s), schema "
-               "version %u",
-               DKM_VERSION, cfg->listen_host, cfg->listen_port, cfg->admin_socket,
-               svc.nworkers, schema_version);
+    log_event(DKM_LOG_NOTICE,
+              "service.listening version=%s host=%s port=%u admin_socket=%s workers=%u "
+              "schema_version=%u",
+              DKM_VERSION, cfg->listen_host, cfg->listen_port, cfg->admin_socket,
+              svc.nworkers, schema_version);
     /*
      * Pings every half period; a loop silent for that long (but never
      * less than four sweeps) is stuck, and the manager kills dkmd about
@@ -565,8 +576,8 @@ int svc_run(struct svc_config *cfg, const char *config_path, unsigned schema_ver
                 event_active(svc.workers[i].stop_ev, EV_TIMEOUT, 0);
             goto done;
         }
-        log_info("watchdog: WATCHDOG=1 every %llu ms while every loop turns",
-                 (unsigned long long)(wd_usec / 2000));
+        log_event(DKM_LOG_INFO, "watchdog.on interval_ms=%llu",
+                  (unsigned long long)(wd_usec / 2000));
     }
     snprintf(svc.ready_status, sizeof(svc.ready_status),
              "serving on %s:%u, %u worker(s), schema version %u", cfg->listen_host,
@@ -623,6 +634,6 @@ done : {
     if (lock_ok)
         pthread_mutex_destroy(&svc.tls_lock);
     if (r == 0)
-        log_notice("stopped");
+        log_event(DKM_LOG_NOTICE, "service.stopped");
     return r;
 }

@@ -73,7 +73,8 @@ void ks_audit(const char *actor, const char *action, const char *target,
     pthread_mutex_unlock(&A.lock);
     return;
 fail:
-    log_error("audit record lost: %s %s %s", action, target ? target : "", outcome);
+    log_event(DKM_LOG_ERR, "audit.lost action=%s target=%s outcome=%s", action,
+              target ? target : "", outcome);
     if (a != NULL)
         for (int i = 0; i < 5; i++)
             free(a->f[i]);
@@ -208,7 +209,7 @@ static int flush_once(PGconn *conn)
             one_by_one = true;
             goto done;
         }
-        log_error("audit record dropped (%s %s): %s", batch->f[1],
+        log_event(DKM_LOG_ERR, "audit.dropped action=%s target=%s reason=%s", batch->f[1],
                   batch->f[2] ? batch->f[2] : "", dkm_error_detail());
         one_by_one = false;
     }
@@ -246,7 +247,7 @@ void ks_audit_flush(PGconn *conn, int rounds)
         if (r == 0)
             return;
         if (r < 0 && (r == -ENOMEM || PQstatus(conn) != CONNECTION_OK)) {
-            log_error("%s", dkm_error_detail());
+            log_event(DKM_LOG_ERR, "audit.write_failed reason=%s", dkm_error_detail());
             return;
         }
     }

@@ -260,7 +260,8 @@ void ks_fetch_handler(struct svc_req *r)
         goto done;
     }
     if (make_response(s, g, v, node, nonce, nonce_len, &text) < 0) {
-        log_error("fetch %s/%u: %s", group, version, dkm_error_detail());
+        log_event(DKM_LOG_ERR, "fetch.failed group=%s version=%u reason=%s", group,
+                  version, dkm_error_detail());
         svc_reply_error(r, 500, "internal error", "cannot build the answer");
         goto done;
     }

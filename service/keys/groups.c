@@ -191,7 +191,8 @@ static void create_job(struct ks_ctx *ctx, struct ks_job *job)
         goto done;
     }
     if (rc < 0) {
-        log_error("create group %s: %s", name, dkm_error_detail());
+        log_event(DKM_LOG_ERR, "admin.failed action=group.create target=%s reason=%s",
+                  target, dkm_error_detail());
         ks_job_fail(job, 503, "service unavailable", "cannot create the group");
         ks_audit(actor, "group.create", target, "error", dkm_error_detail());
         goto done;
@@ -225,7 +226,8 @@ static void rotate_job(struct ks_ctx *ctx, struct ks_job *job)
         return;
     }
     if (rc < 0) {
-        log_error("rotate %s: %s", name, dkm_error_detail());
+        log_event(DKM_LOG_ERR, "admin.failed action=group.rotate target=%s reason=%s",
+                  target, dkm_error_detail());
         ks_job_fail(job, 503, "service unavailable", "cannot rotate the group: %s",
                     dkm_error_detail());
         ks_audit(actor, "group.rotate", target, "error", dkm_error_detail());
@@ -269,7 +271,8 @@ static void policy_job(struct ks_ctx *ctx, struct ks_job *job)
     }
     st = policy_stmt(false, p.group, rec, len, &ctx->signer.id);
     if (ks_db_write(ctx->conn, &st, 1) < 0) {
-        log_error("policy %s: %s", name, dkm_error_detail());
+        log_event(DKM_LOG_ERR, "admin.failed action=group.policy target=%s reason=%s",
+                  target, dkm_error_detail());
         ks_job_fail(job, 503, "service unavailable", "cannot store the policy");
         ks_audit(actor, "group.policy", target, "error", dkm_error_detail());
         free(rec);
@@ -332,7 +335,8 @@ static void access_job(struct ks_ctx *ctx, struct ks_job *job, bool grant)
         rc = ks_db_write(ctx->conn, &st, 1);
     }
     if (rc < 0) {
-        log_error("%s %s: %s", action, name, dkm_error_detail());
+        log_event(DKM_LOG_ERR, "admin.failed action=%s target=group:%s reason=%s", action,
+                  name, dkm_error_detail());
         ks_job_fail(job, rc == -EEXIST ? 409 : 503,
                     rc == -EEXIST ? "conflict" : "service unavailable",
                     "cannot store the change");
@@ -479,7 +483,7 @@ static void audit_job(struct ks_ctx *ctx, struct ks_job *job)
                      "WHERE id > $2::bigint ORDER BY id LIMIT $1::integer",
                      2, NULL, values, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_error("audit query: %s", PQresultErrorMessage(res));
+        log_event(DKM_LOG_ERR, "audit.query_failed reason=%s", PQresultErrorMessage(res));
         PQclear(res);
         ks_job_fail(job, 503, "service unavailable", "the audit query failed");
         return;

@@ -167,7 +167,7 @@ int ks_identity_init(const struct svc_config *cfg,
         char idhex[DKM_NODE_ID_HEX_SIZE];
 
         dkm_node_id_hex(&id, idhex);
-        log_notice("server identity: node id %s, server list v1 written", idhex);
+        log_event(DKM_LOG_NOTICE, "identity.created node=%s list_version=1", idhex);
     }
     memcpy(ret_fpr, hex, sizeof(hex));
 done:
@@ -321,9 +321,8 @@ int ks_identity_join(const struct svc_config *cfg, const char *trust,
         goto done;
     dkm_node_id_hex(&id, ret_id);
     snprintf(ret_card, KS_PATH_MAX, "%s", card_path);
-    log_notice("server identity made: node id %s; waiting to be added to the server "
-               "list",
-               ret_id);
+    /* It serves once a server on the list has added it (dkmctl server add). */
+    log_event(DKM_LOG_NOTICE, "identity.joined node=%s listed=false", ret_id);
 done:
     /* A half-made identity would block the next attempt: take it back. */
     if (r < 0 && made_key)

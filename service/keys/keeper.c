@@ -77,7 +77,7 @@ static void wake(void)
     uint64_t one = 1;
 
     if (K.wake_fd >= 0 && write(K.wake_fd, &one, sizeof(one)) < 0)
-        log_debug("keeper wake-up: %s", strerror(errno));
+        log_event(DKM_LOG_DEBUG, "keeper.wake_failed reason=%s", strerror(errno));
 }
 
 /* ---- jobs -------------------------------------------------------------- */
@@ -101,8 +101,8 @@ static bool tls_admin(const uint8_t key_id[SVC_TLS_KEY_ID_SIZE], char *actor,
         if (ok)
             snprintf(actor, actor_size, "node:%s", hex);
         else
-            log_notice("TLS admin request by node %s refused: %s", hex,
-                       n->entry.revoked_at != 0 ? "revoked" : "not an admin");
+            log_event(DKM_LOG_NOTICE, "admin.tls_refused node=%s reason=%s", hex,
+                      n->entry.revoked_at != 0 ? "revoked" : "not_admin");
     }
     ks_snapshot_put(s);
     return ok;
@@ -129,7 +129,7 @@ static void post_reply(struct job_node *jn)
 
     if (event_base_once(svc_req_base(jn->job.req), -1, EV_TIMEOUT, reply_cb, jn, &now) <
         0)
-        log_error("cannot post an admin answer back to its worker");
+        log_event(DKM_LOG_ERR, "admin.reply_lost");
 }
 
 void ks_submit(struct svc_req *r, ks_job_fn *fn)
@@ -167,7 +167,7 @@ static int reload(void)
 
     r = ks_snapshot_load(&K.loader, K.ctx.snap, &s);
     if (r < 0) {
-        log_error("state reload failed: %s", dkm_error_detail());
+        log_event(DKM_LOG_ERR, "state.reload_failed reason=%s", dkm_error_detail());
         ks_health_loaded(false, false, (uint64_t)time(NULL));
         return r;
     }
@@ -177,10 +177,10 @@ static int reload(void)
     atomic_fetch_add(&s->refs, 1);
     ks_snapshot_publish(s);
     ks_health_loaded(true, s->listed, (uint64_t)time(NULL));
+    /* Off the verified list, key fetches answer 503 until it is on one again. */
     if (!s->listed)
-        log_error("this server is not on the verified authorized server list: key "
-                  "fetches answer 503 until it is");
-    log_debug("state loaded: %zu list(s), %zu node(s), %zu group(s), %llu refused",
+        log_event(DKM_LOG_ERR, "state.not_listed list_version=%u", s->list.list_version);
+    log_event(DKM_LOG_DEBUG, "state.loaded lists=%zu nodes=%zu groups=%zu refused=%llu",
               s->nlists, s->nnodes, s->ngroups, (unsigned long long)s->refused);
     return 0;
 }
@@ -227,8 +227,8 @@ static int new_delegation(void)
     ks_deleg_unref(K.loader.deleg);
     K.loader.deleg = d;
     ks_health_delegation(now + K.cfg->delegation_lifetime);
-    log_info("new response-signing delegation, valid until %llu",
-             (unsigned long long)(now + K.cfg->delegation_lifetime));
+    log_event(DKM_LOG_INFO, "delegation.new not_after=%llu",
+              (unsigned long long)(now + K.cfg->delegation_lifetime));
     return 0;
 }
 
@@ -260,8 +260,8 @@ static void run_jobs(void)
             ks_audit_flush(K.ctx.conn, 50);
             jn->job.fn(&K.ctx, &jn->job);
             if (jn->job.wrote && reload() < 0 && jn->job.reply != NULL)
-                log_warning("a write succeeded but the state reload failed; "
-                            "it is retried on the next change");
+                /* Retried on the next change. */
+                log_event(DKM_LOG_WARNING, "state.reload_after_write_failed");
         }
         post_reply(jn);
     }
@@ -311,9 +311,9 @@ static void tpm_probe(void)
 
     ks_health_tpm(r == 0, r < 0 ? dkm_error_detail() : NULL, (uint64_t)time(NULL));
     if (r < 0 && was != 0)
-        log_error("the TPM does not answer: %s", dkm_error_detail());
+        log_event(DKM_LOG_ERR, "tpm.down reason=%s", dkm_error_detail());
     else if (r == 0 && was == 0)
-        log_notice("the TPM answers again");
+        log_event(DKM_LOG_NOTICE, "tpm.up");
     was = r == 0;
 }
 
@@ -353,7 +353,7 @@ static void *keeper_main(void *arg)
             uint64_t v;
 
             if (read(K.wake_fd, &v, sizeof(v)) < 0)
-                log_debug("keeper wake-up read: %s", strerror(errno));
+                log_event(DKM_LOG_DEBUG, "keeper.wake_failed reason=%s", strerror(errno));
         }
         clock_gettime(CLOCK_MONOTONIC, &ts);
         now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
@@ -367,16 +367,17 @@ static void *keeper_main(void *arg)
             if (now_ms - last_connect >= RECONNECT_MS) {
                 last_connect = now_ms;
                 if (db_connect() == 0) {
-                    log_info("keeper: database connection back; reloading the state");
+                    log_event(DKM_LOG_INFO, "keeper.db_back reload=true");
                     need_reload = true;
                 } else {
-                    log_warning("keeper: %s", dkm_error_detail());
+                    log_event(DKM_LOG_WARNING, "keeper.db_connect_failed reason=%s",
+                              dkm_error_detail());
                 }
             }
         } else if (pfd[1].revents != 0) {
             if (PQconsumeInput(K.ctx.conn) == 0) {
-                log_warning("keeper: database connection lost: %s",
-                            PQerrorMessage(K.ctx.conn));
+                log_event(DKM_LOG_WARNING, "keeper.db_lost reason=%s",
+                          PQerrorMessage(K.ctx.conn));
             }
             if (foreign_changes())
                 need_reload = true;
@@ -400,7 +401,7 @@ static void *keeper_main(void *arg)
                 /* A failed renewal (the TPM away) is tried again every
                  * 10 s, not on every pass, so the log is not flooded. */
                 if (new_delegation() < 0) {
-                    log_error("delegation renewal failed (tried again in %d s): %s",
+                    log_event(DKM_LOG_ERR, "delegation.renew_failed retry_s=%d reason=%s",
                               RENEWAL_RETRY_MS / 1000, dkm_error_detail());
                     next_renewal = now_ms + RENEWAL_RETRY_MS;
                 } else if (reload() < 0) {
@@ -424,12 +425,12 @@ static void *keeper_main(void *arg)
      */
     if (ks_audit_pending() > 0 &&
         (K.ctx.conn == NULL || PQstatus(K.ctx.conn) != CONNECTION_OK) && db_connect() < 0)
-        log_error("cannot reach the database to write the audit queue: %s",
-                  dkm_error_detail());
+        log_event(DKM_LOG_ERR, "audit.flush_failed pending=%zu reason=%s",
+                  ks_audit_pending(), dkm_error_detail());
     if (K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK)
         ks_audit_flush(K.ctx.conn, INT32_MAX);
     if (ks_audit_pending() > 0)
-        log_error("%zu audit record(s) not written at stop", ks_audit_pending());
+        log_event(DKM_LOG_ERR, "audit.unwritten records=%zu", ks_audit_pending());
     return NULL;
 }
 
@@ -465,9 +466,8 @@ int ks_start(const struct svc_config *cfg, struct svc_metrics *metrics)
         return r;
     snprintf(path, sizeof(path), "%s/%s", cfg->state_dir, KS_SIGNKEY_FILE);
     if (access(path, F_OK) != 0) {
-        log_warning("%s does not exist: this server has no key-service identity, the "
-                    "key endpoints answer 503",
-                    path);
+        /* No key-service identity: the key endpoints answer 503. */
+        log_event(DKM_LOG_WARNING, "keys.off missing=%s", path);
         return 0;
     }
     snprintf(K.conninfo, sizeof(K.conninfo), "%s", cfg->db_conninfo);
@@ -535,9 +535,9 @@ int ks_start(const struct svc_config *cfg, struct svc_metrics *metrics)
     ks_audit_enable(true);
     svc_set_tls_admin_hook(tls_admin);
     svc_set_liveness_hook(ks_keeper_alive);
-    log_notice("key service on: %zu group(s), %zu node(s), %llu refused row(s)",
-               K.ctx.snap->ngroups, K.ctx.snap->nnodes,
-               (unsigned long long)K.ctx.snap->refused);
+    log_event(DKM_LOG_NOTICE, "keys.on groups=%zu nodes=%zu refused=%llu",
+              K.ctx.snap->ngroups, K.ctx.snap->nnodes,
+              (unsigned long long)K.ctx.snap->refused);
     r = 0;
 done:
     if (f != NULL)

@@ -191,7 +191,8 @@ static void authorize_job(struct ks_ctx *ctx, struct ks_job *job)
         goto done;
     }
     if (rc < 0) {
-        log_error("authorize %s: %s", hex, dkm_error_detail());
+        log_event(DKM_LOG_ERR, "admin.failed action=node.authorize target=%s reason=%s",
+                  hex, dkm_error_detail());
         ks_job_fail(job, 503, "service unavailable", "cannot store the node entry");
         ks_audit(actor, "node.authorize", hex, "error", dkm_error_detail());
         goto done;
@@ -230,7 +231,8 @@ static bool store_change(struct ks_ctx *ctx, struct ks_job *job, const struct ks
     const char *hex = job->req->params[0];
 
     if (store_entry(ctx, e, n->hostname, false) < 0) {
-        log_error("%s %s: %s", action, hex, dkm_error_detail());
+        log_event(DKM_LOG_ERR, "admin.failed action=%s target=%s reason=%s", action, hex,
+                  dkm_error_detail());
         ks_job_fail(job, 503, "service unavailable", "cannot store the node entry");
         ks_audit(actor, action, hex, "error", dkm_error_detail());
         return false;

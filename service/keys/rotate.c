@@ -10,7 +10,9 @@
  *
  * Sealing one version's key to one server (ks_seal_copy) is shared with
  * adding a server (servers.c), which seals every live key to the new
- * server's EK the same way.
+ * server's EK the same way. A timer pass that rotates several groups (after
+ * a downtime longer than their rotation period, say) reports its progress
+ * (progress.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@
 #include "dkm/base/log.h"
 #include "dkm/base/secmem.h"
 #include "audit.h"
+#include "progress.h"
 #include "rotate.h"
 #include "state.h"
 #include "write.h"
@@ -193,18 +196,31 @@ static uint64_t rotation_due(const struct ks_group *g, const struct ks_version *
     return due;
 }
 
+/* Whether the timer rotates g in this pass. */
+static bool due(const struct ks_group *g, uint64_t now, uint64_t rotate_after)
+{
+    const struct ks_version *cur = ks_group_version(g, g->current);
+
+    return cur != NULL && rotation_due(g, cur) <= now && now >= rotate_after;
+}
+
 bool ks_timer_pass(struct ks_ctx *ctx)
 {
     static uint64_t rotate_after;
-    uint64_t now = (uint64_t)time(NULL);
+    uint64_t now = (uint64_t)time(NULL), after = rotate_after;
+    struct ks_progress prog;
+    size_t ndue = 0;
     bool wrote = false;
 
+    for (size_t i = 0; i < ctx->snap->ngroups; i++)
+        ndue += due(&ctx->snap->groups[i], now, after);
+    if (ndue > 0)
+        ks_progress_begin(&prog, "timer.rotate", NULL, "rotate", ndue);
     for (size_t i = 0; i < ctx->snap->ngroups; i++) {
         const struct ks_group *g = &ctx->snap->groups[i];
-        const struct ks_version *cur = ks_group_version(g, g->current);
         char target[DKM_GROUP_MAX + 16];
 
-        if (cur != NULL && rotation_due(g, cur) <= now && now >= rotate_after) {
+        if (due(g, now, after) && now >= rotate_after) {
             uint32_t v = 0;
 
             snprintf(target, sizeof(target), "group:%s", g->name);
@@ -213,14 +229,18 @@ bool ks_timer_pass(struct ks_ctx *ctx)
 
                 snprintf(detail, sizeof(detail), "version %u", v);
                 ks_audit("timer", "group.rotate", target, "ok", detail);
-                log_info("rotated group %s to version %u", g->name, v);
+                log_event(DKM_LOG_INFO, "group.rotated group=%s version=%u actor=timer",
+                          g->name, v);
                 wrote = true;
             } else {
-                log_error("rotating group %s: %s (next timer rotation in %u s)", g->name,
-                          dkm_error_detail(), TIMER_ROTATE_BACKOFF);
+                log_event(
+                    DKM_LOG_ERR,
+                    "group.rotate_failed group=%s actor=timer reason=%s retry_in_s=%u",
+                    g->name, dkm_error_detail(), TIMER_ROTATE_BACKOFF);
                 ks_audit("timer", "group.rotate", target, "error", dkm_error_detail());
                 rotate_after = now + TIMER_ROTATE_BACKOFF;
             }
+            ks_progress_step(&prog);
         }
         for (size_t j = 0; j < g->nversions; j++) {
             const struct ks_version *v = &g->versions[j];
@@ -245,12 +265,18 @@ bool ks_timer_pass(struct ks_ctx *ctx)
                 snprintf(target, sizeof(target), "%s/%u", g->name, v->version);
                 if (ks_db_write(ctx->conn, &st, 1) == 0) {
                     ks_audit("timer", "version.expire", target, "ok", NULL);
+                    log_event(DKM_LOG_INFO, "version.expired group=%s version=%u",
+                              g->name, v->version);
                     wrote = true;
                 } else {
-                    log_error("expiring %s: %s", target, dkm_error_detail());
+                    log_event(DKM_LOG_ERR,
+                              "version.expire_failed group=%s version=%u reason=%s",
+                              g->name, v->version, dkm_error_detail());
                 }
             }
         }
     }
+    if (ndue > 0)
+        ks_progress_end(&prog);
     return wrote;
 }

@@ -37,6 +37,7 @@
 #include "keeper.h"
 #include "metrics.h"
 #include "nodes.h"
+#include "progress.h"
 #include "routes.h"
 #include "server.h"
 #include "servers.h"
@@ -386,6 +387,11 @@ const struct svc_route ks_routes[] = {
      .nbody = 1,
      .max_body = 8704, /* largest compact body 8203 */
      .handler = ks_servers_add_handler},
+    {.methods = SVC_GET,
+     .pattern = "/v1/progress",
+     .name = "progress",
+     .flags = SVC_ROUTE_ADMIN,
+     .handler = ks_progress_handler},
     {.methods = SVC_GET,
      .pattern = "/v1/audit",
      .name = "audit",

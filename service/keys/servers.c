@@ -16,6 +16,11 @@
  * it, that the list and the live key versions are still the ones the
  * copies were made from, so a rotation racing with the addition cannot
  * leave the new server without a copy.
+ *
+ * Sealing takes a TPM signature per copy, so adding a server to a
+ * deployment with many key versions takes a while: the addition reports
+ * its progress (progress.h) as it seals and stores, for the log and for
+ * GET /v1/progress, which dkmctl polls while it waits for the answer.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -33,6 +38,7 @@
 #include "job.h"
 #include "json.h"
 #include "keeper.h"
+#include "progress.h"
 #include "rotate.h"
 #include "servers.h"
 #include "state.h"
@@ -135,22 +141,27 @@ static bool live(const struct ks_version *v, uint64_t now)
 }
 
 /*
- * Seal every live key this server holds to entry's EK. Versions this
- * server holds no valid copy of are named in skipped (a JSON array).
+ * Seal every live key this server holds to entry's EK, one progress step
+ * per live version. Versions this server holds no valid copy of are
+ * named in skipped (a JSON array).
  */
 static int seal_all(struct ks_ctx *ctx, const struct dkm_server_entry *entry,
-                    struct add *a, json_t *skipped)
+                    struct add *a, json_t *skipped, struct ks_progress *prog)
 {
     const struct ks_snapshot *s = ctx->snap;
     uint64_t now = (uint64_t)time(NULL);
-    size_t cap = 0;
+    size_t cap = 0, nlive = 0;
     int r;
 
-    for (size_t i = 0; i < s->ngroups; i++)
+    for (size_t i = 0; i < s->ngroups; i++) {
         cap += s->groups[i].nversions;
+        for (size_t j = 0; j < s->groups[i].nversions; j++)
+            nlive += live(&s->groups[i].versions[j], now);
+    }
     a->copies = calloc(cap + 1, sizeof(*a->copies));
     if (a->copies == NULL)
         return -ENOMEM;
+    ks_progress_phase(prog, "seal", nlive);
     for (size_t i = 0; i < s->ngroups; i++) {
         const struct ks_group *g = &s->groups[i];
 
@@ -163,10 +174,11 @@ static int seal_all(struct ks_ctx *ctx, const struct dkm_server_entry *entry,
                 continue;
             if (v->key == NULL) {
                 snprintf(which, sizeof(which), "%s/%u", g->name, v->version);
-                log_warning("adding a server: this server holds no valid copy of %s; the "
-                            "new server gets none",
-                            which);
+                /* This server holds no valid copy: the new server gets none. */
+                log_event(DKM_LOG_WARNING, "server.add_skipped group=%s version=%u",
+                          g->name, v->version);
                 json_array_append_new(skipped, json_string(which));
+                ks_progress_step(prog);
                 continue;
             }
             r = ks_seal_copy(ctx, g->name, v->version, v->created_at, v->expires_at,
@@ -177,6 +189,7 @@ static int seal_all(struct ks_ctx *ctx, const struct dkm_server_entry *entry,
             c->version = v->version;
             snprintf(c->version_text, sizeof(c->version_text), "%u", v->version);
             a->ncopies++;
+            ks_progress_step(prog);
         }
     }
     return 0;
@@ -198,9 +211,12 @@ static void add_job(struct ks_ctx *ctx, struct ks_job *job)
     char actor[KS_ACTOR_MAX], hex[DKM_NODE_ID_HEX_SIZE], ver[16], now_text[32],
         detail[96];
     uint64_t now = (uint64_t)time(NULL);
+    struct ks_progress prog;
     int rc;
 
     ks_actor(job->req, actor, sizeof(actor));
+    /* Checks first; the target is named once the card decodes. */
+    ks_progress_begin(&prog, "server.add", NULL, "check", 1);
     if (skipped == NULL) {
         ks_job_fail(job, 500, "internal error", "out of memory");
         goto done;
@@ -211,6 +227,7 @@ static void add_job(struct ks_ctx *ctx, struct ks_job *job)
         goto done;
     }
     dkm_node_id_hex(&card.id, hex);
+    snprintf(prog.target, sizeof(prog.target), "%s", hex);
     if (dkm_server_list_find(cur, &ctx->signer.id) == NULL) {
         ks_job_fail(job, 503, "service unavailable",
                     "this server is not on the current verified server list v%u",
@@ -254,7 +271,7 @@ static void add_job(struct ks_ctx *ctx, struct ks_job *job)
     next.count++;
     rc = dkm_server_list_sign(&next, &ctx->signer, &list_rec, &list_len);
     if (rc == 0)
-        rc = seal_all(ctx, &next.entries[next.count - 1], &a, skipped);
+        rc = seal_all(ctx, &next.entries[next.count - 1], &a, skipped, &prog);
     if (rc == 0 && known == NULL) {
         ne.node_id = card.id;
         ne.ek = card.ek;
@@ -265,7 +282,8 @@ static void add_job(struct ks_ctx *ctx, struct ks_job *job)
             rc = dkm_error_set(DKM_E_FORMAT, "cannot marshal the EK public area");
     }
     if (rc < 0) {
-        log_error("add server %s: %s", hex, dkm_error_detail());
+        log_event(DKM_LOG_ERR, "admin.failed action=server.add target=%s reason=%s", hex,
+                  dkm_error_detail());
         ks_job_fail(job, 500, "internal error", "cannot prepare the new server list");
         ks_audit(actor, "server.add", hex, "error", dkm_error_detail());
         goto done;
@@ -303,7 +321,11 @@ static void add_job(struct ks_ctx *ctx, struct ks_job *job)
     for (size_t i = 0; i < a.ncopies; i++)
         stmts[n++] = ks_copy_stmt(a.copies[i].group, a.copies[i].version_text, &card.id,
                                   a.copies[i].rec, a.copies[i].len, now_text);
+    /* One transaction of n statements: one step, done when it commits. */
+    ks_progress_phase(&prog, "store", 1);
     rc = ks_db_write_checked(ctx->conn, add_check, &a, stmts, n);
+    if (rc == 0)
+        ks_progress_step(&prog);
     if (rc == -ESTALE || rc == -EEXIST) {
         ks_job_fail(job, 409, "conflict", "%s; try again",
                     rc == -EEXIST ? "the server list changed meanwhile"
@@ -313,7 +335,8 @@ static void add_job(struct ks_ctx *ctx, struct ks_job *job)
         goto done;
     }
     if (rc < 0) {
-        log_error("add server %s: %s", hex, dkm_error_detail());
+        log_event(DKM_LOG_ERR, "admin.failed action=server.add target=%s reason=%s", hex,
+                  dkm_error_detail());
         ks_job_fail(job, 503, "service unavailable", "cannot store the new server list");
         ks_audit(actor, "server.add", hex, "error", dkm_error_detail());
         goto done;
@@ -326,8 +349,13 @@ static void add_job(struct ks_ctx *ctx, struct ks_job *job)
     snprintf(detail, sizeof(detail), "server list v%u, %zu sealed copies, %zu skipped",
              next.list_version, a.ncopies, json_array_size(skipped));
     ks_audit(actor, "server.add", hex, "ok", detail);
-    log_notice("server %s (%s) added: %s", hex, card.hostname, detail);
+    log_event(DKM_LOG_NOTICE,
+              "server.added node=%s hostname=%s list_version=%u copies=%zu skipped=%zu "
+              "elapsed_ms=%llu",
+              hex, card.hostname, next.list_version, a.ncopies, json_array_size(skipped),
+              (unsigned long long)ks_progress_elapsed_ms(&prog));
 done:
+    ks_progress_end(&prog);
     json_decref(skipped);
     free(stmts);
     copies_free(a.copies, a.ncopies);

@@ -11,7 +11,8 @@
  * the last list. A row that fails is logged, counted (/v1/health's
  * refused_rows) and left out, so it is never served. Keys already
  * unsealed for the previous snapshot are shared with the new one; only
- * new versions cost a TPM unseal.
+ * new versions cost a TPM unseal, and a load that unseals reports its
+ * progress (progress.h): at start, that is every version in use.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include "dkm/tpm/unseal.h"
 #include "blobcache.h"
 #include "clock.h"
+#include "progress.h"
 #include "state.h"
 #include "tpm_metrics.h"
 
@@ -202,7 +204,8 @@ static uint8_t *join_record(PGresult *res, int row, int body_col, int sig_col,
 static void refuse(struct ks_snapshot *s, const char *what, const char *which)
 {
     s->refused++;
-    log_error("refused %s %s: %s", what, which, dkm_error_detail());
+    log_event(DKM_LOG_ERR, "state.refused kind=%s which=%s reason=%s", what, which,
+              dkm_error_detail());
 }
 
 static int load_lists(struct ks_loader *l, struct ks_snapshot *s)
@@ -231,7 +234,7 @@ static int load_lists(struct ks_loader *l, struct ks_snapshot *s)
         snprintf(which, sizeof(which), "v%u", get_u32(res, i, 0));
         if (rec == NULL) {
             dkm_error_set(DKM_E_FORMAT, "bad column sizes");
-            refuse(s, "server list", which);
+            refuse(s, "server_list", which);
             break;
         }
         if (s->nlists == 0)
@@ -241,7 +244,7 @@ static int load_lists(struct ks_loader *l, struct ks_snapshot *s)
         if (r < 0) {
             free(rec);
             /* The chain stops at the first bad link: later lists cannot be trusted. */
-            refuse(s, "server list", which);
+            refuse(s, "server_list", which);
             break;
         }
         s->list = next;
@@ -338,21 +341,21 @@ static int load_groups(struct ks_loader *l, struct ks_snapshot *s)
 
         if (rec == NULL) {
             dkm_error_set(DKM_E_FORMAT, "malformed policy columns");
-            refuse(s, "group policy", name);
+            refuse(s, "group_policy", name);
             continue;
         }
         if (dkm_group_policy_decode(rec, len, &g->policy) < 0 ||
             dkm_record_verify(&s->list, DKM_SIGCTX_GROUP_POLICY, rec, len) < 0) {
             free(rec);
             memset(g, 0, sizeof(*g));
-            refuse(s, "group policy", name);
+            refuse(s, "group_policy", name);
             continue;
         }
         if (strcmp(g->policy.group, name) != 0) {
             free(rec);
             memset(g, 0, sizeof(*g));
             dkm_error_set(DKM_E_INTEGRITY, "the policy names another group");
-            refuse(s, "group policy", name);
+            refuse(s, "group_policy", name);
             continue;
         }
         for (unsigned b = 0; b < 24; b++)
@@ -362,7 +365,7 @@ static int load_groups(struct ks_loader *l, struct ks_snapshot *s)
                                32 * nvalues, g->policy_digest) < 0) {
             free(rec);
             memset(g, 0, sizeof(*g));
-            refuse(s, "group policy", name);
+            refuse(s, "group_policy", name);
             continue;
         }
         strcpy(g->name, g->policy.group);
@@ -487,10 +490,22 @@ done:
     return r;
 }
 
+/* Whether prev holds the key of group/version unsealed already. */
+static bool held(const struct ks_snapshot *prev, const char *group, uint32_t version)
+{
+    const struct ks_group *g;
+    const struct ks_version *v;
+
+    return prev != NULL && (g = ks_snapshot_group(prev, group)) != NULL &&
+           (v = ks_group_version(g, version)) != NULL && v->key != NULL;
+}
+
 static int load_copies(struct ks_loader *l, const struct ks_snapshot *prev,
                        struct ks_snapshot *s)
 {
+    struct ks_progress prog;
     PGresult *res = NULL;
+    size_t unseal = 0;
     int r, n;
 
     r = query(l->conn,
@@ -500,6 +515,16 @@ static int load_copies(struct ks_loader *l, const struct ks_snapshot *prev,
     if (r < 0)
         return r;
     n = PQntuples(res);
+    /* A TPM unseal per copy not held yet: the first load at start, mostly. */
+    for (int i = 0; i < n; i++) {
+        const struct ks_group *g = ks_snapshot_group(s, PQgetvalue(res, i, 0));
+
+        if (g != NULL && ks_group_version(g, get_u32(res, i, 1)) != NULL &&
+            !held(prev, g->name, get_u32(res, i, 1)))
+            unseal++;
+    }
+    if (unseal > 0)
+        ks_progress_begin(&prog, "state.load", NULL, "unseal", unseal);
     for (int i = 0; i < n; i++) {
         const char *name = PQgetvalue(res, i, 0);
         struct ks_group *g = (struct ks_group *)ks_snapshot_group(s, name);
@@ -517,32 +542,39 @@ static int load_copies(struct ks_loader *l, const struct ks_snapshot *prev,
         rec = join_record(res, i, 2, 3, &len);
         if (rec == NULL) {
             dkm_error_set(DKM_E_FORMAT, "malformed sealed copy columns");
-            refuse(s, "sealed copy", which);
+            refuse(s, "sealed_copy", which);
             continue;
         }
         if (dkm_sealed_copy_decode(rec, len, &c) < 0 ||
             dkm_record_verify(&s->list, DKM_SIGCTX_SEALED_COPY, rec, len) < 0) {
             free(rec);
-            refuse(s, "sealed copy", which);
+            refuse(s, "sealed_copy", which);
             continue;
         }
         if (strcmp(c.group, name) != 0 || c.version != version ||
             !dkm_node_id_equal(&c.holder, &l->self)) {
             free(rec);
             dkm_error_set(DKM_E_INTEGRITY, "the copy is for another key or server");
-            refuse(s, "sealed copy", which);
+            refuse(s, "sealed_copy", which);
             continue;
         }
         v->created_at = c.created_at;
         v->expires_at = c.expires_at;
         v->key = prev_key(prev, name, version);
-        if (v->key == NULL && unseal_copy(l, &c, &v->key) < 0) {
-            free(rec);
-            refuse(s, "sealed copy", which);
-            continue;
+        if (v->key == NULL) {
+            r = unseal_copy(l, &c, &v->key);
+            if (unseal > 0)
+                ks_progress_step(&prog);
+            if (r < 0) {
+                free(rec);
+                refuse(s, "sealed_copy", which);
+                continue;
+            }
         }
         free(rec);
     }
+    if (unseal > 0)
+        ks_progress_end(&prog);
     r = 0;
     PQclear(res);
     return r;

@@ -103,7 +103,7 @@ it_check "TPM gone: the tpm check fails within a probe period" dkm_wait_for 15 t
 h=$(svc_curl /v1/health)
 it_check "with the TPM's error as detail" test -n "$(jq -r .checks.tpm.detail <<<"$h")"
 it_check_eq "metric: the TPM does not answer" 0 "$(metric dkmd_tpm_up)"
-it_check "the log says so once" test "$(grep -c 'the TPM does not answer' "$IT_TMP/dkmd.log")" = 1
+it_check "the log says so once" test "$(grep -c 'event=tpm.down' "$IT_TMP/dkmd.log")" = 1
 it_check_eq "fetches still go on (no TPM on the hot path)" 200 "$(fetch_status n1 web current)"
 
 it_stop_pid "$SVC_PID"

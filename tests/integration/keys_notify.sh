@@ -32,7 +32,7 @@ it_check "dkmd sent READY=1" dkm_wait_for 5 grep -q ' READY=1$' "$NOTES"
 it_check_eq "at READY=1, /v1/health already answered 200 and ready" "200 True" \
     "$(sed -n 's/^[0-9.]* health-\(at-ready\|detail\) //p' "$NOTES")"
 it_check "with a STATUS= line" grep -q ' STATUS=serving on 127.0.0.1:' "$NOTES"
-it_check "the log names the watchdog period" grep -q 'WATCHDOG=1 every 500 ms' \
+it_check "the log names the watchdog period" grep -q 'event=watchdog.on interval_ms=500' \
     "$IT_TMP/dkmd.log"
 
 pings() { grep -c ' WATCHDOG=1$' "$NOTES"; }
@@ -57,7 +57,7 @@ svc_psql "BEGIN; LOCK TABLE server_lists IN ACCESS EXCLUSIVE MODE; SELECT pg_sle
 lock_pid=$!
 sleep 0.3
 keys_notify
-withheld() { grep -q 'watchdog: the keeper thread has not turned for' "$IT_TMP/dkmd.log"; }
+withheld() { grep -q 'event=watchdog.withheld reason="the keeper thread has not turned for' "$IT_TMP/dkmd.log"; }
 it_check "the watchdog notices the stuck keeper and logs why" dkm_wait_for 4 withheld
 before=$(pings)
 sleep 1.5
@@ -67,7 +67,7 @@ it_check_eq "the workers still answer meanwhile" 200 "$(svc_code /v1/health/live
 wait "$lock_pid"
 it_check "after the lock is gone, pings come again" dkm_wait_for 5 \
     pings_at_least $((during + 2))
-it_check "and the log says so" grep -q 'watchdog: every loop turns again' "$IT_TMP/dkmd.log"
+it_check "and the log says so" grep -q 'event=watchdog.resumed' "$IT_TMP/dkmd.log"
 
 # SIGHUP: RELOADING=1, then READY=1 again.
 kill -HUP "$SVC_PID"

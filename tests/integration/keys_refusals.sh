@@ -126,7 +126,7 @@ it_check_eq "health: the altered sealed copy is refused" 1 \
 it_check_eq "the version whose copy was altered is not served" 503 \
     "$(fetch_status good alpha current)"
 it_check_eq "another group is still served" "$d_beta" "$(key_digest good beta current)"
-it_check "the log names the refused row" grep -q 'refused sealed copy alpha/1' \
+it_check "the log names the refused row" grep -q 'event=state.refused kind=sealed_copy which=alpha/1 ' \
     "$IT_TMP/dkmd2.log"
 
 svc_psql "UPDATE groups SET policy = set_byte(policy, 20, get_byte(policy, 20) # 1)
@@ -138,7 +138,7 @@ it_check_eq "health: the altered policy is refused too" 2 \
     "$(svc_curl /v1/health | jq -r .refused_rows)"
 it_check_eq "a group whose policy was altered is not served" 403 \
     "$(fetch_status good beta current)"
-it_check "the log names the refused policy" grep -q 'refused group policy beta' \
+it_check "the log names the refused policy" grep -q 'event=state.refused kind=group_policy which=beta ' \
     "$IT_TMP/dkmd2.log"
 
 it_stop_pid "$SVC_PID"
@@ -155,7 +155,7 @@ fetch_status stranger alpha current >/dev/null
 it_stop_pid "$SVC_PID"
 it_check_eq "a refused audit record does not block the next one" 167 \
     "$(svc_psql "SELECT count(*) FROM audit_log WHERE actor = '${NODE_ID[stranger]}'")"
-it_check "the refused record is logged" grep -q 'audit record dropped (key.fetch' \
+it_check "the refused record is logged" grep -q 'event=audit.dropped action=key.fetch ' \
     "$IT_TMP/dkmd3.log"
 
 it_finish

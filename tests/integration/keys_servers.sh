@@ -211,7 +211,7 @@ svc_psql "ALTER TABLE server_lists DISABLE TRIGGER server_lists_no_update_delete
 keys_notify
 refused() { [ "$(svc_curl /v1/health | jq -r .refused_rows)" -ge 1 ]; }
 it_check "A refuses the tampered list v2 on reload (health)" dkm_wait_for 10 refused
-it_check "A's log names it" grep -q 'refused server list v2' "$IT_TMP/dkmdA.log"
+it_check "A's log names it" grep -q 'event=state.refused kind=server_list which=v2 ' "$IT_TMP/dkmdA.log"
 it_check_eq "A's verified list is v1 again" 1 "$(admin GET /v1/servers | jq -r .list_version)"
 it_check_eq "... without B" 1 "$(admin GET /v1/servers | jq '.servers|length')"
 use B
@@ -219,7 +219,7 @@ it_check "B refuses it too" dkm_wait_for 10 refused
 it_check_eq "B serves only list v1" 1 "$(svc_curl /v1/trust | jq '.lists|length')"
 it_check_eq "B, off the verified list, answers fetches with 503" 503 \
     "$(fetch_status n1 pay current)"
-it_check "B's log says why" grep -q 'not on the verified authorized server list' \
+it_check "B's log says why" grep -q 'event=state.not_listed' \
     "$IT_TMP/dkmdB.log"
 it_stop_pid "$B_PID"
 it_check_fails "B, on no verified list, cannot start" timeout 30 "$SVC_BIN" --config "$B_CONF"

@@ -49,13 +49,13 @@ it_check "... naming the TPM" grep -qi 'tpm' "$IT_TMP/rotate.out"
 it_check "the TPM is reported down (within the 10 s probe)" dkm_wait_for 15 tpm_up 0
 health_tpm=$(svc_curl /v1/health | jq -r '.checks.tpm.ok // .tpm // empty' 2>/dev/null)
 it_check_ne "... /v1/health's tpm check is not ok" true "$health_tpm"
-it_check "... and the log says so" grep -q 'the TPM does not answer' "$IT_TMP/dkmd.log"
+it_check "... and the log says so" grep -q 'event=tpm.down' "$IT_TMP/dkmd.log"
 
 # The renewal point (15 s left) comes while the TPM is gone.
 renewal_due() { [ "$(remaining)" -le 13 ]; }
 it_check "the delegation reaches its renewal point" dkm_wait_for 60 renewal_due
 sleep 2
-it_check "the renewal failed and was logged" grep -q 'delegation renewal failed' "$IT_TMP/dkmd.log"
+it_check "the renewal failed and was logged" grep -q 'event=delegation.renew_failed' "$IT_TMP/dkmd.log"
 it_check_eq "fetches still work on the old delegation" 200 "$(fetch_status n1 g current)"
 
 DKM_SWTPM_PORT=$server_port it_swtpm_start server

@@ -173,7 +173,7 @@ status=0
 it_stop_pid "$SVC_PID" || status=$?
 it_check_eq "dkmd exits 0 on SIGTERM" 0 "$status"
 it_check_fails "the admin socket is removed" test -e "$SVC_SOCK"
-it_check "it logged a clean stop" grep -q "stopped" "$IT_TMP/dkmd.log"
+it_check "it logged a clean stop" grep -q "event=service.stopped" "$IT_TMP/dkmd.log"
 it_check_fails "no sanitizer report" grep -q 'Sanitizer' "$IT_TMP/dkmd.log"
 
 it_finish

@@ -33,7 +33,7 @@ it_check_eq "second of two concurrent inits succeeds" 0 "$s2"
 it_check_eq "the migration was recorded once" 1 \
     "$(svc_psql 'SELECT count(*) FROM schema_migrations')"
 it_check_eq "exactly one of them applied it" 1 \
-    "$(cat "$IT_TMP/init1.out" "$IT_TMP/init2.out" | grep -c 'applied migration 001_initial')"
+    "$(cat "$IT_TMP/init1.out" "$IT_TMP/init2.out" | grep -c 'db.migration_applied version=1 name=initial')"
 it_check_eq "the recorded checksum is the file's" \
     "$(sha256sum "$IT_SRC/sql/001_initial.sql" | cut -d' ' -f1)" \
     "$(svc_psql 'SELECT checksum FROM schema_migrations WHERE version = 1')"
@@ -42,7 +42,7 @@ applied=$(svc_psql 'SELECT applied_at FROM schema_migrations')
 svc_start
 it_check_eq "a restart applies nothing" "$applied" \
     "$(svc_psql 'SELECT applied_at FROM schema_migrations')"
-it_check_fails "and logs no migration" grep -q 'applied migration' "$IT_TMP/dkmd.log"
+it_check_fails "and logs no migration" grep -q 'event=db.migration_applied' "$IT_TMP/dkmd.log"
 it_stop_pid "$SVC_PID"
 
 # --- a newer database is refused -------------------------------------------------

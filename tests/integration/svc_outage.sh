@@ -46,7 +46,7 @@ before=$(metric dkmd_db_notifications)
 svc_psql "NOTIFY dkm_changes, 'group:web'"
 notified() { [ "$(metric dkmd_db_notifications)" != "$before" ]; }
 it_check "a NOTIFY on dkm_changes reaches dkmd" dkm_wait_for 5 notified
-it_check "and is logged with its payload" grep -q 'change notification on dkm_changes: group:web' \
+it_check "and is logged with its payload" grep -q 'event=db.notify channel=dkm_changes payload=group:web' \
     "$IT_TMP/dkmd.log"
 
 # --- the database goes away ---------------------------------------------------------------
@@ -70,10 +70,10 @@ done
 it_check "repeated requests stay fast (slowest $slowest ms)" test "$slowest" -lt 1000
 it_check_eq "requests that need no database still work" 200 \
     "$(svc_code /v1/ping -H 'Content-Type: application/json' -d '{"nonce":"AA"}')"
-it_check "the outage is logged" grep -q 'database connection' "$IT_TMP/dkmd.log"
+it_check "the outage is logged" grep -q 'event=db.connection_down' "$IT_TMP/dkmd.log"
 
 # --- and comes back -------------------------------------------------------------------------
-resyncs=$(grep -c 'change notification on dkm_changes: (resync)' "$IT_TMP/dkmd.log")
+resyncs=$(grep -c 'event=db.notify channel=dkm_changes resync=true' "$IT_TMP/dkmd.log")
 sleep 1
 pg_up || it_fatal "cannot restart PostgreSQL"
 t0=$(now_ms)
@@ -90,7 +90,7 @@ t1=$(now_ms)
 echo "# reconnected $((t1 - t0)) ms after PostgreSQL was back"
 it_check_eq "health reports the database up" true "$(svc_curl /v1/health | jq -r .database)"
 resubscribed() {
-    [ "$(grep -c 'change notification on dkm_changes: (resync)' "$IT_TMP/dkmd.log")" -gt \
+    [ "$(grep -c 'event=db.notify channel=dkm_changes resync=true' "$IT_TMP/dkmd.log")" -gt \
         "$resyncs" ]
 }
 it_check "the LISTEN connection is back (resync signalled)" dkm_wait_for 10 resubscribed
@@ -128,7 +128,7 @@ it_check "after waiting for the database ($((t1 - t0)) ms)" test $((t1 - t0)) -g
 status=0
 it_stop_pid "$SVC_PID" || status=$?
 it_check_eq "then dkmd exited 0" 0 "$status"
-it_check "it logged the drain" grep -q 'finishing requests in flight' "$IT_TMP/dkmd.log"
+it_check "it logged the drain" grep -q 'event=service.stopping' "$IT_TMP/dkmd.log"
 it_check_fails "no sanitizer report" grep -q 'Sanitizer' "$IT_TMP/dkmd.log"
 
 # --- a request that outlives shutdown_timeout -----------------------------------------------
@@ -154,7 +154,7 @@ wait "$client"
 # Its answer, had it come, would have carried "database": true.
 it_check_ne "the abandoned request got no health answer" true \
     "$(head -n1 "$IT_TMP/abandoned.out" | jq -r .database 2>/dev/null)"
-it_check "the log says requests were abandoned" grep -q 'still running after shutdown_timeout' \
+it_check "the log says requests were abandoned" grep -q 'event=service.drain_timeout' \
     "$IT_TMP/dkmd2.log"
 it_check_fails "no sanitizer report" grep -q 'Sanitizer' "$IT_TMP/dkmd2.log"
 wait "$locker"

@@ -11,7 +11,14 @@
  *
  * For tests and bench/tpm_count.sh only; never installed. Without
  * DKM_TCTI_COUNT_FILE it counts nothing and only passes commands on.
+ *
+ * It can also play a slow TPM, for tests of long operations: with
+ * DKM_TCTI_DELAY_FILE set, each command waits the number of microseconds
+ * that file holds when the command is sent (read every time, so a test
+ * slows the TPM down and speeds it up again while it runs; no file, no
+ * wait).
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -28,6 +35,7 @@ struct count_ctx {
     TSS2_TCTI_CONTEXT_COMMON_V2 common;
     TSS2_TCTI_CONTEXT *child;
     char path[4096];
+    char delay_path[4096];
     uint32_t code;  /* of the command in flight */
     uint64_t start; /* when it was sent, in microseconds */
     bool pending;
@@ -184,12 +192,31 @@ static struct count_ctx *ctx_of(TSS2_TCTI_CONTEXT *t)
     return c != NULL && c->common.v1.magic == COUNT_MAGIC ? c : NULL;
 }
 
+/* Wait as long as the delay file says, if there is one. */
+static void delay(const struct count_ctx *c)
+{
+    unsigned long us = 0;
+    struct timespec ts;
+    FILE *f;
+
+    if (c->delay_path[0] == '\0' || (f = fopen(c->delay_path, "re")) == NULL)
+        return;
+    if (fscanf(f, "%lu", &us) != 1)
+        us = 0;
+    fclose(f);
+    ts.tv_sec = (time_t)(us / 1000000u);
+    ts.tv_nsec = (long)(us % 1000000u) * 1000L;
+    while (us > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
 static TSS2_RC count_transmit(TSS2_TCTI_CONTEXT *t, size_t size, const uint8_t *command)
 {
     struct count_ctx *c = ctx_of(t);
 
     if (c == NULL)
         return TSS2_TCTI_RC_BAD_CONTEXT;
+    delay(c);
     if (size >= 10) {
         c->code = (uint32_t)command[6] << 24 | (uint32_t)command[7] << 16 |
                   (uint32_t)command[8] << 8 | command[9];
@@ -268,6 +295,7 @@ static TSS2_RC count_init(TSS2_TCTI_CONTEXT *t, size_t *size, const char *conf)
 {
     struct count_ctx *c = (struct count_ctx *)t;
     const char *path = getenv("DKM_TCTI_COUNT_FILE");
+    const char *delay_path = getenv("DKM_TCTI_DELAY_FILE");
     TSS2_RC rc;
 
     if (size == NULL)
@@ -281,6 +309,8 @@ static TSS2_RC count_init(TSS2_TCTI_CONTEXT *t, size_t *size, const char *conf)
     memset(c, 0, sizeof(*c));
     if (path != NULL && strlen(path) < sizeof(c->path))
         strcpy(c->path, path);
+    if (delay_path != NULL && strlen(delay_path) < sizeof(c->delay_path))
+        strcpy(c->delay_path, delay_path);
     rc = Tss2_TctiLdr_Initialize(conf, &c->child);
     if (rc != TSS2_RC_SUCCESS)
         return rc;

@@ -17,4 +17,23 @@
  */
 int dkm_safe_vformat(char *buf, size_t size, const char *fmt, va_list ap);
 
+/*
+ * Check fmt's arguments as dkm_safe_vformat does, formatting nothing: 0
+ * when every %s and %p argument is outside secure memory and every
+ * conversion is understood, -EPERM for a secret argument, -EINVAL for a
+ * conversion not understood (%n included). ap is not consumed.
+ */
+int dkm_safe_vcheck(const char *fmt, va_list ap);
+
+/*
+ * Format piece, a part of a longer format string holding whole
+ * conversions, with the arguments *ap points at, and advance *ap past
+ * them, so that the next piece takes the arguments after them (the
+ * structured logger formats each field value this way). Returns 0, or
+ * -EPERM with buf empty when an argument is secret or a conversion is not
+ * understood; *ap is then not advanced. *ap must be a va_list of the
+ * caller's own (va_copy a va_list parameter first).
+ */
+int dkm_safe_vformat_piece(char *buf, size_t size, const char *piece, va_list *ap);
+
 #endif
