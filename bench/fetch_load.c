@@ -8,6 +8,12 @@
  * never get the key); anything else is counted and makes the exit status
  * non-zero.
  *
+ * With FETCH_LOAD_RECONNECT=1 (fault tests that kill the server) a client
+ * whose connection fails connects again until the time is up; broken
+ * connections and 503 answers (a server still loading its state) are
+ * counted apart, on a second line "broken B, unavailable U", and are not
+ * errors: only a wrong answer is.
+ *
  * Usage: fetch_load HOST PORT CACERT NODE_ID GROUP [CLIENTS] [SECONDS]
  * (bench/fetch_bench.sh sets up a server and runs it next to pgbench).
  */
@@ -17,6 +23,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +39,8 @@
 struct client {
     pthread_t thread;
     double *lat; /* seconds */
-    size_t n;
-    unsigned long errors;
+    size_t n, cap;
+    unsigned long errors, broken, unavailable;
 };
 
 static const char *host, *port, *node_id, *group;
@@ -42,6 +49,7 @@ static double deadline;
 /* SIGTERM/SIGINT end the run early; the results are printed as usual. */
 static volatile sig_atomic_t stop_now;
 static int expect = 200;
+static bool reconnect;
 
 static double now_s(void)
 {
@@ -122,24 +130,54 @@ static void b64url(const unsigned char *in, size_t n, char *out)
     out[o] = '\0';
 }
 
+/* Connect and complete the TLS handshake; NULL on failure. */
+static SSL *open_conn(int *fd)
+{
+    SSL *ssl = NULL;
+
+    *fd = connect_tcp();
+    if (*fd >= 0 && (ssl = SSL_new(ctx)) != NULL && SSL_set_fd(ssl, *fd) == 1 &&
+        SSL_set_tlsext_host_name(ssl, host) == 1 && SSL_connect(ssl) == 1)
+        return ssl;
+    SSL_free(ssl);
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+    return NULL;
+}
+
+static void close_conn(SSL *ssl, int fd)
+{
+    if (ssl != NULL) {
+        SSL_shutdown(ssl);
+        SSL_free(ssl);
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
 static void *client_main(void *arg)
 {
     struct client *c = arg;
     char body[512], req[1024], buf[16384], nonce_text[64];
     unsigned char nonce[30];
     SSL *ssl = NULL;
-    int fd = connect_tcp();
+    int fd = -1;
 
-    if (fd < 0 || (ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1 ||
-        SSL_set_tlsext_host_name(ssl, host) != 1 || SSL_connect(ssl) != 1) {
-        fprintf(stderr, "fetch_load: cannot connect\n");
-        c->errors++;
-        goto done;
-    }
-    while (!stop_now && now_s() < deadline && c->n < MAX_SAMPLES) {
+    while (!stop_now && now_s() < deadline && c->n < c->cap) {
         double t;
         int len, status;
 
+        if (ssl == NULL && (ssl = open_conn(&fd)) == NULL) {
+            if (!reconnect) {
+                fprintf(stderr, "fetch_load: cannot connect\n");
+                c->errors++;
+                break;
+            }
+            c->broken++;
+            usleep(20000);
+            continue;
+        }
         RAND_bytes(nonce, sizeof(nonce));
         b64url(nonce, sizeof(nonce), nonce_text);
         len = snprintf(body, sizeof(body),
@@ -151,26 +189,31 @@ static void *client_main(void *arg)
                        "application/json\r\nContent-Length: %d\r\n\r\n%s",
                        host, len, body);
         t = now_s();
-        if (SSL_write(ssl, req, len) != len) {
-            c->errors++;
-            break;
+        status =
+            SSL_write(ssl, req, len) == len ? read_response(ssl, buf, sizeof(buf)) : -1;
+        if (status < 0 || (reconnect && status == 503)) {
+            if (!reconnect) {
+                c->errors++;
+                break;
+            }
+            if (status < 0) {
+                c->broken++;
+                close_conn(ssl, fd);
+                ssl = NULL;
+                fd = -1;
+            } else {
+                c->unavailable++;
+                usleep(20000);
+            }
+            continue;
         }
-        status = read_response(ssl, buf, sizeof(buf));
         if (status != expect) {
             c->errors++;
-            if (status < 0)
-                break;
             continue;
         }
         c->lat[c->n++] = now_s() - t;
     }
-done:
-    if (ssl != NULL) {
-        SSL_shutdown(ssl);
-        SSL_free(ssl);
-    }
-    if (fd >= 0)
-        close(fd);
+    close_conn(ssl, fd);
     return NULL;
 }
 
@@ -193,7 +236,7 @@ int main(int argc, char **argv)
     struct client *cl;
     double *all, start, elapsed;
     size_t total = 0;
-    unsigned long errors = 0;
+    unsigned long errors = 0, broken = 0, unavailable = 0;
 
     if (argc < 6) {
         fprintf(stderr,
@@ -222,11 +265,15 @@ int main(int argc, char **argv)
     start = now_s();
     if (getenv("FETCH_LOAD_EXPECT") != NULL)
         expect = atoi(getenv("FETCH_LOAD_EXPECT"));
+    reconnect = getenv("FETCH_LOAD_RECONNECT") != NULL &&
+                strcmp(getenv("FETCH_LOAD_RECONNECT"), "1") == 0;
+    signal(SIGPIPE, SIG_IGN); /* a server killed mid-request */
     signal(SIGTERM, on_stop);
     signal(SIGINT, on_stop);
     deadline = start + seconds;
     for (unsigned i = 0; i < nclients; i++) {
-        cl[i].lat = malloc(MAX_SAMPLES / nclients * sizeof(double) + sizeof(double));
+        cl[i].cap = MAX_SAMPLES / nclients;
+        cl[i].lat = malloc(cl[i].cap * sizeof(double) + sizeof(double));
         if (cl[i].lat == NULL ||
             pthread_create(&cl[i].thread, NULL, client_main, &cl[i]) != 0) {
             fprintf(stderr, "fetch_load: cannot start client %u\n", i);
@@ -237,6 +284,8 @@ int main(int argc, char **argv)
         pthread_join(cl[i].thread, NULL);
         total += cl[i].n;
         errors += cl[i].errors;
+        broken += cl[i].broken;
+        unavailable += cl[i].unavailable;
     }
     elapsed = now_s() - start;
     all = malloc((total + 1) * sizeof(double));
@@ -248,6 +297,8 @@ int main(int argc, char **argv)
     qsort(all, total, sizeof(double), cmp_double);
     printf("clients %u, %.1f s: %zu fetches, %.0f fetches/s, errors %lu\n", nclients,
            elapsed, total, (double)total / elapsed, errors);
+    if (reconnect)
+        printf("broken %lu, unavailable %lu\n", broken, unavailable);
     if (total > 0)
         printf("latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
                all[total / 2] * 1e3, all[total * 9 / 10] * 1e3,

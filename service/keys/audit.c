@@ -35,6 +35,12 @@ static struct audit {
     uint64_t dropped;
 } A = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+/* The records of the admin write this thread runs (ks_audit_hold). */
+static _Thread_local struct {
+    bool on;
+    struct audit_rec *head, *tail;
+} H;
+
 void ks_audit_enable(bool on)
 {
     atomic_store(&A.on, on);
@@ -57,6 +63,14 @@ void ks_audit(const char *actor, const char *action, const char *target,
         a->f[i] = strndup(v[i], i == 4 ? 2000 : 200);
         if (a->f[i] == NULL)
             goto fail;
+    }
+    if (H.on) {
+        if (H.tail != NULL)
+            H.tail->next = a;
+        else
+            H.head = a;
+        H.tail = a;
+        return;
     }
     pthread_mutex_lock(&A.lock);
     if (A.n >= AUDIT_QUEUE_MAX) {
@@ -251,6 +265,56 @@ void ks_audit_flush(PGconn *conn, int rounds)
             return;
         }
     }
+}
+
+void ks_audit_hold(void)
+{
+    H.on = true;
+}
+
+void ks_audit_write_held(PGconn *conn)
+{
+    static const char insert[] = "INSERT INTO audit_log (actor, action, target, outcome, "
+                                 "detail) VALUES ($1, $2, $3, $4, $5)";
+    struct audit_rec *a;
+
+    H.on = false;
+    while ((a = H.head) != NULL) {
+        PGresult *res =
+            PQexecParams(conn, insert, 5, NULL, (const char *const *)a->f, NULL, NULL, 0);
+        bool ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
+
+        if (!ok && PQstatus(conn) == CONNECTION_OK) {
+            /* Refused by the database itself: retrying cannot help. */
+            log_event(DKM_LOG_ERR, "audit.dropped action=%s target=%s reason=%s", a->f[1],
+                      a->f[2] ? a->f[2] : "",
+                      res ? PQresultErrorMessage(res) : "no memory");
+            ok = true;
+        }
+        PQclear(res);
+        if (!ok)
+            break;
+        H.head = a->next;
+        a->next = NULL;
+        audit_free_list(a);
+    }
+    if (H.head == NULL) {
+        H.tail = NULL;
+        return;
+    }
+    /* The connection is gone: the rest waits in the queue. */
+    log_event(DKM_LOG_WARNING, "audit.deferred action=%s target=%s", H.head->f[1],
+              H.head->f[2] ? H.head->f[2] : "");
+    pthread_mutex_lock(&A.lock);
+    for (a = H.head; a != NULL; a = a->next)
+        A.n++;
+    if (A.tail != NULL)
+        A.tail->next = H.head;
+    else
+        A.head = H.head;
+    A.tail = H.tail;
+    pthread_mutex_unlock(&A.lock);
+    H.head = H.tail = NULL;
 }
 
 size_t ks_audit_pending(void)

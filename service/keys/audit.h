@@ -24,10 +24,21 @@ void ks_audit_enable(bool on);
 
 /*
  * Write queued records on conn (the keeper's), at most `rounds` batches
- * of up to 200 records; stops early when the queue is empty or the
+ * of up to 5000 records; stops early when the queue is empty or the
  * connection is lost. Keeper thread only.
  */
 void ks_audit_flush(PGconn *conn, int rounds);
+
+/*
+ * Admin writes: between ks_audit_hold() and ks_audit_write_held(), the
+ * records this thread makes are kept aside, and ks_audit_write_held()
+ * writes them on conn before the keeper answers the request, so that an
+ * acknowledged write has its audit record in the database even if dkmd
+ * dies the moment after. Records it cannot write (the connection lost)
+ * join the queue and are retried with it. Keeper thread only.
+ */
+void ks_audit_hold(void);
+void ks_audit_write_held(PGconn *conn);
 
 /* Free whatever is still queued (at stop, after the last flush). */
 void ks_audit_discard(void);

@@ -258,7 +258,9 @@ static void run_jobs(void)
         } else {
             /* Audit queries must see every record queued before them. */
             ks_audit_flush(K.ctx.conn, 50);
+            ks_audit_hold();
             jn->job.fn(&K.ctx, &jn->job);
+            ks_audit_write_held(K.ctx.conn);
             if (jn->job.wrote && reload() < 0 && jn->job.reply != NULL)
                 /* Retried on the next change. */
                 log_event(DKM_LOG_WARNING, "state.reload_after_write_failed");
