@@ -1,26 +1,37 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The audit queue: records go to an in-memory queue from any thread; the
- * keeper writes them in batches, one multi-row INSERT each, on its own
- * connection, and drains the queue on shutdown. A record that cannot be
- * queued or written is logged, never dropped silently.
+ * The audit queue: records go to an in-memory queue from any thread; a
+ * writer thread of its own, on a database connection of its own, writes
+ * them in batches (one COPY each) and drains the queue on shutdown, so a
+ * slow database never holds up the keeper's rotations and renewals. An
+ * admin write's records go to the database on the keeper's connection
+ * before its answer (ks_audit_hold). A record that cannot be queued or
+ * written is logged, never dropped silently.
  */
 #include "audit.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dkm/base/error.h"
 #include "dkm/base/log.h"
+#include "migrate.h"
 
 #define AUDIT_QUEUE_MAX 100000
 /* Records per COPY; a single record goes by INSERT. */
 #define AUDIT_BATCH 5000
+/* After a batch smaller than AUDIT_BATCH the writer waits this long for
+ * more, so that a steady trickle of fetches still goes in batches. */
+#define AUDIT_GATHER_MS 100
+/* A lost connection is tried again this often. */
+#define AUDIT_RECONNECT_MS 1000
 
 struct audit_rec {
     char *f[5]; /* actor, action, target, outcome, detail */
@@ -33,7 +44,16 @@ static struct audit {
     struct audit_rec *head, *tail;
     size_t n;
     uint64_t dropped;
-} A = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    uint64_t queued, done; /* ever queued; ever written or dropped by the database */
+    pthread_cond_t more;   /* a record queued, or stop */
+    pthread_cond_t wrote;  /* done moved */
+    /* The writer thread. */
+    pthread_t thread;
+    bool started, stop;
+    char *conninfo;
+} A = {.lock = PTHREAD_MUTEX_INITIALIZER,
+       .more = PTHREAD_COND_INITIALIZER,
+       .wrote = PTHREAD_COND_INITIALIZER};
 
 /* The records of the admin write this thread runs (ks_audit_hold). */
 static _Thread_local struct {
@@ -84,6 +104,8 @@ void ks_audit(const char *actor, const char *action, const char *target,
         A.head = a;
     A.tail = a;
     A.n++;
+    A.queued++;
+    pthread_cond_signal(&A.more);
     pthread_mutex_unlock(&A.lock);
     return;
 fail:
@@ -243,6 +265,8 @@ static int flush_once(PGconn *conn)
             A.tail = NULL;
         p->next = NULL;
         A.n -= n;
+        A.done += n;
+        pthread_cond_broadcast(&A.wrote);
         pthread_mutex_unlock(&A.lock);
         audit_free_list(batch);
     }
@@ -252,19 +276,144 @@ done:
     return r;
 }
 
-void ks_audit_flush(PGconn *conn, int rounds)
+/* Wait on cond for at most ms (A.lock held). */
+static void timed_wait(pthread_cond_t *cond, unsigned ms)
 {
-    int r;
+    struct timespec ts;
 
-    for (int i = 0; i < rounds; i++) {
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    (void)pthread_cond_timedwait(cond, &A.lock, &ts);
+}
+
+/* Sleep ms unless stop is asked for; returns whether it is. */
+static bool pause_unless_stop(unsigned ms)
+{
+    bool stop;
+
+    pthread_mutex_lock(&A.lock);
+    if (!A.stop)
+        timed_wait(&A.more, ms);
+    stop = A.stop;
+    pthread_mutex_unlock(&A.lock);
+    return stop;
+}
+
+static void *writer_main(void *arg)
+{
+    PGconn *conn = NULL;
+    bool stopping = false, down = false;
+    int tries_at_stop = 0;
+
+    (void)arg;
+    for (;;) {
+        size_t n;
+        int r;
+
+        pthread_mutex_lock(&A.lock);
+        while (A.n == 0 && !A.stop)
+            timed_wait(&A.more, 1000);
+        n = A.n;
+        stopping = A.stop;
+        pthread_mutex_unlock(&A.lock);
+        if (n == 0)
+            break; /* stopping, and nothing left */
+        if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+            PQfinish(conn);
+            conn = NULL;
+            if (stopping && tries_at_stop++ > 0)
+                break; /* one more try at stop, then what is left is counted */
+            if (svc_db_connect_blocking(A.conninfo, &conn) < 0) {
+                if (!down)
+                    log_event(DKM_LOG_ERR, "audit.write_failed reason=%s",
+                              dkm_error_detail());
+                down = true;
+                PQfinish(conn);
+                conn = NULL;
+                if (!stopping)
+                    (void)pause_unless_stop(AUDIT_RECONNECT_MS);
+                continue;
+            }
+            down = false;
+        }
         r = flush_once(conn);
-        if (r == 0)
-            return;
         if (r < 0 && (r == -ENOMEM || PQstatus(conn) != CONNECTION_OK)) {
             log_event(DKM_LOG_ERR, "audit.write_failed reason=%s", dkm_error_detail());
-            return;
+            down = true;
+            if (!stopping)
+                (void)pause_unless_stop(AUDIT_RECONNECT_MS);
+            continue;
         }
+        if (r >= 0 && r < AUDIT_BATCH && !stopping)
+            (void)pause_unless_stop(AUDIT_GATHER_MS);
     }
+    if (ks_audit_pending() > 0)
+        log_event(DKM_LOG_ERR, "audit.unwritten records=%zu", ks_audit_pending());
+    PQfinish(conn);
+    return NULL;
+}
+
+int ks_audit_start(const char *conninfo)
+{
+    sigset_t all, old;
+    int r;
+
+    A.conninfo = strdup(conninfo);
+    if (A.conninfo == NULL)
+        return dkm_error_set(-ENOMEM, "out of memory");
+    A.stop = false;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    r = pthread_create(&A.thread, NULL, writer_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0) {
+        free(A.conninfo);
+        A.conninfo = NULL;
+        return dkm_error_set(-r, "cannot start the audit writer thread");
+    }
+    A.started = true;
+    return 0;
+}
+
+void ks_audit_stop(void)
+{
+    if (!A.started)
+        return;
+    pthread_mutex_lock(&A.lock);
+    A.stop = true;
+    pthread_cond_broadcast(&A.more);
+    pthread_mutex_unlock(&A.lock);
+    pthread_join(A.thread, NULL);
+    A.started = false;
+    free(A.conninfo);
+    A.conninfo = NULL;
+}
+
+bool ks_audit_sync(unsigned timeout_ms)
+{
+    struct timespec start, now;
+    uint64_t target;
+    bool ok;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    pthread_mutex_lock(&A.lock);
+    target = A.queued;
+    while (A.done < target && A.started) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - start.tv_sec) * 1000 +
+                (now.tv_nsec - start.tv_nsec) / 1000000 >=
+            (long)timeout_ms)
+            break;
+        timed_wait(&A.wrote, 50);
+    }
+    ok = A.done >= target;
+    pthread_mutex_unlock(&A.lock);
+    return ok;
 }
 
 void ks_audit_hold(void)
@@ -306,8 +455,11 @@ void ks_audit_write_held(PGconn *conn)
     log_event(DKM_LOG_WARNING, "audit.deferred action=%s target=%s", H.head->f[1],
               H.head->f[2] ? H.head->f[2] : "");
     pthread_mutex_lock(&A.lock);
-    for (a = H.head; a != NULL; a = a->next)
+    for (a = H.head; a != NULL; a = a->next) {
         A.n++;
+        A.queued++;
+    }
+    pthread_cond_signal(&A.more);
     if (A.tail != NULL)
         A.tail->next = H.head;
     else
@@ -335,6 +487,7 @@ void ks_audit_discard(void)
     a = A.head;
     A.head = A.tail = NULL;
     A.n = 0;
+    A.done = A.queued;
     pthread_mutex_unlock(&A.lock);
     audit_free_list(a);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The audit queue (audit.c): any thread queues a record, the keeper
- * writes them in batches on its connection and drains the queue at stop.
+ * The audit queue (audit.c): any thread queues a record, a writer thread
+ * writes them in batches on its own connection and drains the queue at
+ * stop.
  */
 #ifndef DKM_KS_AUDIT_H
 #define DKM_KS_AUDIT_H
@@ -11,7 +12,9 @@
 
 #include <libpq-fe.h>
 
-/* Queue an audit record (written in batches by the keeper). Thread-safe;
+#include "dkm/base/error.h"
+
+/* Queue an audit record (written in batches by the writer thread). Thread-safe;
  * nothing is queued while the key service is off. */
 void ks_audit(const char *actor, const char *action, const char *target,
               const char *outcome, const char *detail);
@@ -23,11 +26,17 @@ size_t ks_audit_pending(void);
 void ks_audit_enable(bool on);
 
 /*
- * Write queued records on conn (the keeper's), at most `rounds` batches
- * of up to 5000 records; stops early when the queue is empty or the
- * connection is lost. Keeper thread only.
+ * The writer thread, on a connection of its own (conninfo): it writes the
+ * queue in batches until ks_audit_stop(), which returns once everything
+ * queued is written (one more connection try if it was lost; what still
+ * cannot be written is logged as audit.unwritten).
  */
-void ks_audit_flush(PGconn *conn, int rounds);
+DKM_MUSTCHECK int ks_audit_start(const char *conninfo);
+void ks_audit_stop(void);
+
+/* Wait (at most timeout_ms) until every record queued before the call is
+ * written; true when it is. Audit queries call it first. */
+bool ks_audit_sync(unsigned timeout_ms);
 
 /*
  * Admin writes: between ks_audit_hold() and ks_audit_write_held(), the

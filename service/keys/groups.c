@@ -462,6 +462,9 @@ static void audit_job(struct ks_ctx *ctx, struct ks_job *job)
     PGresult *res = NULL;
     json_t *arr;
 
+    /* The answer shows every record queued before the request. */
+    if (!ks_audit_sync(5000))
+        log_event(DKM_LOG_WARNING, "audit.behind pending=%zu", ks_audit_pending());
     TAILQ_INIT(&q);
     if (qs != NULL && evhttp_parse_query_str(qs + 1, &q) < 0) {
         ks_job_fail(job, 400, "bad request", "bad query string");

@@ -256,8 +256,6 @@ static void run_jobs(void)
             ks_job_fail(&jn->job, 503, "service unavailable",
                         "the database is unavailable");
         } else {
-            /* Audit queries must see every record queued before them. */
-            ks_audit_flush(K.ctx.conn, 50);
             ks_audit_hold();
             jn->job.fn(&K.ctx, &jn->job);
             ks_audit_write_held(K.ctx.conn);
@@ -387,11 +385,9 @@ static void *keeper_main(void *arg)
         run_jobs();
         if (need_reload && K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK)
             need_reload = reload() < 0;
-        if (K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK) {
-            ks_audit_flush(K.ctx.conn, 50);
-            if (foreign_changes())
-                need_reload = true;
-        }
+        if (K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK &&
+            foreign_changes())
+            need_reload = true;
         if (now_ms - last_timer >= TIMER_PERIOD_MS && K.ctx.conn != NULL &&
             PQstatus(K.ctx.conn) == CONNECTION_OK) {
             const struct dkm_delegation *info =
@@ -420,19 +416,6 @@ static void *keeper_main(void *arg)
         if (stop)
             break;
     }
-    /*
-     * Graceful stop: every queued record is written. A connection lost
-     * meanwhile gets one more try; what still cannot be written is
-     * counted in the log, never dropped silently.
-     */
-    if (ks_audit_pending() > 0 &&
-        (K.ctx.conn == NULL || PQstatus(K.ctx.conn) != CONNECTION_OK) && db_connect() < 0)
-        log_event(DKM_LOG_ERR, "audit.flush_failed pending=%zu reason=%s",
-                  ks_audit_pending(), dkm_error_detail());
-    if (K.ctx.conn != NULL && PQstatus(K.ctx.conn) == CONNECTION_OK)
-        ks_audit_flush(K.ctx.conn, INT32_MAX);
-    if (ks_audit_pending() > 0)
-        log_event(DKM_LOG_ERR, "audit.unwritten records=%zu", ks_audit_pending());
     return NULL;
 }
 
@@ -531,6 +514,9 @@ int ks_start(const struct svc_config *cfg, struct svc_metrics *metrics)
         goto done;
     }
     K.thread_started = true;
+    r = ks_audit_start(K.conninfo);
+    if (r < 0)
+        goto done;
     K.on = true;
     ks_health_set_on(true);
     ks_health_keeper_db(true);
@@ -557,6 +543,8 @@ void ks_quiesce(void)
         pthread_join(K.thread, NULL);
         K.thread_started = false;
     }
+    /* After the keeper: its last jobs may have queued records. */
+    ks_audit_stop();
 }
 
 void ks_stop(void)

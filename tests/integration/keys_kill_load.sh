@@ -17,6 +17,8 @@
 #  - over the whole run, the node that is never granted got no key (every
 #    answer 403) and the granted node no refusal: answers other than 200
 #    were broken connections or 503 while dkmd was starting.
+# After each kill the server TPM's transient objects and sessions are
+# flushed, as the kernel's resource manager does for a process that dies.
 
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -114,6 +116,12 @@ for ((round = 1; round <= ROUNDS; round++)); do
     sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 0.2 + (r % 2500) / 1000 }')"
     kill -KILL "$SVC_PID"
     wait "$SVC_PID" 2>/dev/null
+    # dkmd talks to swtpm directly; on a server, /dev/tpmrm0 (the kernel's
+    # resource manager) flushes what a dead process had loaded. Do the same.
+    for kind in -t -l -s; do
+        TPM2TOOLS_TCTI=$KEYS_SERVER_TCTI tpm2_flushcontext "$kind" >/dev/null 2>&1 ||
+            it_fatal "cannot flush the server TPM's handles ($kind)"
+    done
     wait "$loop_pid"
     svc_start "dkmd-$round"
 
