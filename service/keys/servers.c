@@ -34,6 +34,7 @@
 #include "json.h"
 #include "keeper.h"
 #include "rotate.h"
+#include "seen.h"
 #include "servers.h"
 #include "state.h"
 #include "write.h"
@@ -192,6 +193,7 @@ static void add_job(struct ks_ctx *ctx, struct ks_job *job)
     const struct ks_node *known;
     struct add a = {.ctx = ctx, .list_version = cur->list_version};
     struct ks_stmt *stmts = NULL;
+    struct ks_head_write hw = {0};
     json_t *skipped = json_array();
     uint8_t *list_rec = NULL, *entry_rec = NULL, ek[sizeof(TPM2B_PUBLIC)];
     size_t list_len = 0, entry_len = 0, ek_len = 0, n = 0;
@@ -256,9 +258,14 @@ static void add_job(struct ks_ctx *ctx, struct ks_job *job)
     if (rc == 0)
         rc = seal_all(ctx, &next.entries[next.count - 1], &a, skipped);
     if (rc == 0 && known == NULL) {
+        uint8_t key[KS_SEEN_KEY_SIZE];
+
         ne.node_id = card.id;
         ne.ek = card.ek;
         ne.authorized_at = now;
+        snprintf(ne.hostname, sizeof(ne.hostname), "%s", card.hostname);
+        ks_seen_key(card.id.bytes, DKM_NODE_ID_SIZE, NULL, 0, key);
+        ne.serial = ks_next_serial(ctx, KS_SEEN_NODE, key, 0);
         rc = dkm_node_entry_sign(&ne, &ctx->signer, &entry_rec, &entry_len);
         if (rc == 0 && Tss2_MU_TPM2B_PUBLIC_Marshal(&card.ek, ek, sizeof(ek), &ek_len) !=
                            TSS2_RC_SUCCESS)
@@ -271,11 +278,16 @@ static void add_job(struct ks_ctx *ctx, struct ks_job *job)
         goto done;
     }
 
-    stmts = calloc(a.ncopies + 2, sizeof(*stmts));
+    stmts = calloc(a.ncopies + 2 + KS_HEAD_STMTS, sizeof(*stmts));
     if (stmts == NULL) {
         ks_job_fail(job, 500, "internal error", "out of memory");
         goto done;
     }
+    if (ks_head_write(ctx, &hw, stmts) < 0) {
+        ks_job_fail(job, 500, "internal error", "cannot sign the state head");
+        goto done;
+    }
+    n = KS_HEAD_STMTS;
     snprintf(ver, sizeof(ver), "%u", next.list_version);
     snprintf(now_text, sizeof(now_text), "%llu", (unsigned long long)now);
     stmts[n++] = (struct ks_stmt){
@@ -330,6 +342,7 @@ static void add_job(struct ks_ctx *ctx, struct ks_job *job)
 done:
     json_decref(skipped);
     free(stmts);
+    ks_head_write_clear(&hw);
     copies_free(a.copies, a.ncopies);
     free(list_rec);
     free(entry_rec);
