@@ -259,6 +259,37 @@ void ks_groups_rotate_handler(struct svc_req *r)
     ks_submit(r, rotate_job);
 }
 
+/*
+ * Whether name is a group in the database that the snapshot left out (its
+ * policy row was refused) and the request sets every policy field; else
+ * the job failed (404, or 400 naming what is missing).
+ */
+static bool refused_group(struct ks_ctx *ctx, struct ks_job *job, const char *name)
+{
+    const char *values[1] = {name};
+    PGresult *res;
+    bool exists;
+
+    res = PQexecParams(ctx->conn, "SELECT 1 FROM groups WHERE name = $1", 1, NULL, values,
+                       NULL, NULL, 0);
+    exists = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    PQclear(res);
+    if (!exists || !dkm_group_valid(name, strlen(name))) {
+        ks_job_fail(job, 404, "not found", "no such group");
+        return false;
+    }
+    if (json_object_get(job->req->body, "rotation_period") == NULL ||
+        json_object_get(job->req->body, "version_lifetime") == NULL ||
+        json_object_get(job->req->body, "cache_ttl") == NULL) {
+        ks_job_fail(job, 400, "bad request",
+                    "the policy of group %s was refused (see /v1/health): a new one "
+                    "needs rotation_period, version_lifetime and cache_ttl",
+                    name);
+        return false;
+    }
+    return true;
+}
+
 static void policy_job(struct ks_ctx *ctx, struct ks_job *job)
 {
     const char *name = job->req->params[0];
@@ -273,11 +304,16 @@ static void policy_job(struct ks_ctx *ctx, struct ks_job *job)
 
     ks_actor(job->req, actor, sizeof(actor));
     snprintf(target, sizeof(target), "group:%s", name);
-    if (g == NULL) {
-        ks_job_fail(job, 404, "not found", "no such group");
+    if (g != NULL) {
+        p = g->policy;
+    } else if (refused_group(ctx, job, name)) {
+        /* A group whose policy row was refused (altered, or an older one put
+         * back) gets a whole new policy: every field must be given. */
+        memset(&p, 0, sizeof(p));
+        snprintf(p.group, sizeof(p.group), "%s", name);
+    } else {
         return;
     }
-    p = g->policy;
     ks_seen_key(p.group, strlen(p.group), NULL, 0, key);
     p.serial = (uint32_t)ks_next_serial(ctx, KS_SEEN_POLICY, key, p.serial);
     if (!apply_policy(job, &p))
