@@ -53,6 +53,7 @@ struct dkm_client {
     bool ek_from_file; /* node and EK from the cache directory's EK file */
     struct dkm_node_id node;
     bool have_trust;
+    bool trust_stale; /* the kept chain is old: ask the service before a fetch */
     struct dkm_server_list trust;
     struct dkm_diskcache *cache;
     bool keyring_wanted;         /* key_cache "keyring" */

@@ -34,6 +34,7 @@ struct ks_ctx {
     struct dkm_signer signer;
     struct ks_snapshot *snap;   /* current snapshot (reloaded after each write) */
     const struct ks_seen *seen; /* what this server has seen (serials only rise) */
+    bool reload_failed;         /* the last reload failed: snap is behind */
 };
 struct ks_job;
 typedef void ks_job_fn(struct ks_ctx *ctx, struct ks_job *job);

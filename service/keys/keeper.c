@@ -169,6 +169,7 @@ static int reload(void)
     int r;
 
     r = ks_snapshot_load(&K.loader, K.ctx.snap, &s);
+    K.ctx.reload_failed = r < 0;
     if (r < 0) {
         log_error("state reload failed: %s", dkm_error_detail());
         ks_health_loaded(false, false, (uint64_t)time(NULL));

@@ -805,6 +805,8 @@ static int load_grants(struct ks_loader *l, struct ks_snapshot *s, struct observ
             }
             gr.serial = rec.serial;
             gr.state = rec.state;
+            gr.at = rec.at;
+            gr.signer = rec.signer;
             if (observe(o, KS_SEEN_GRANT, key, rec.serial) < 0) {
                 r = -ENOMEM;
                 goto done;

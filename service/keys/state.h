@@ -58,7 +58,9 @@ struct ks_version {
 struct ks_grant {
     struct dkm_node_id node_id;
     uint64_t serial;
+    uint64_t at;
     enum dkm_grant_state state;
+    struct dkm_node_id signer;
     bool legacy; /* a row of schema version 1 (no record), upgrade only */
 };
 

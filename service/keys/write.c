@@ -152,3 +152,44 @@ uint64_t ks_next_serial(const struct ks_ctx *ctx, uint8_t kind, const uint8_t *k
 
     return (seen > cur ? seen : cur) + 1;
 }
+
+int ks_batch_add(struct ks_batch *b, struct ks_stmt st)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 16;
+        struct ks_stmt *v = realloc(b->stmts, cap * sizeof(*v));
+
+        if (v == NULL)
+            return -ENOMEM;
+        b->stmts = v;
+        b->cap = cap;
+    }
+    b->stmts[b->n++] = st;
+    return 0;
+}
+
+int ks_batch_keep(struct ks_batch *b, void *p)
+{
+    if (b->nowned == b->owned_cap) {
+        size_t cap = b->owned_cap ? 2 * b->owned_cap : 16;
+        void **v = realloc(b->owned, cap * sizeof(*v));
+
+        if (v == NULL) {
+            free(p);
+            return -ENOMEM;
+        }
+        b->owned = v;
+        b->owned_cap = cap;
+    }
+    b->owned[b->nowned++] = p;
+    return 0;
+}
+
+void ks_batch_clear(struct ks_batch *b)
+{
+    for (size_t i = 0; i < b->nowned; i++)
+        free(b->owned[i]);
+    free(b->owned);
+    free(b->stmts);
+    memset(b, 0, sizeof(*b));
+}

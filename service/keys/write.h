@@ -54,6 +54,21 @@ DKM_MUSTCHECK int ks_db_write_checked(PGconn *conn, int (*check)(PGconn *conn, v
     "retry after the reload')::integer END FROM server_lists"
 
 /*
+ * A write of many statements built at run time: the statements, and the
+ * buffers they point into, freed together by ks_batch_clear.
+ */
+struct ks_batch {
+    struct ks_stmt *stmts;
+    size_t n, cap;
+    void **owned;
+    size_t nowned, owned_cap;
+};
+DKM_MUSTCHECK int ks_batch_add(struct ks_batch *b, struct ks_stmt st);
+/* Keep p (malloc'd) until ks_batch_clear; on failure p is freed. */
+DKM_MUSTCHECK int ks_batch_keep(struct ks_batch *b, void *p);
+void ks_batch_clear(struct ks_batch *b);
+
+/*
  * The next state head for a write of an access-deciding record (node
  * entry, grant, policy, server list): signed with ctx's key, its counter
  * one above the highest this server knows, and the statements that store

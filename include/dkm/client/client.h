@@ -144,6 +144,13 @@ void dkm_http_response_clear(struct dkm_http_response *r);
 #define DKM_CLIENT_TIMEOUT_DEFAULT_MS 10000u
 /* A fetch response may be issued up to this far in the client's future. */
 #define DKM_CLIENT_MAX_SKEW 300u
+/*
+ * A kept chain of server lists older than this is refreshed from the
+ * service before the next fetch (best effort), so that a node learns of a
+ * server's removal within this time even if every answer it gets still
+ * verifies.
+ */
+#define DKM_CLIENT_TRUST_REFRESH_S 300
 
 struct dkm_client_config {
     const char *service;      /* "https://h:p[,https://h2:p2...]", or NULL */
