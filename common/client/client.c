@@ -165,6 +165,8 @@ void dkm_client_free(struct dkm_client *c)
     dkm_keyring_close(c->keyring);
     if (c->tpm_owned)
         dkm_tpm_close(c->tpm);
+    for (size_t i = 0; i < DKM_CLIENT_URLS_MAX; i++)
+        SSL_SESSION_free(c->sessions[i]);
     SSL_CTX_free(c->ssl);
     free(c->service);
     free(c->admin_socket);

@@ -298,4 +298,11 @@ DKM_MUSTCHECK int dkm_client_keyring_list(struct dkm_client *c,
 DKM_MUSTCHECK int dkm_client_keyring_flush(struct dkm_client *c, const char *group,
                                            size_t *ret_count);
 
+/*
+ * How many TLS handshakes this client made, and how many of them resumed
+ * a kept session (no certificate, no signature with the client's key).
+ */
+void dkm_client_tls_stats(struct dkm_client *c, unsigned long *ret_handshakes,
+                          unsigned long *ret_resumed);
+
 #endif
