@@ -67,7 +67,8 @@ it_check "dkm-provider: dkm.so in OpenSSL's MODULESDIR, the snippet, dkm(7)" has
     "$MODULESDIR/dkm.so" /etc/ssl/openssl.cnf.d/dkm.cnf /usr/share/man/man7/dkm.7.gz \
     /usr/share/doc/dkm-provider/copyright /usr/share/doc/dkm-provider/changelog.gz
 it_check "dkmd: the daemon, migrations, unit, sysusers entry, config, man pages" has "$DKMD" \
-    /usr/sbin/dkmd /usr/share/dkm/sql/001_initial.sql /lib/systemd/system/dkmd.service \
+    /usr/sbin/dkmd /usr/share/dkm/sql/001_initial.sql /usr/share/dkm/sql/002_signed_access.sql \
+    /lib/systemd/system/dkmd.service \
     /usr/lib/sysusers.d/dkmd.conf /etc/dkm/dkmd.conf /usr/share/man/man8/dkmd.8.gz \
     /usr/share/man/man5/dkmd.conf.5.gz /usr/share/doc/dkmd/copyright
 it_check "dkmctl: the CLI and dkmctl(1)" has "$CTLP" \
@@ -145,7 +146,7 @@ sed -e "s|^listen = .*|listen = 127.0.0.1:$SVC_PORT|" \
     "$R/etc/dkm/dkmd.conf" >"$CONF"
 it_check_eq "only those lines changed" 6 "$(diff "$R/etc/dkm/dkmd.conf" "$CONF" | grep -c '^>')"
 out=$("$R/usr/sbin/dkmd" init --config "$CONF" 2>"$IT_TMP/init.err")
-it_check "dkmd init with the packaged migrations" grep -q '^schema version 1$' <<<"$out"
+it_check "dkmd init with the packaged migrations" grep -q '^schema version 2$' <<<"$out"
 TRUST=$(sed -n 's/^trust fingerprint //p' <<<"$out")
 it_check "and prints the trust fingerprint" test ${#TRUST} -eq 64
 it_daemon dkmd "$R/usr/sbin/dkmd" --config "$CONF"
