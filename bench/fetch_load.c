@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,8 @@ struct client {
 static const char *host, *port, *node_id, *group;
 static SSL_CTX *ctx;
 static double deadline;
+/* SIGTERM/SIGINT end the run early; the results are printed as usual. */
+static volatile sig_atomic_t stop_now;
 
 static double now_s(void)
 {
@@ -130,7 +133,7 @@ static void *client_main(void *arg)
         c->errors++;
         goto done;
     }
-    while (now_s() < deadline && c->n < MAX_SAMPLES) {
+    while (!stop_now && now_s() < deadline && c->n < MAX_SAMPLES) {
         double t;
         int len, status;
 
@@ -175,6 +178,12 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_now = 1;
+}
+
 int main(int argc, char **argv)
 {
     unsigned nclients = 16, seconds = 5;
@@ -208,6 +217,8 @@ int main(int argc, char **argv)
     if (cl == NULL)
         return 1;
     start = now_s();
+    signal(SIGTERM, on_stop);
+    signal(SIGINT, on_stop);
     deadline = start + seconds;
     for (unsigned i = 0; i < nclients; i++) {
         cl[i].lat = malloc(MAX_SAMPLES / nclients * sizeof(double) + sizeof(double));

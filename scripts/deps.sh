@@ -8,6 +8,7 @@ set -euo pipefail
 
 packages=(
     build-essential cmake pkg-config clang clang-format
+    libclang-rt-14-dev # libFuzzer and the sanitizer runtimes of clang (bench/fuzz.sh)
     libssl-dev openssl libssl-doc
     libtss2-dev tpm2-tools tpm2-openssl
     libevent-dev

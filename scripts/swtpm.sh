@@ -21,6 +21,8 @@
 #           SWTPM_STATE_DIR=STATE_DIR
 #       on stdout (for eval) and into STATE_DIR/env. An existing state is
 #       reused as it is, so a stop and a start is a reboot of the same machine.
+#       With DKM_SWTPM_PORT=P set, it listens on P and P+1 (one try) instead
+#       of free ports it picks: a restart where its users look for it.
 #   scripts/swtpm.sh stop STATE_DIR
 #       Stops the instance recorded in STATE_DIR/env by its PID (control
 #       channel shutdown first, signals only if that fails) and removes the
@@ -142,7 +144,14 @@ cmd_start() {
     [ -s "$dir/tpm2-00.permall" ] || { manufacture "$dir" && fresh=1; }
 
     for ((attempt = 1; attempt <= START_ATTEMPTS; attempt++)); do
-        port=$(dkm_pick_ports 2) || dkm_die "no free ports for swtpm"
+        if [ -n "${DKM_SWTPM_PORT:-}" ]; then
+            # A restart on the port it had: a TPM that comes back where its
+            # users look for it. One try; a taken port is an error.
+            port=$DKM_SWTPM_PORT
+            attempt=$START_ATTEMPTS
+        else
+            port=$(dkm_pick_ports 2) || dkm_die "no free ports for swtpm"
+        fi
         rc=0
         try_start "$dir" "$port" || rc=$?
         case $rc in

@@ -3,8 +3,10 @@
 #
 # The whole test suite, as CI runs it: installs what is missing, builds
 # twice (normal, and ASan+UBSan), checks formatting, runs every test of
-# the normal build and the unit and TPM tests of the sanitizer build, and
-# exits non-zero if anything failed. Build trees: build/ and build-asan/.
+# the normal build and the unit and TPM tests of the sanitizer build, runs
+# every fuzz target for 20 s (bench/fuzz.sh, a clang build), and exits
+# non-zero if anything failed. Build trees: build/, build-asan/ and
+# build-fuzz/.
 #
 # Usage: scripts/test.sh [ctest arguments...]   e.g. -R uri
 set -uo pipefail
@@ -61,6 +63,23 @@ run_ctest build-asan -L 'unit|tpm' "$@"
 
 step "tests (normal build: all)"
 run_ctest build "$@"
+
+# Each fuzz target counts as one test: passed when it ran without a
+# finding ("... 0 crashes"), failed when it crashed; a build that failed
+# (no target ran) counts as one failure.
+step "fuzzing (bench/fuzz.sh 20: every target for 20 s under ASan+UBSan)"
+fuzzlog=$(mktemp)
+bench/fuzz.sh 20 2>&1 | tee "$fuzzlog"
+fuzz_status=${PIPESTATUS[0]}
+fuzz_pass=$(grep -cE '^fuzz [a-z_]+: [0-9]+ execs, [0-9]+ cov, 0 crashes$' "$fuzzlog")
+fuzz_fail=$(grep -cE '^fuzz [a-z_]+: CRASH ' "$fuzzlog")
+rm -f "$fuzzlog"
+if [ "$fuzz_status" -ne 0 ]; then
+    failed=1
+    [ "$fuzz_fail" -gt 0 ] || fuzz_fail=1
+fi
+total_pass=$((total_pass + fuzz_pass))
+total_fail=$((total_fail + fuzz_fail))
 
 [ "$total_fail" -eq 0 ] || failed=1
 echo

@@ -235,6 +235,57 @@ static void test_client_http_bad_headers(void)
     }
 }
 
+/* An in-memory transport that hands out at most max_read bytes per read. */
+struct pieces {
+    const char *p;
+    size_t left, max_read;
+};
+
+static int pieces_read(void *ctx, void *buf, size_t len, size_t *ret_n)
+{
+    struct pieces *m = ctx;
+    size_t n = len < m->left ? len : m->left;
+
+    if (n > m->max_read)
+        n = m->max_read;
+    memcpy(buf, m->p, n);
+    m->p += n;
+    m->left -= n;
+    *ret_n = n;
+    return 0;
+}
+
+static int parse_pieces(const char *data, size_t max_read, struct dkm_http_response *ret)
+{
+    struct pieces m = {.p = data, .left = strlen(data), .max_read = max_read};
+    struct dkm_http_io io = {.read = pieces_read, .ctx = &m};
+
+    return dkm_http_read_response(&io, NULL, ret);
+}
+
+/*
+ * Regression (found by tests/fuzz/fuzz_http_client.c, kept as
+ * corpus/http_client/bad-bytes-after-body): bytes after the body were
+ * refused only when they came in the read that ended the header; in a
+ * later read they were never looked at and the answer was accepted.
+ */
+static void test_client_http_bytes_after_body_any_split(void)
+{
+    static const char good[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+    static const char bad[] = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n{}";
+    static const size_t splits[] = {1, 2, 7, sizeof(good) - 3, sizeof(good) - 2, 4096};
+
+    for (size_t i = 0; i < sizeof(splits) / sizeof(splits[0]); i++) {
+        struct dkm_http_response res = {0};
+
+        CU_ASSERT_EQUAL(parse_pieces(good, splits[i], &res), 0);
+        CU_ASSERT_EQUAL(res.body_len, 2);
+        dkm_http_response_clear(&res);
+        CU_ASSERT_EQUAL(parse_pieces(bad, splits[i], &res), DKM_E_PROTOCOL);
+        CU_ASSERT_PTR_NULL(res.body);
+    }
+}
+
 static void test_client_http_oversized_header(void)
 {
     struct dkm_http_limits lim = {.max_header_bytes = 256, .max_body_bytes = 1024};
@@ -851,6 +902,8 @@ static CU_TestInfo http_tests[] = {
     {"test_client_http_large_body_in_pieces", test_client_http_large_body_in_pieces},
     {"test_client_http_bad_status_line", test_client_http_bad_status_line},
     {"test_client_http_bad_headers", test_client_http_bad_headers},
+    {"test_client_http_bytes_after_body_any_split",
+     test_client_http_bytes_after_body_any_split},
     {"test_client_http_oversized_header", test_client_http_oversized_header},
     {"test_client_http_deadline", test_client_http_deadline},
     {"test_client_http_request_bytes", test_client_http_request_bytes},

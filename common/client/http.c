@@ -4,10 +4,11 @@
  * connection with deadlines, request writing and a strict response
  * reader. The client sends one request per connection (Connection:
  * close), so an answer is complete when Content-Length bytes of body
- * have arrived; everything a well-behaved dkmd never sends (chunked
- * bodies, folded or oversized headers, a second Content-Length) is
- * refused rather than interpreted, so that no two readers of the same
- * bytes can disagree about where the answer ends.
+ * have arrived and the server has closed; everything a well-behaved dkmd
+ * never sends (chunked bodies, folded or oversized headers, a second
+ * Content-Length, bytes after the body) is refused rather than
+ * interpreted, so that no two readers of the same bytes can disagree
+ * about where the answer ends.
  */
 #include "dkm/client/client.h"
 
@@ -547,19 +548,33 @@ int dkm_http_read_response(const struct dkm_http_io *io,
     }
     memcpy(res.body, body_start, extra);
     got = extra;
-    while (got < clen) {
+    /*
+     * Read until the server closes (the request said Connection: close),
+     * one byte beyond the body at most: a byte after Content-Length is
+     * refused whether it came in the read that ended the header or in a
+     * later one, so the verdict does not depend on how the transport
+     * splits the answer. Reading only clen bytes here accepted bytes after
+     * the body whenever they arrived after the header's read.
+     */
+    for (;;) {
         size_t n = 0;
 
-        r = io->read(io->ctx, res.body + got, clen - got, &n);
+        r = io->read(io->ctx, res.body + got, clen + 1 - got, &n);
         if (r < 0)
             goto done;
-        if (n == 0) {
-            r = dkm_error_set(DKM_E_PROTOCOL,
-                              "malformed HTTP answer: body truncated at %zu of %zu bytes",
-                              got, clen);
+        if (n == 0)
+            break;
+        got += n;
+        if (got > clen) {
+            r = proto("bytes after the body");
             goto done;
         }
-        got += n;
+    }
+    if (got < clen) {
+        r = dkm_error_set(DKM_E_PROTOCOL,
+                          "malformed HTTP answer: body truncated at %zu of %zu bytes",
+                          got, clen);
+        goto done;
     }
     res.body[clen] = '\0';
     res.body_len = clen;

@@ -41,6 +41,7 @@ struct dkm_tpm {
     ESYS_CONTEXT *esys;
     struct kept_object ek[2]; /* by enum dkm_ek_type */
     struct kept_object srk;   /* a persistent, usable SRK, found once */
+    char *conf;               /* the TCTI configuration, to open it again */
 };
 
 /* TCG EK Credential Profile: the default EK policy, PolicySecret(TPM_RH_ENDORSEMENT). */
@@ -111,12 +112,19 @@ int dkm_tpm_open(const char *tcti, struct dkm_tpm **ret)
                           tcti, Tss2_RC_Decode(rc), (unsigned)rc);
         goto done;
     }
+    tpm->conf = strdup(tcti);
+    if (tpm->conf == NULL) {
+        r = dkm_error_set(-ENOMEM, "out of memory for the TPM context");
+        goto done;
+    }
     log_debug("opened TPM through TCTI %s", tcti);
     *ret = tpm;
     tpm = NULL;
     r = 0;
 done:
     if (tpm != NULL) {
+        if (tpm->esys != NULL)
+            Esys_Finalize(&tpm->esys);
         if (tpm->tcti != NULL)
             Tss2_TctiLdr_Finalize(&tpm->tcti);
         if (mutex_ok)
@@ -135,7 +143,46 @@ void dkm_tpm_close(struct dkm_tpm *tpm)
     if (tpm->tcti != NULL)
         Tss2_TctiLdr_Finalize(&tpm->tcti);
     pthread_mutex_destroy(&tpm->lock);
+    free(tpm->conf);
     free(tpm);
+}
+
+int dkm_tpm_reopen(struct dkm_tpm *tpm)
+{
+    TSS2_TCTI_CONTEXT *tcti = NULL;
+    ESYS_CONTEXT *esys = NULL;
+    TSS2_RC rc;
+    int r;
+
+    if (tpm == NULL)
+        return dkm_error_set(-EINVAL, "dkm_tpm_reopen: no context");
+    dkm_tpm_lock(tpm);
+    rc = Tss2_TctiLdr_Initialize(tpm->conf, &tcti);
+    if (rc != TSS2_RC_SUCCESS) {
+        r = dkm_error_set(DKM_E_TPM, "cannot open the TPM through TCTI \"%s\": %s (0x%x)",
+                          tpm->conf, Tss2_RC_Decode(rc), (unsigned)rc);
+        goto done;
+    }
+    rc = Esys_Initialize(&esys, tcti, NULL);
+    if (rc != TSS2_RC_SUCCESS) {
+        Tss2_TctiLdr_Finalize(&tcti);
+        r = dkm_error_set(DKM_E_TPM, "cannot initialise ESAPI on TCTI \"%s\": %s (0x%x)",
+                          tpm->conf, Tss2_RC_Decode(rc), (unsigned)rc);
+        goto done;
+    }
+    /* The records of the old context (kept EK, SRK) go with it. */
+    for (size_t i = 0; i < 2; i++)
+        tpm->ek[i].have = false;
+    tpm->srk.have = false;
+    Esys_Finalize(&tpm->esys);
+    Tss2_TctiLdr_Finalize(&tpm->tcti);
+    tpm->esys = esys;
+    tpm->tcti = tcti;
+    log_info("opened the TPM again through TCTI %s", tpm->conf);
+    r = 0;
+done:
+    dkm_tpm_unlock(tpm);
+    return r;
 }
 
 void dkm_tpm_lock(struct dkm_tpm *tpm)

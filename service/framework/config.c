@@ -17,8 +17,18 @@
 #include "config.h"
 
 static const char *const service_keys[] = {
-    "listen",    "workers", "tls_cert", "tls_key",   "admin_socket", "admin_socket_mode",
-    "state_dir", "tcti",    "sql_dir",  "log_level", NULL,
+    "listen",
+    "workers",
+    "tls_cert",
+    "tls_key",
+    "admin_socket",
+    "admin_socket_mode",
+    "state_dir",
+    "tcti",
+    "sql_dir",
+    "log_level",
+    "delegation_lifetime",
+    NULL,
 };
 static const char *const database_keys[] = {
     "conninfo",  "pool_size", "connect_timeout", "query_timeout", "reconnect_max",
@@ -147,7 +157,7 @@ static int config_from(const struct dkm_config *c, struct svc_config **ret)
     static const uint64_t def_workers = 2, def_pool = 2, def_connect = 5, def_query = 10,
                           def_reconnect = 5, def_queue = 1024, def_header = 8192,
                           def_body = 64 * 1024, def_timeout = 10, def_maxconn = 1024,
-                          def_shutdown = 30;
+                          def_shutdown = 30, def_delegation = 24 * 3600;
 
     if ((r = dkm_config_check_keys(c, "service", service_keys)) < 0 ||
         (r = dkm_config_check_keys(c, "database", database_keys)) < 0 ||
@@ -224,6 +234,11 @@ static int config_from(const struct dkm_config *c, struct svc_config **ret)
     r = parse_level(c, v, &cfg->log_level);
     if (r < 0)
         goto done;
+    r = dkm_config_duration(c, "service", "delegation_lifetime", &def_delegation, 60,
+                            7 * 24 * 3600, &u);
+    if (r < 0)
+        goto done;
+    cfg->delegation_lifetime = (unsigned)u;
 
     r = copy_string(c, "database", "conninfo", NULL, &cfg->db_conninfo);
     if (r < 0)

@@ -30,6 +30,7 @@ struct svc_config {
     char *tcti;
     char *sql_dir;
     int log_level;
+    unsigned delegation_lifetime; /* seconds a response-signing delegation lasts */
     /* [database] */
     char *db_conninfo;
     unsigned db_pool_size;

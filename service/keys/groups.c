@@ -243,7 +243,8 @@ static void rotate_job(struct ks_ctx *ctx, struct ks_job *job)
     }
     if (rc < 0) {
         log_error("rotate %s: %s", name, dkm_error_detail());
-        ks_job_fail(job, 503, "service unavailable", "cannot rotate the group");
+        ks_job_fail(job, 503, "service unavailable", "cannot rotate the group: %s",
+                    dkm_error_detail());
         ks_audit(actor, "group.rotate", target, "error", dkm_error_detail());
         return;
     }

@@ -17,10 +17,10 @@ struct svc_config;
 #define KS_SIGNKEY_FILE "signkey"
 #define KS_TRUST_FILE "trust" /* hex fingerprint of server list v1 */
 
-/* Delegation window: starts this far back (clients' clock skew) ... */
+/* Delegation window: starts this far back (clients' clock skew); lasts
+ * [service] delegation_lifetime (24 h by default), and is renewed an hour
+ * before it ends, or a quarter of its life for a shorter one. */
 #define KS_DELEGATION_BACK (5 * 60)
-/* ... lasts this long, and is renewed this long before it ends. */
-#define KS_DELEGATION_LIFE (24 * 3600)
 #define KS_DELEGATION_RENEW (3600)
 
 #define KS_PATH_MAX 4096

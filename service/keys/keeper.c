@@ -51,6 +51,7 @@
 
 #define TIMER_PERIOD_MS 1000
 #define RECONNECT_MS 1000
+#define RENEWAL_RETRY_MS 10000
 
 struct job_node {
     struct ks_job job;
@@ -222,7 +223,7 @@ static int new_delegation(void)
     atomic_init(&d->refs, 1);
     svc_now_mono(&start);
     r = dkm_delegation_create(K.ctx.sk, &K.loader.self, now - KS_DELEGATION_BACK,
-                              now + KS_DELEGATION_LIFE, &d->dk);
+                              now + K.cfg->delegation_lifetime, &d->dk);
     ks_tpm_observe("delegate", &start);
     if (r < 0) {
         free(d);
@@ -230,9 +231,9 @@ static int new_delegation(void)
     }
     ks_deleg_unref(K.loader.deleg);
     K.loader.deleg = d;
-    ks_health_delegation(now + KS_DELEGATION_LIFE);
+    ks_health_delegation(now + K.cfg->delegation_lifetime);
     log_info("new response-signing delegation, valid until %llu",
-             (unsigned long long)(now + KS_DELEGATION_LIFE));
+             (unsigned long long)(now + K.cfg->delegation_lifetime));
     return 0;
 }
 
@@ -290,15 +291,28 @@ static bool foreign_changes(void)
     return foreign;
 }
 
+/* How long before the delegation's end it is renewed. */
+static uint64_t renew_before(void)
+{
+    uint64_t quarter = K.cfg->delegation_lifetime / 4;
+
+    return quarter < KS_DELEGATION_RENEW ? quarter : KS_DELEGATION_RENEW;
+}
+
 /*
  * Ask the TPM a cheap question (no key operation): /v1/health reports
- * whether it answers. A change is logged once, not every probe.
+ * whether it answers. When it does not, the connection is opened again
+ * first (a TPM, or swtpm, that restarted leaves the old one dead). A
+ * change is logged once, not every probe.
  */
 static void tpm_probe(void)
 {
     static int was = -1;
     uint32_t slots = 0;
     int r = dkm_tpm_transient_avail(K.ctx.tpm, &slots);
+
+    if (r < 0 && dkm_tpm_reopen(K.ctx.tpm) == 0)
+        r = dkm_tpm_transient_avail(K.ctx.tpm, &slots);
 
     ks_health_tpm(r == 0, r < 0 ? dkm_error_detail() : NULL, (uint64_t)time(NULL));
     if (r < 0 && was != 0)
@@ -327,7 +341,7 @@ bool ks_keeper_alive(uint64_t max_ms, char *why, size_t why_size)
 
 static void *keeper_main(void *arg)
 {
-    uint64_t last_timer = 0, last_connect = 0, last_probe = 0;
+    uint64_t last_timer = 0, last_connect = 0, last_probe = 0, next_renewal = 0;
     bool need_reload = false;
 
     (void)arg;
@@ -386,11 +400,17 @@ static void *keeper_main(void *arg)
                 dkm_delegated_key_info(K.loader.deleg->dk);
 
             last_timer = now_ms;
-            if ((uint64_t)time(NULL) + KS_DELEGATION_RENEW >= info->not_after) {
-                if (new_delegation() < 0)
-                    log_error("delegation renewal failed: %s", dkm_error_detail());
-                else if (reload() < 0)
+            if ((uint64_t)time(NULL) + renew_before() >= info->not_after &&
+                now_ms >= next_renewal) {
+                /* A failed renewal (the TPM away) is tried again every
+                 * 10 s, not on every pass, so the log is not flooded. */
+                if (new_delegation() < 0) {
+                    log_error("delegation renewal failed (tried again in %d s): %s",
+                              RENEWAL_RETRY_MS / 1000, dkm_error_detail());
+                    next_renewal = now_ms + RENEWAL_RETRY_MS;
+                } else if (reload() < 0) {
                     need_reload = true;
+                }
             }
             if (ks_timer_pass(&K.ctx) && reload() < 0)
                 need_reload = true;

@@ -127,9 +127,10 @@ struct dkm_http_response {
  * ending in CRLF (no bare LF, no folding, no controls); more than
  * DKM_HTTP_HEADERS_MAX headers or max_header_bytes; a missing, repeated,
  * non-decimal or oversized Content-Length; any Transfer-Encoding; a body
- * shorter than announced, or bytes after it. -ETIMEDOUT and transport
- * errors pass through. On success fills *ret (free with
- * dkm_http_response_clear).
+ * shorter than announced, or bytes after it before the peer closes
+ * (the answer is read to the end of the connection, so the verdict is
+ * the same however the reads split it). -ETIMEDOUT and transport errors
+ * pass through. On success fills *ret (free with dkm_http_response_clear).
  */
 DKM_MUSTCHECK int dkm_http_read_response(const struct dkm_http_io *io,
                                          const struct dkm_http_limits *limits,

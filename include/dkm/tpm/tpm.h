@@ -41,6 +41,14 @@ enum dkm_ek_type {
  */
 DKM_MUSTCHECK int dkm_tpm_open(const char *tcti, struct dkm_tpm **ret);
 
+/*
+ * Open the context's TCTI again and start a new ESAPI context on it, in
+ * place (holders of the context keep their pointer): for a TPM whose
+ * connection died (it restarted). Handles of the old context are gone;
+ * persistent objects are read again when next used. Takes the lock.
+ */
+DKM_MUSTCHECK int dkm_tpm_reopen(struct dkm_tpm *tpm);
+
 /* Close the ESYS context and the TCTI. NULL is accepted. */
 void dkm_tpm_close(struct dkm_tpm *tpm);
 
