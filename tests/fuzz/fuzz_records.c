@@ -9,7 +9,9 @@
  *                   fingerprint, as trust.c finds it) and as the
  *                   successor of the fixed list
  *   node entry,     decode and dkm_record_verify, as the key service
- *   group policy    loads them (service/keys/state.c)
+ *   group policy,   loads them (service/keys/state.c); a node entry of
+ *   grant,          format 1 also through the upgrade's signing again
+ *   state head      (service/keys/upgrade.c)
  *   sealed copy     the same, then the import blob it carries
  *                   (dkm_dup_decode), held by the fixed server
  *   fetch response  dkm_fetch_response_verify and _check for the fixed
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dkm/base/uri.h"
 #include "dkm/tpm/dup.h"
 #include "dkm/trust/nodecard.h"
 #include "dkm/trust/records.h"
@@ -142,6 +145,40 @@ static bool group_policy(const uint8_t *data, size_t size)
     return dkm_record_verify(&k->trust, DKM_SIGCTX_GROUP_POLICY, data, size) == 0;
 }
 
+static bool grant(const uint8_t *data, size_t size)
+{
+    const struct dkm_fuzz_keys *k = dkm_fuzz_keys();
+    struct dkm_signer signer = dkm_fuzz_server_signer();
+    struct dkm_grant g;
+    uint8_t *again = NULL;
+    size_t again_len = 0;
+
+    if (dkm_grant_decode(data, size, &g) < 0)
+        return false;
+    FUZZ_CHECK(dkm_group_valid(g.group, strlen(g.group)));
+    FUZZ_CHECK(g.state == DKM_GRANT_GRANTED || g.state == DKM_GRANT_REVOKED);
+    FUZZ_CHECK(g.serial >= 1);
+    FUZZ_CHECK(dkm_grant_sign(&g, &signer, &again, &again_len) == 0);
+    check_same_body(data, size, again, again_len);
+    return dkm_record_verify(&k->trust, DKM_SIGCTX_GRANT, data, size) == 0;
+}
+
+static bool state_head(const uint8_t *data, size_t size)
+{
+    const struct dkm_fuzz_keys *k = dkm_fuzz_keys();
+    struct dkm_signer signer = dkm_fuzz_server_signer();
+    struct dkm_state_head h;
+    uint8_t *again = NULL;
+    size_t again_len = 0;
+
+    if (dkm_state_head_decode(data, size, &h) < 0)
+        return false;
+    FUZZ_CHECK(h.counter >= 1);
+    FUZZ_CHECK(dkm_state_head_sign(&h, &signer, &again, &again_len) == 0);
+    check_same_body(data, size, again, again_len);
+    return dkm_record_verify(&k->trust, DKM_SIGCTX_STATE_HEAD, data, size) == 0;
+}
+
 static bool sealed_copy(const uint8_t *data, size_t size)
 {
     const struct dkm_fuzz_keys *k = dkm_fuzz_keys();
@@ -210,6 +247,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ok |= server_list(data, size);
     ok |= node_entry(data, size);
     ok |= group_policy(data, size);
+    ok |= grant(data, size);
+    ok |= state_head(data, size);
     ok |= sealed_copy(data, size);
     ok |= fetch_response(data, size);
     ok |= delegation(data, size);
