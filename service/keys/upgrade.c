@@ -6,9 +6,10 @@
  * version that starts. Only rows that verify as version 1 allowed are
  * signed (a node entry signed by a server on the list, a grant of a
  * verified node and group); the rest stay unsigned and are refused from
- * then on. It runs only while the database has no state head and this
- * server has no seen file: once either exists, a row without a record is
- * one written past the servers and is refused, never signed.
+ * then on. It runs only while this server has no seen file and the
+ * database has no state head and no row of schema version 2: once any of
+ * these exists, a row without a record is one written past the servers
+ * and is refused, never signed.
  *
  * Idempotent: the whole upgrade is one transaction that checks, under the
  * list lock, that no state head exists yet; a crash leaves nothing, a
@@ -60,17 +61,30 @@ static void rows_clear(struct signed_rows *w)
     free(w->stmts);
 }
 
-static bool head_exists(PGconn *conn, int *ret)
+/*
+ * Whether the database is past the upgrade: it has a state head, or any
+ * row of schema version 2 (a node entry of format 2, a grant with a
+ * record). The head alone is not enough: a database writer can delete
+ * it, and a server without a seen file (one that just joined, or lost
+ * its state directory) would then sign the unsigned rows put in since.
+ * To make a start sign again, the writer would have to turn every node
+ * entry back into one signed before the upgrade.
+ */
+static bool upgraded(PGconn *conn, int *ret)
 {
-    PGresult *res = PQexec(conn, "SELECT count(*) FROM state_head");
+    PGresult *res = PQexec(conn, "SELECT EXISTS (SELECT 1 FROM state_head) OR "
+                                 "EXISTS (SELECT 1 FROM nodes WHERE entry IS NOT NULL "
+                                 "AND substring(entry FROM 5 FOR 2) <> '\\x0001') OR "
+                                 "EXISTS (SELECT 1 FROM group_access WHERE record IS "
+                                 "NOT NULL)");
     bool yes = false;
 
     *ret = 0;
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-        *ret = dkm_error_set(DKM_E_DB, "reading the state head: %s",
+        *ret = dkm_error_set(DKM_E_DB, "looking for rows of schema version 2: %s",
                              PQresultErrorMessage(res));
     else
-        yes = strcmp(PQgetvalue(res, 0, 0), "0") != 0;
+        yes = strcmp(PQgetvalue(res, 0, 0), "f") != 0;
     PQclear(res);
     return yes;
 }
@@ -86,7 +100,7 @@ int ks_upgrade(struct ks_ctx *ctx, struct ks_loader *l, bool have_seen,
     int r;
 
     *ret_snap = NULL;
-    if (have_seen || head_exists(ctx->conn, &r))
+    if (have_seen || upgraded(ctx->conn, &r))
         return 0;
     if (r < 0)
         return r;

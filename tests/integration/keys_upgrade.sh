@@ -12,7 +12,8 @@
 # written, nodes keep their access (a revoked one stays revoked), nothing
 # is refused. A second start signs nothing (idempotent); a grant row
 # written without a record afterwards is refused, not signed, also by a
-# server that lost its seen file; a format 1 entry put back is refused.
+# server that lost its seen file, even when the state head was deleted
+# as well; a format 1 entry put back is refused.
 
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -102,5 +103,19 @@ it_check_fails "a server without its seen file does not sign them either (the he
     grep -q 'upgrade to schema version 2: signed' "$IT_TMP/dkmd4.log"
 it_check_eq "... they stay refused" 2 "$(svc_curl /v1/health | jq -r .refused_rows)"
 it_check_eq "... n1 is served" "$d1" "$(key_digest n1 pay current)"
+it_stop_pid "$SVC_PID"
+
+# A writer who also deletes the state head, before a server without a seen
+# file starts (one that just joined, or lost its state directory): the
+# entries of format 2 still say the upgrade was done.
+svc_psql "DELETE FROM state_head"
+rm -f "$SVC_STATE/seen"
+svc_start dkmd5
+it_check_fails "with the head deleted too, a server without a seen file signs nothing" \
+    grep -q 'upgrade to schema version 2: signed' "$IT_TMP/dkmd5.log"
+it_check_eq "... the unsigned grant is still refused" 403 "$(fetch_status n3 pay current)"
+it_check_eq "... as is the format 1 entry" 2 "$(svc_curl /v1/health | jq -r .refused_rows)"
+it_check_eq "... and no grant row gained a record" 1 \
+    "$(svc_psql "SELECT count(*) FROM group_access WHERE record IS NULL")"
 
 it_finish
