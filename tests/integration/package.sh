@@ -85,6 +85,8 @@ it_check "dkm-provider depends on libssl3 and tpm-udev" sh -c \
 it_check "dkmd depends on libsystemd0, libpq5 and tpm-udev" sh -c \
     "d=\$(dpkg-deb -f '$DKMD' Depends); case \$d in *libsystemd0*libpq5*|*libpq5*libsystemd0*) ;; *) exit 1;; esac
      echo \"\$d\" | grep -q tpm-udev"
+it_check_eq "dkm-provider and dkmctl suggest tpm2-openssl (TLS keys held in the TPM)" \
+    "tpm2-openssl tpm2-openssl" "$(field "$PROV" Suggests) $(field "$CTLP" Suggests)"
 it_check_eq "dkmd's conffiles" /etc/dkm/dkmd.conf "$(dpkg-deb -I "$DKMD" conffiles)"
 it_check_eq "dkm-provider's conffiles" /etc/ssl/openssl.cnf.d/dkm.cnf \
     "$(dpkg-deb -I "$PROV" conffiles)"
