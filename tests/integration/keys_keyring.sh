@@ -152,6 +152,8 @@ PY
 }
 : >"$DKM_TCTI_COUNT_FILE"
 coproc HOLDER { DKM_KEY_CACHE=keyring it_ns "$HOLD" dkm:long/1 2>"$IT_TMP/hold.err"; }
+# bash unsets HOLDER_PID once the coprocess is reaped, which may come first.
+holder_pid=$HOLDER_PID
 read -r -t 30 ready <&"${HOLDER[0]}" || ready=
 it_check "a holder process uses long/1" grep -q '^ready' <<<"$ready"
 it_check_eq "... taken from the keyring (no TPM command)" 0 "$(wc -l <"$DKM_TCTI_COUNT_FILE")"
@@ -170,7 +172,7 @@ else
     it_fail "cannot dump the holder process"
 fi
 exec {HOLDER[1]}>&-
-wait "$HOLDER_PID" 2>/dev/null
+wait "$holder_pid" 2>/dev/null
 
 # --- with the node's TPM and dkmd stopped -------------------------------
 it_check "protect, just before the stop" protect long "$IT_TMP/c.blob"
