@@ -311,7 +311,8 @@ static void policy_job(struct ks_ctx *ctx, struct ks_job *job)
         /* A group whose policy row was refused (altered, or an older one put
          * back) gets a whole new policy: every field must be given. */
         memset(&p, 0, sizeof(p));
-        snprintf(p.group, sizeof(p.group), "%s", name);
+        /* refused_group checked the name: at most DKM_GROUP_MAX bytes. */
+        memcpy(p.group, name, strnlen(name, DKM_GROUP_MAX));
     } else {
         return;
     }

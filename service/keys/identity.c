@@ -75,7 +75,8 @@ int ks_identity_init(const struct svc_config *cfg,
             fpr[DKM_FINGERPRINT_SIZE];
     uint8_t ek_bytes[sizeof(TPM2B_PUBLIC)];
     size_t list_len = 0, entry_len = 0, head_len = 0, ek_len = 0;
-    char path[4096], hex[2 * DKM_FINGERPRINT_SIZE + 1], hostname[256] = "";
+    char path[4096], hex[2 * DKM_FINGERPRINT_SIZE + 1],
+        hostname[DKM_NODE_HOSTNAME_MAX + 1] = "";
     char authorized[32];
     PGconn *conn = NULL;
     bool created = false;
