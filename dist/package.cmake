@@ -37,6 +37,9 @@ set(CPACK_DEBIAN_PROVIDER_PACKAGE_NAME dkm-provider)
 set(CPACK_DEBIAN_PROVIDER_PACKAGE_SECTION libs)
 set(CPACK_DEBIAN_PROVIDER_PACKAGE_DEPENDS "tpm-udev")
 set(CPACK_DEBIAN_PROVIDER_PACKAGE_RECOMMENDS "openssl")
+# A tls_key held in the TPM is used through tpm2-openssl (dlopen'd by
+# OpenSSL as a provider, so no shared-library dependency finds it).
+set(CPACK_DEBIAN_PROVIDER_PACKAGE_SUGGESTS "tpm2-openssl")
 set(CPACK_DEBIAN_PROVIDER_PACKAGE_CONTROL_EXTRA ${CMAKE_BINARY_DIR}/dist/provider/conffiles)
 set(CPACK_COMPONENT_PROVIDER_DESCRIPTION
     "OpenSSL 3 provider for dkm group keys sealed to the local TPM
@@ -62,6 +65,8 @@ as the user dkmd.")
 
 set(CPACK_DEBIAN_DKMCTL_PACKAGE_NAME dkmctl)
 set(CPACK_DEBIAN_DKMCTL_PACKAGE_SECTION admin)
+# node init --tls and a --tls-key held in the TPM.
+set(CPACK_DEBIAN_DKMCTL_PACKAGE_SUGGESTS "tpm2-openssl")
 set(CPACK_COMPONENT_DKMCTL_DESCRIPTION
     "dkm administration and node command line
 dkmctl makes a node's identity card from its TPM, administers the dkm

@@ -41,12 +41,17 @@ options_of() {
     grep -oE '^ +-[A-Za-z],' <<<"$help_text" | tr -d ' ,'
 }
 
-# missing PAGE_TEXT WORD...: prints the words not in the page.
+# missing PAGE_TEXT WORD...: prints the words not in the page. An option
+# (-x, --name) must appear whole: --tls is not found in --tls-cert.
 missing() {
     local text=$1 w
     shift
     for w in "$@"; do
-        grep -qF -- "$w" <<<"$text" || echo "$w"
+        if [[ $w =~ ^--?[A-Za-z0-9][A-Za-z0-9-]*$ ]]; then
+            grep -qE -- "(^|[^A-Za-z0-9_-])$w([^A-Za-z0-9_-]|\$)" <<<"$text" || echo "$w"
+        else
+            grep -qF -- "$w" <<<"$text" || echo "$w"
+        fi
     done
 }
 
@@ -104,6 +109,17 @@ for cmd in "" "node" "node authorize" "group" "server" "audit" "key" "uri-hex" "
     check_words "dkmctl(1) has every option of dkmctl ${cmd:+$cmd }--help" "$ctl_page" \
         "${opts[@]}"
 done
+# Every subcommand the families' usage lines show ("dkmctl server remove
+# SERVER") is in the page as "server remove".
+mapfile -t subs < <(for cmd in node "node authorize" group server audit key status; do
+    # shellcheck disable=SC2086 # the command's words
+    "$dkmctl" $cmd --help 2>&1
+done | sed -nE 's/^(Usage:)? +dkmctl ([a-z][a-z-]*) ([a-z][a-z-]*).*/\2 \3/p' | sort -u)
+if [ "${#subs[@]}" -ge 10 ]; then
+    check_words "dkmctl(1) has every subcommand of the usage lines" "$ctl_page" "${subs[@]}"
+else
+    fail "the usage lines' subcommands are found (${#subs[@]})"
+fi
 # Every command family dkmctl.c dispatches is in the page.
 mapfile -t cmds < <(sed -n 's/^ *if (strcmp(cmd, "\([a-z-]*\)") == 0.*/\1/p' \
     "$src/tools/dkmctl.c" | sort -u)
@@ -131,11 +147,17 @@ check_words "dkm(7) names the supported openssl commands" "$dkm_page" \
     "openssl storeutl" "openssl pkey" "openssl pkeyutl" "openssl enc" "openssl list" \
     "dkm-aad" "-DKM-AES-256-GCM" "-skeymgmt" ".include"
 
-# The matcher itself: an option no page has must be reported.
+# The matcher itself: an option no page has must be reported, and so must
+# one that the page has only as the start of a longer option.
 if [ "$(missing "$ctl_page" --no-such-option)" = --no-such-option ]; then
     ok "the matcher reports an option missing from a page"
 else
     fail "the matcher reports an option missing from a page"
+fi
+if [ "$(missing "$ctl_page" --tls-ce)" = --tls-ce ] && [ -z "$(missing "$ctl_page" --tls-cert)" ]; then
+    ok "the matcher does not take the start of an option for the option"
+else
+    fail "the matcher does not take the start of an option for the option"
 fi
 
 echo "man_pages: $passed passed, $failed failed"

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "diskcache.h"
+#include "seen.h"
 #include "dkm/client/keyring.h"
 #include "dkm/data/protect.h"
 #include "dkm/data/stream.h"
@@ -57,6 +58,9 @@ static const struct magic magics[] = {
     TEXT(DKM_RECORD_MAGIC_GROUP_POLICY, "group policy"),
     TEXT(DKM_RECORD_MAGIC_SEALED_COPY, "sealed copy"),
     TEXT(DKM_RECORD_MAGIC_FETCH_RESPONSE, "fetch response"),
+    TEXT(DKM_RECORD_MAGIC_GRANT, "grant"),
+    TEXT(DKM_RECORD_MAGIC_STATE_HEAD, "state head"),
+    TEXT(KS_SEEN_MAGIC, "seen file"),
     TEXT(DKM_DUP_MAGIC, "import blob"),
     TEXT(DKM_SEALED_MAGIC, "cached sealed object"),
     TEXT(DKM_DISKCACHE_ENTRY_MAGIC, "disk cache entry"),

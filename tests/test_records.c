@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Tests of the signed records (server list, node entry, group policy,
- * sealed copy): round trips, every truncation, every flipped byte, and
+ * sealed copy, grant, state head): round trips, every truncation, every flipped byte, and
  * each field's own validation; for every record type, including the fetch
  * response, that more than DKM_RECORD_MAX bytes are refused before
  * parsing. Signatures come from a software P-256 key that signs exactly
@@ -334,7 +334,9 @@ static uint8_t *make_entry(size_t *len, struct dkm_test_server *by)
     struct dkm_node_entry e = {.node_id = node_c.id,
                                .ek = node_c.ek,
                                .role = DKM_ROLE_CLIENT,
-                               .authorized_at = 1700000000};
+                               .authorized_at = 1700000000,
+                               .serial = 1,
+                               .hostname = "n1.example"};
     struct dkm_signer s = dkm_test_server_signer(by);
     uint8_t *buf = NULL;
 
@@ -352,6 +354,9 @@ static void test_node_entry_round_trip(void)
     CU_ASSERT_TRUE(dkm_node_id_equal(&got.node_id, &node_c.id));
     CU_ASSERT_EQUAL(got.role, DKM_ROLE_CLIENT);
     CU_ASSERT_EQUAL(got.revoked_at, 0);
+    CU_ASSERT_EQUAL(got.format, DKM_NODE_ENTRY_VERSION);
+    CU_ASSERT_EQUAL(got.serial, 1);
+    CU_ASSERT_STRING_EQUAL(got.hostname, "n1.example");
     CU_ASSERT_TRUE(dkm_node_id_equal(&got.signer, &server_b.id));
     CU_ASSERT_EQUAL(verify_entry(buf, len), 0);
     /* The same bytes under another record type's context do not verify. */
@@ -370,7 +375,8 @@ static void test_node_entry_invalid_fields(void)
                                .ek = node_c.ek,
                                .role = DKM_ROLE_ADMIN,
                                .authorized_at = 100,
-                               .revoked_at = 50};
+                               .revoked_at = 50,
+                               .serial = 1};
     struct dkm_signer s = dkm_test_server_signer(&server_a);
     struct dkm_node_entry got;
     enum dkm_role role;
@@ -405,6 +411,7 @@ static void test_node_entry_tls_key(void)
                                .ek = node_c.ek,
                                .role = DKM_ROLE_ADMIN,
                                .authorized_at = 100,
+                               .serial = 7,
                                .has_tls_key = true};
     struct dkm_signer s = dkm_test_server_signer(&server_a);
     struct dkm_node_entry got;
@@ -468,6 +475,282 @@ static void test_node_entry_too_large(void)
 
     check_too_large(buf, len, decode_entry, sizeof(struct dkm_node_entry));
     free(buf);
+}
+
+/*
+ * Format 2's fields (serial, hostname), which sit right after the
+ * header: each refused when invalid, at signing and at decoding; and a
+ * format 1 entry (no serial, no hostname) still decodes, as format 1.
+ */
+static void test_node_entry_serial_and_hostname(void)
+{
+    struct dkm_node_entry e = {.node_id = node_c.id,
+                               .ek = node_c.ek,
+                               .role = DKM_ROLE_CLIENT,
+                               .authorized_at = 100,
+                               .serial = 0x0102030405060708ull,
+                               .hostname = "a.b-c"};
+    struct dkm_signer s = dkm_test_server_signer(&server_a);
+    struct dkm_node_entry got;
+    uint8_t *buf = NULL, *v1;
+    size_t len, hlen = strlen(e.hostname);
+
+    CU_ASSERT_EQUAL_FATAL(dkm_node_entry_sign(&e, &s, &buf, &len), 0);
+    CU_ASSERT_EQUAL_FATAL(dkm_node_entry_decode(buf, len, &got), 0);
+    CU_ASSERT_EQUAL(got.serial, e.serial);
+    CU_ASSERT_STRING_EQUAL(got.hostname, "a.b-c");
+    /* Version 2 at bytes 4..5, serial at 6..13, hostname length at 14. */
+    CU_ASSERT_EQUAL(buf[5], 2);
+    CU_ASSERT_EQUAL(buf[6], 1);
+    CU_ASSERT_EQUAL(buf[14], hlen);
+    /* Serial 0. */
+    memset(buf + 6, 0, 8);
+    CU_ASSERT_EQUAL(dkm_node_entry_decode(buf, len, &got), DKM_E_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dkm_error_detail(), "serial"));
+    buf[13] = 1;
+    CU_ASSERT_EQUAL(dkm_node_entry_decode(buf, len, &got), 0);
+    /* A character outside the hostname alphabet, a NUL, a label ending in '-'. */
+    buf[15] = '/';
+    CU_ASSERT_EQUAL(dkm_node_entry_decode(buf, len, &got), DKM_E_FORMAT);
+    buf[15] = '\0';
+    CU_ASSERT_EQUAL(dkm_node_entry_decode(buf, len, &got), DKM_E_FORMAT);
+    buf[15] = 'a';
+    buf[15 + hlen - 1] = '-';
+    CU_ASSERT_EQUAL(dkm_node_entry_decode(buf, len, &got), DKM_E_FORMAT);
+    buf[15 + hlen - 1] = 'c';
+    /* A hostname length beyond the bytes left, and one over 253. */
+    buf[14] = 255;
+    CU_ASSERT_EQUAL(dkm_node_entry_decode(buf, 15 + 100, &got), DKM_E_FORMAT);
+    CU_ASSERT_EQUAL(dkm_node_entry_decode(buf, len, &got), DKM_E_FORMAT);
+    buf[14] = (uint8_t)hlen;
+    /* An unknown format version. */
+    buf[5] = 3;
+    CU_ASSERT_EQUAL(dkm_node_entry_decode(buf, len, &got), DKM_E_FORMAT);
+    buf[5] = 0;
+    CU_ASSERT_EQUAL(dkm_node_entry_decode(buf, len, &got), DKM_E_FORMAT);
+    buf[5] = 2;
+    /* Format 1: the same entry without bytes 6..(14 + hlen). */
+    v1 = malloc(len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v1);
+    memcpy(v1, buf, 6);
+    v1[5] = 1;
+    memcpy(v1 + 6, buf + 15 + hlen, len - 15 - hlen);
+    CU_ASSERT_EQUAL(dkm_node_entry_decode(v1, len - 9 - hlen, &got), 0);
+    CU_ASSERT_EQUAL(got.format, 1);
+    CU_ASSERT_EQUAL(got.serial, 0);
+    CU_ASSERT_STRING_EQUAL(got.hostname, "");
+    free(v1);
+    free(buf);
+    /* Signing refuses serial 0 and an invalid hostname; "" is none. */
+    e.serial = 0;
+    CU_ASSERT_EQUAL(dkm_node_entry_sign(&e, &s, &buf, &len), -EINVAL);
+    e.serial = 1;
+    strcpy(e.hostname, "bad host");
+    CU_ASSERT_EQUAL(dkm_node_entry_sign(&e, &s, &buf, &len), -EINVAL);
+    e.hostname[0] = '\0';
+    CU_ASSERT_EQUAL_FATAL(dkm_node_entry_sign(&e, &s, &buf, &len), 0);
+    CU_ASSERT_EQUAL(buf[14], 0);
+    CU_ASSERT_EQUAL_FATAL(dkm_node_entry_decode(buf, len, &got), 0);
+    CU_ASSERT_STRING_EQUAL(got.hostname, "");
+    free(buf);
+}
+
+/* ---- grant ---- */
+
+static int decode_grant(const uint8_t *b, size_t n, void *out)
+{
+    return dkm_grant_decode(b, n, out);
+}
+
+static int verify_grant(const uint8_t *b, size_t n)
+{
+    return verify_on_v1(DKM_SIGCTX_GRANT, b, n);
+}
+
+/* Grant of "payments" to node C by server A (serial 3). */
+static uint8_t *make_grant(size_t *len, enum dkm_grant_state state)
+{
+    struct dkm_grant g = {.group = "payments",
+                          .node_id = node_c.id,
+                          .state = state,
+                          .serial = 3,
+                          .at = 1700000000};
+    struct dkm_signer s = dkm_test_server_signer(&server_a);
+    uint8_t *buf = NULL;
+
+    CU_ASSERT_EQUAL_FATAL(dkm_grant_sign(&g, &s, &buf, len), 0);
+    return buf;
+}
+
+static void test_grant_round_trip(void)
+{
+    struct dkm_grant got;
+    size_t len;
+    uint8_t *buf = make_grant(&len, DKM_GRANT_REVOKED);
+
+    CU_ASSERT_EQUAL_FATAL(dkm_grant_decode(buf, len, &got), 0);
+    CU_ASSERT_STRING_EQUAL(got.group, "payments");
+    CU_ASSERT_TRUE(dkm_node_id_equal(&got.node_id, &node_c.id));
+    CU_ASSERT_EQUAL(got.state, DKM_GRANT_REVOKED);
+    CU_ASSERT_EQUAL(got.serial, 3);
+    CU_ASSERT_EQUAL(got.at, 1700000000);
+    CU_ASSERT_TRUE(dkm_node_id_equal(&got.signer, &server_a.id));
+    CU_ASSERT_EQUAL(verify_grant(buf, len), 0);
+    /* Another record type's context, and a signer that is no server. */
+    CU_ASSERT_EQUAL(verify_on_v1(DKM_SIGCTX_NODE_ENTRY, buf, len), DKM_E_SIGNATURE);
+    free(buf);
+    {
+        struct dkm_grant g = {.group = "payments",
+                              .node_id = node_c.id,
+                              .state = DKM_GRANT_GRANTED,
+                              .serial = 1};
+        struct dkm_signer s = dkm_test_server_signer(&node_c);
+
+        CU_ASSERT_EQUAL_FATAL(dkm_grant_sign(&g, &s, &buf, &len), 0);
+        CU_ASSERT_EQUAL(dkm_grant_decode(buf, len, &got), 0);
+        CU_ASSERT_EQUAL(verify_grant(buf, len), DKM_E_SIGNATURE);
+        free(buf);
+    }
+}
+
+/*
+ * Each field: the group (1+n at 6), the node id (34), the state (1), the
+ * serial (8), the time (8), then the tail.
+ */
+static void test_grant_invalid_fields(void)
+{
+    struct dkm_grant g = {.group = "payments", .node_id = node_c.id, .serial = 1};
+    struct dkm_signer s = dkm_test_server_signer(&server_a);
+    struct dkm_grant got;
+    size_t len, state_at = 6 + 1 + 8 + DKM_NODE_ID_SIZE, serial_at = state_at + 1;
+    uint8_t *buf = make_grant(&len, DKM_GRANT_GRANTED), *p;
+
+    CU_ASSERT_EQUAL_FATAL(len, serial_at + 8 + 8 + 98);
+    /* Group: a character outside the alphabet, length 0, over the bytes left. */
+    buf[7] = '/';
+    CU_ASSERT_EQUAL(dkm_grant_decode(buf, len, &got), DKM_E_FORMAT);
+    buf[7] = 'p';
+    buf[6] = 0;
+    CU_ASSERT_EQUAL(dkm_grant_decode(buf, len, &got), DKM_E_FORMAT);
+    buf[6] = 200;
+    CU_ASSERT_EQUAL(dkm_grant_decode(buf, 6 + 1 + 100, &got), DKM_E_FORMAT);
+    buf[6] = 8;
+    /* Node id that is not a SHA-256 TPM name. */
+    buf[6 + 1 + 8 + 1] = 0x0c;
+    CU_ASSERT_EQUAL(dkm_grant_decode(buf, len, &got), DKM_E_FORMAT);
+    buf[6 + 1 + 8 + 1] = 0x0b;
+    /* State: 0, 3 and 255 are unknown; 1 and 2 decode. */
+    for (unsigned v = 0; v < 256; v++) {
+        buf[state_at] = (uint8_t)v;
+        CU_ASSERT_EQUAL(dkm_grant_decode(buf, len, &got),
+                        v == 1 || v == 2 ? 0 : DKM_E_FORMAT);
+    }
+    buf[state_at] = 1;
+    /* Serial 0. */
+    memset(buf + serial_at, 0, 8);
+    CU_ASSERT_EQUAL(dkm_grant_decode(buf, len, &got), DKM_E_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dkm_error_detail(), "serial"));
+    buf[serial_at + 7] = 3;
+    CU_ASSERT_EQUAL(dkm_grant_decode(buf, len, &got), 0);
+    /* Wrong magic and version. */
+    p = buf;
+    p[3] = 'X';
+    CU_ASSERT_EQUAL(dkm_grant_decode(buf, len, &got), DKM_E_FORMAT);
+    p[3] = 'A';
+    p[5] = 2;
+    CU_ASSERT_EQUAL(dkm_grant_decode(buf, len, &got), DKM_E_FORMAT);
+    p[5] = 1;
+    CU_ASSERT_EQUAL(dkm_grant_decode(buf, len, &got), 0);
+    free(buf);
+    /* Signing refuses each invalid field. */
+    g.state = 0;
+    CU_ASSERT_EQUAL(dkm_grant_sign(&g, &s, &buf, &len), -EINVAL);
+    g.state = 3;
+    CU_ASSERT_EQUAL(dkm_grant_sign(&g, &s, &buf, &len), -EINVAL);
+    g.state = DKM_GRANT_GRANTED;
+    g.serial = 0;
+    CU_ASSERT_EQUAL(dkm_grant_sign(&g, &s, &buf, &len), -EINVAL);
+    g.serial = 1;
+    strcpy(g.group, "bad group");
+    CU_ASSERT_EQUAL(dkm_grant_sign(&g, &s, &buf, &len), -EINVAL);
+    strcpy(g.group, "g");
+    g.node_id.bytes[1] = 0x0c;
+    CU_ASSERT_EQUAL(dkm_grant_sign(&g, &s, &buf, &len), -EINVAL);
+}
+
+static void test_grant_truncation_and_flips(void)
+{
+    size_t len;
+    uint8_t *buf = make_grant(&len, DKM_GRANT_GRANTED);
+
+    check_truncation_and_flips(buf, len, decode_grant, sizeof(struct dkm_grant),
+                               verify_grant);
+    free(buf);
+}
+
+static void test_grant_too_large(void)
+{
+    size_t len;
+    uint8_t *buf = make_grant(&len, DKM_GRANT_GRANTED);
+
+    check_too_large(buf, len, decode_grant, sizeof(struct dkm_grant));
+    free(buf);
+}
+
+/* ---- state head ---- */
+
+static int decode_head(const uint8_t *b, size_t n, void *out)
+{
+    return dkm_state_head_decode(b, n, out);
+}
+
+static int verify_head(const uint8_t *b, size_t n)
+{
+    return verify_on_v1(DKM_SIGCTX_STATE_HEAD, b, n);
+}
+
+static uint8_t *make_head(size_t *len, uint64_t counter)
+{
+    struct dkm_state_head h = {.counter = counter, .issued_at = 1700000000};
+    struct dkm_signer s = dkm_test_server_signer(&server_b);
+    uint8_t *buf = NULL;
+
+    CU_ASSERT_EQUAL_FATAL(dkm_state_head_sign(&h, &s, &buf, len), 0);
+    return buf;
+}
+
+static void test_state_head_fields(void)
+{
+    struct dkm_state_head h = {0}, got;
+    struct dkm_signer s = dkm_test_server_signer(&server_a);
+    size_t len;
+    uint8_t *buf = make_head(&len, 42);
+
+    CU_ASSERT_EQUAL_FATAL(len, 6 + 8 + 8 + 98);
+    CU_ASSERT_EQUAL_FATAL(dkm_state_head_decode(buf, len, &got), 0);
+    CU_ASSERT_EQUAL(got.counter, 42);
+    CU_ASSERT_EQUAL(got.issued_at, 1700000000);
+    CU_ASSERT_TRUE(dkm_node_id_equal(&got.signer, &server_b.id));
+    CU_ASSERT_EQUAL(verify_head(buf, len), 0);
+    CU_ASSERT_EQUAL(verify_on_v1(DKM_SIGCTX_GRANT, buf, len), DKM_E_SIGNATURE);
+    /* Counter 0 (bytes 6..13). */
+    memset(buf + 6, 0, 8);
+    CU_ASSERT_EQUAL(dkm_state_head_decode(buf, len, &got), DKM_E_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dkm_error_detail(), "counter"));
+    buf[13] = 42;
+    /* Magic, version. */
+    buf[2] = 'X';
+    CU_ASSERT_EQUAL(dkm_state_head_decode(buf, len, &got), DKM_E_FORMAT);
+    buf[2] = 'S';
+    buf[5] = 2;
+    CU_ASSERT_EQUAL(dkm_state_head_decode(buf, len, &got), DKM_E_FORMAT);
+    buf[5] = 1;
+    CU_ASSERT_EQUAL(dkm_state_head_decode(buf, len, &got), 0);
+    check_truncation_and_flips(buf, len, decode_head, sizeof(struct dkm_state_head),
+                               verify_head);
+    check_too_large(buf, len, decode_head, sizeof(struct dkm_state_head));
+    free(buf);
+    CU_ASSERT_EQUAL(dkm_state_head_sign(&h, &s, &buf, &len), -EINVAL);
 }
 
 /* ---- group policy ---- */
@@ -731,6 +1014,12 @@ static CU_TestInfo list_tests[] = {
     {"test_node_entry_tls_key", test_node_entry_tls_key},
     {"test_node_entry_truncation_and_flips", test_node_entry_truncation_and_flips},
     {"test_node_entry_too_large", test_node_entry_too_large},
+    {"test_node_entry_serial_and_hostname", test_node_entry_serial_and_hostname},
+    {"test_grant_round_trip", test_grant_round_trip},
+    {"test_grant_invalid_fields", test_grant_invalid_fields},
+    {"test_grant_truncation_and_flips", test_grant_truncation_and_flips},
+    {"test_grant_too_large", test_grant_too_large},
+    {"test_state_head_fields", test_state_head_fields},
     {"test_group_policy_round_trip_with_pcrs", test_group_policy_round_trip_with_pcrs},
     {"test_group_policy_invalid_fields", test_group_policy_invalid_fields},
     {"test_group_policy_too_large", test_group_policy_too_large},

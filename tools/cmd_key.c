@@ -28,7 +28,8 @@ static void usage_key(FILE *out)
     fprintf(
         out,
         "Usage: dkmctl key fetch GROUP[/VERSION] [--service URLS] [--trust FPR]\n"
-        "                        [--tcti TCTI] [--cache-dir DIR] [--json]\n"
+        "                        [--tcti TCTI] [--cache-dir DIR]\n"
+        "                        [--tls-cert CERT --tls-key KEY] [--json]\n"
         "       dkmctl key list [--trust FPR] [--tcti TCTI] [--cache-dir DIR] [--json]\n"
         "       dkmctl key flush [GROUP] [--trust FPR] [--tcti TCTI] [--cache-dir DIR]\n"
         "\n"
@@ -48,6 +49,10 @@ static void usage_key(FILE *out)
         "  --trust FPR     pinned server list fingerprint (trust, $DKM_TRUST)\n"
         "  --tcti TCTI     this node's TPM (tcti, $DKM_TCTI)\n"
         "  --cache-dir DIR disk cache (cache_dir, $DKM_CACHE_DIR)\n"
+        "  --tls-cert CERT, --tls-key KEY  the node's TLS client certificate and\n"
+        "                  key, presented as the provider's tls_cert and tls_key\n"
+        "                  are (tls_cert, tls_key); KEY may be held in the TPM\n"
+        "                  (a TSS2 key file from `dkmctl node init --tls`)\n"
         "The keyring is used unless key_cache in [dkmctl] or $DKM_KEY_CACHE is\n"
         "\"process\". list and flush see the keys of the same trust, TCTI and\n"
         "cache directory as the provider's configuration.\n");
@@ -206,6 +211,8 @@ int dkmctl_cmd_key(const struct dkmctl_globals *g, int argc, char **argv)
         {"trust", required_argument, NULL, OPT_TRUST},
         {"tcti", required_argument, NULL, OPT_TCTI},
         {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -238,6 +245,12 @@ int dkmctl_cmd_key(const struct dkmctl_globals *g, int argc, char **argv)
             break;
         case OPT_CACHE_DIR:
             o.cache_dir = optarg;
+            break;
+        case OPT_TLS_CERT:
+            o.tls_cert = optarg;
+            break;
+        case OPT_TLS_KEY:
+            o.tls_key = optarg;
             break;
         case 'j':
             o.json = true;

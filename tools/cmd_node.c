@@ -20,15 +20,21 @@
 #include "dkm/base/error.h"
 #include "dkm/tpm/node.h"
 #include "dkm/trust/nodecard.h"
+#include "dkm/base/codec.h"
+#include "dkm/tpm/tlskey.h"
 #include "dkm/tpm/tpm.h"
 
 #define DEFAULT_CARD "node.card"
+#define DEFAULT_TLS_KEY "node-tls.key"
+#define DEFAULT_TLS_CERT "node-tls.crt"
+#define TLS_CERT_DAYS 3650
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: dkmctl node init [--tcti TCTI] [--out FILE] [--ek rsa|ecc]\n"
             "                        [--hostname NAME] [--force] [--json]\n"
+            "                        [--tls [--tls-key FILE] [--tls-cert FILE]]\n"
             "       dkmctl node show [--in FILE] [--json]\n"
             "\n"
             "init  Read this machine's TPM endorsement key (EK), write a node card and\n"
@@ -44,7 +50,15 @@ static void usage(FILE *out)
             "                  has NIST P-256, else rsa); keep the same choice on a\n"
             "                  machine, the two give different node ids\n"
             "  --hostname NAME hostname to put in the card (default: this machine's)\n"
-            "  --force         replace an existing card file\n"
+            "  --force         replace an existing card file (and TLS files)\n"
+            "  --tls           also create a TLS client key in the TPM (ECDSA P-256\n"
+            "                  under the storage root key, through tpm2-openssl) and a\n"
+            "                  self-signed certificate for it; the key file is a TPM\n"
+            "                  blob that no other TPM can use. Bind it to the node\n"
+            "                  with `dkmctl node authorize CARD --node-tls-cert CERT`\n"
+            "                  and use it as tls_key/tls_cert (provider, dkmctl)\n"
+            "  --tls-key FILE  the TLS key file (default: ./" DEFAULT_TLS_KEY ")\n"
+            "  --tls-cert FILE its certificate (default: ./" DEFAULT_TLS_CERT ")\n"
             "\n"
             "show  Print a node card: node id, EK type, hostname, creation time and\n"
             "      whether it carries an EK certificate.\n"
@@ -98,11 +112,17 @@ static int cmd_init(const struct dkmctl_globals *g, int argc, char **argv)
         {"hostname", required_argument, NULL, 'H'},
         {"force", no_argument, NULL, 'f'},
         {"json", no_argument, NULL, 'j'},
+        {"tls", no_argument, NULL, 'T'},
+        {"tls-key", required_argument, NULL, 'K'},
+        {"tls-cert", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *tcti_opt = NULL, *out = DEFAULT_CARD, *ek = NULL, *hostname = NULL;
-    bool force = false, json = g->json;
+    const char *tls_key = DEFAULT_TLS_KEY, *tls_cert = DEFAULT_TLS_CERT;
+    bool force = false, json = g->json, tls = false;
+    uint8_t key_id[32];
+    char key_hex[65] = "";
     struct dkm_nodecard *card = NULL;
     struct dkm_tpm *tpm = NULL;
     enum dkm_ek_type type = DKM_EK_ECCP256;
@@ -110,8 +130,17 @@ static int cmd_init(const struct dkmctl_globals *g, int argc, char **argv)
     char *tcti = NULL;
     int c, r;
 
-    while ((c = getopt_long(argc, argv, "t:o:e:H:fjh", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:o:e:H:fjTK:C:h", options, NULL)) != -1) {
         switch (c) {
+        case 'T':
+            tls = true;
+            break;
+        case 'K':
+            tls_key = optarg;
+            break;
+        case 'C':
+            tls_cert = optarg;
+            break;
         case 't':
             tcti_opt = optarg;
             break;
@@ -179,12 +208,40 @@ static int cmd_init(const struct dkmctl_globals *g, int argc, char **argv)
         goto done;
     }
     dkm_node_id_hex(&card->id, hex);
-    if (json)
-        r = print_json(json_pack("{s:s, s:s, s:s, s:s, s:b}", "node_id", hex, "ek_type",
-                                 dkm_ek_type_name(type), "hostname", card->hostname,
-                                 "card", out, "ek_certificate", card->ek_cert != NULL));
-    else
+    if (tls) {
+        /* tpm2-openssl opens a connection of its own: ours goes first (a
+         * TPM without a resource manager serves one at a time). */
+        dkm_tpm_close(tpm);
+        tpm = NULL;
+        r = dkm_tls_key_create(tcti, tls_key, tls_cert, card->hostname, TLS_CERT_DAYS,
+                               force, key_id);
+        if (r == -EEXIST)
+            dkm_error_set(r, "%s or %s exists; use --force to replace them", tls_key,
+                          tls_cert);
+        if (r < 0) {
+            dkmctl_report("creating the TLS key in the TPM", r);
+            goto done;
+        }
+        r = dkm_hex_encode(key_id, sizeof(key_id), key_hex, sizeof(key_hex));
+        if (r < 0)
+            goto done;
+    }
+    if (json) {
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:b}", "node_id", hex, "ek_type",
+                              dkm_ek_type_name(type), "hostname", card->hostname, "card",
+                              out, "ek_certificate", card->ek_cert != NULL);
+
+        if (o != NULL && tls)
+            json_object_set_new(o, "tls",
+                                json_pack("{s:s, s:s, s:s}", "key", tls_key, "cert",
+                                          tls_cert, "key_id", key_hex));
+        r = print_json(o);
+    } else {
         printf("%s\n", hex);
+        if (tls)
+            fprintf(stderr, "TLS key in the TPM: %s, certificate %s, key id %s\n",
+                    tls_key, tls_cert, key_hex);
+    }
     if (r < 0)
         dkmctl_report("output", r);
 done:

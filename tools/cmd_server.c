@@ -3,8 +3,10 @@
  * dkmctl server: the authorized server list, through dkmd's admin socket.
  * `server add CARD` adds a server that ran `dkmd init --join` (its signed
  * server card) to the list, which makes the server dkmd runs on sign list
- * v(N+1) and seal every live key to the new server's TPM; `server list`
- * shows the current list. Exit codes follow dkmctl.h.
+ * v(N+1) and seal every live key to the new server's TPM; `server remove
+ * SERVER` takes one off (list v(N+1) without it, its sealed copies
+ * deleted); `server list` shows the current list. Exit codes follow
+ * dkmctl.h.
  *
  * Sealing many versions takes a while (a TPM signature each), so `server
  * add` waits up to an hour for the answer and shows on stderr how far
@@ -22,6 +24,7 @@
 
 #include "dkm/base/error.h"
 #include "dkm/base/file.h"
+#include "dkm/tpm/node.h"
 #include "dkm/trust/servercard.h"
 
 static void usage(FILE *out)
@@ -29,6 +32,7 @@ static void usage(FILE *out)
     fprintf(
         out,
         "Usage: dkmctl server add CARD [--socket PATH] [--json]\n"
+        "       dkmctl server remove SERVER [--socket PATH] [--json]\n"
         "       dkmctl server list [--socket PATH] [--json]\n"
         "\n"
         "add   Add a server to the authorized server list from the card that\n"
@@ -37,7 +41,6 @@ static void usage(FILE *out)
         "      version and seals every key version still in use to the new\n"
         "      server's TPM, in one transaction. Check that the node id printed\n"
         "      is the one the joining server printed. Then start dkmd there.\n"
-        "      While the server seals, its progress is shown on stderr.\n"
         "list  Print the current list: its version, and each server's node id\n"
         "      and hostname (* marks the server answering).\n"
         "\n"
@@ -46,9 +49,10 @@ static void usage(FILE *out)
         ")\n"
         "  --json          print the server's JSON answer\n"
         "\n"
-        "Exit status: 0 added or listed, 1 failure (e.g. the server is on the list\n"
-        "already: 409), 2 usage or a card the server refused (400), 5 service\n"
-        "unavailable, 6 not authorized.\n");
+        "Exit status: 0 added, removed or listed, 1 failure (e.g. the server is on\n"
+        "the list already, or is the last one: 409), 2 usage or a card the server\n"
+        "refused (400), 5 service unavailable, 6 not authorized, 7 no such server\n"
+        "on the list.\n");
 }
 
 static void print_added(const json_t *a, const void *arg)
@@ -83,6 +87,32 @@ static void print_list(const json_t *a, const void *arg)
         printf("%c %-68s %s\n", json_is_true(json_object_get(s, "self")) ? '*' : ' ',
                dkmctl_jstr(s, "node_id"), dkmctl_jstr(s, "hostname"));
     }
+}
+
+static void print_removed(const json_t *a, const void *arg)
+{
+    (void)arg;
+    printf("server %s removed: server list v%lld, %lld sealed copies deleted, %lld "
+           "records it had signed signed again\n",
+           dkmctl_jstr(a, "node_id"), dkmctl_jnum(a, "list_version"),
+           dkmctl_jnum(a, "copies_deleted"), dkmctl_jnum(a, "resigned"));
+}
+
+static int server_remove(const struct dkmctl_globals *g, int argc, char **argv)
+{
+    struct dkmctl_svc_opts o = {0};
+    struct dkm_node_id id;
+    char path[32 + DKM_NODE_ID_HEX_SIZE];
+    int e;
+
+    if ((e = dkmctl_simple_options(argc, argv, &o, usage, 1)) >= 0)
+        return e;
+    if (dkm_node_id_parse(argv[optind], &id) < 0)
+        return dkmctl_usage_error(usage, "server remove: SERVER is a node id (68 hex "
+                                         "digits, as `dkmctl server list` prints)");
+    snprintf(path, sizeof(path), "/v1/servers/%s", argv[optind]);
+    return dkmctl_admin_call(g, &o, "server remove", "DELETE", path, NULL, print_removed,
+                             NULL);
 }
 
 static int server_add(const struct dkmctl_globals *g, int argc, char **argv)
@@ -129,7 +159,7 @@ int dkmctl_cmd_server(const struct dkmctl_globals *g, int argc, char **argv)
     int e;
 
     if (sub == NULL)
-        return dkmctl_usage_error(usage, "server: expected add or list");
+        return dkmctl_usage_error(usage, "server: expected add, remove or list");
     if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 ||
         strcmp(sub, "help") == 0) {
         usage(stdout);
@@ -140,6 +170,8 @@ int dkmctl_cmd_server(const struct dkmctl_globals *g, int argc, char **argv)
     optind = 0;
     if (strcmp(sub, "add") == 0)
         return server_add(g, argc, argv);
+    if (strcmp(sub, "remove") == 0)
+        return server_remove(g, argc, argv);
     if (strcmp(sub, "list") == 0) {
         if ((e = dkmctl_simple_options(argc, argv, &o, usage, 0)) >= 0)
             return e;

@@ -165,6 +165,8 @@ void dkm_client_free(struct dkm_client *c)
     dkm_keyring_close(c->keyring);
     if (c->tpm_owned)
         dkm_tpm_close(c->tpm);
+    for (size_t i = 0; i < DKM_CLIENT_URLS_MAX; i++)
+        SSL_SESSION_free(c->sessions[i]);
     SSL_CTX_free(c->ssl);
     free(c->service);
     free(c->admin_socket);
@@ -361,6 +363,17 @@ static int load_trust_locked(struct dkm_client *c)
         return r;
     c->trust = list;
     c->have_trust = true;
+    {
+        struct stat st;
+        char *path = NULL;
+
+        /* Written at every refresh: its age is the chain's. */
+        if (asprintf(&path, "%s/%s", c->cache_dir, DKM_TRUST_FILE) < 0)
+            path = NULL;
+        c->trust_stale = path == NULL || stat(path, &st) < 0 ||
+                         st.st_mtime + DKM_CLIENT_TRUST_REFRESH_S < time(NULL);
+        free(path);
+    }
     log_debug("kept server list version %u (%u servers)", list.list_version, list.count);
     return 0;
 }
@@ -385,6 +398,7 @@ static int fetch_trust_locked(struct dkm_client *c)
         goto done;
     c->trust = list;
     c->have_trust = true;
+    c->trust_stale = false;
     log_debug("trusted server list version %u (%u servers)", list.list_version,
               list.count);
 done:
@@ -659,6 +673,16 @@ static int fetch_online(struct dkm_client *c, const char *group, uint32_t versio
         if (r < 0)
             goto done;
         fresh_trust = true;
+    } else if (c->trust_stale) {
+        /* A later list (a server removed) must reach the node even when
+         * every answer still verifies; a service that cannot say, or that
+         * offers an older chain, leaves the kept one in force. */
+        if (fetch_trust_locked(c) == 0)
+            fresh_trust = true;
+        else
+            log_debug("kept server lists not refreshed: %s", dkm_error_detail());
+        c->trust_stale = false;
+        dkm_error_clear();
     }
     if (RAND_bytes_ex(c->libctx, nonce, sizeof(nonce), 0) != 1) {
         r = dkm_error_set(DKM_E_CRYPTO, "no random bytes for the fetch nonce");

@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include <jansson.h>
+#include <openssl/ssl.h>
 #include <openssl/types.h>
 
 #include "dkm/client/client.h"
@@ -46,6 +47,13 @@ struct dkm_client {
     OSSL_LIB_CTX *libctx;
     pthread_mutex_t lock;
     SSL_CTX *ssl;
+    /* A TLS key held in the TPM (tpm2-openssl, dkm/tpm/tlskey.h), in the
+     * SSL_CTX made by the process tls_pid; the sessions to resume per URL,
+     * so that a process signs with the TPM once per server, not per call. */
+    bool tls_in_tpm;
+    pid_t tls_pid;
+    SSL_SESSION *sessions[DKM_CLIENT_URLS_MAX];
+    unsigned long handshakes, resumed; /* counted for dkm_client_tls_stats */
     struct dkm_tpm *tpm;
     bool tpm_owned;
     pid_t tpm_pid; /* process that opened tpm */
@@ -53,6 +61,7 @@ struct dkm_client {
     bool ek_from_file; /* node and EK from the cache directory's EK file */
     struct dkm_node_id node;
     bool have_trust;
+    bool trust_stale; /* the kept chain is old: ask the service before a fetch */
     struct dkm_server_list trust;
     struct dkm_diskcache *cache;
     bool keyring_wanted;         /* key_cache "keyring" */

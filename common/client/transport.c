@@ -11,6 +11,12 @@
  * because every answer that matters is a signed record verified against
  * the server list the node pinned (client.c). TLS below 1.2 is refused all
  * the same.
+ *
+ * The client's own TLS key (tls_key) may be a file or a key held in the
+ * node's TPM (a TSS2 PRIVATE KEY file, tpm2-openssl): then the TLS context
+ * lives in a library context of its own that has the tpm2 provider
+ * (dkm/tpm/tlskey.h). Each URL's TLS session is kept and resumed, so a
+ * process pays the TPM signature of a full handshake once per server.
  */
 #include <errno.h>
 #include <poll.h>
@@ -24,6 +30,7 @@
 #include <openssl/ssl.h>
 
 #include "dkm/base/log.h"
+#include "dkm/tpm/tlskey.h"
 #include "internal.h"
 
 int dkm_client_rewrap(int r, const char *prefix)
@@ -53,15 +60,47 @@ static bool expect_peer_name(SSL *ssl, const char *host)
     return SSL_set1_host(ssl, host) == 1;
 }
 
+/* The client's key, from the TPM or from a PEM file, into ctx. */
+static int use_key(struct dkm_client *c, SSL_CTX *ctx)
+{
+    EVP_PKEY *pkey = NULL;
+    int r;
+
+    if (!c->tls_in_tpm) {
+        if (SSL_CTX_use_PrivateKey_file(ctx, c->tls_key, SSL_FILETYPE_PEM) != 1)
+            return tls_error(DKM_E_CONFIG, "tls_key: cannot load the key");
+        return 0;
+    }
+    r = dkm_tls_key_open(c->tcti, c->tls_key, &pkey);
+    if (r < 0)
+        return dkm_client_rewrap(DKM_E_CONFIG, "tls_key (held in the TPM): ");
+    r = SSL_CTX_use_PrivateKey(ctx, pkey) == 1
+            ? 0
+            : tls_error(DKM_E_CONFIG, "tls_key: cannot use the TPM's key");
+    EVP_PKEY_free(pkey);
+    return r;
+}
+
 static int ssl_ctx(struct dkm_client *c, SSL_CTX **ret)
 {
     SSL_CTX *ctx = NULL;
     int r = DKM_E_CRYPTO;
 
+    /* A child after fork() must not talk over the parent's TPM connection
+     * (tpm2-openssl's, held by the key): it makes its own context, and
+     * leaves the parent's alone (not freed, which would close the
+     * connection under it). */
+    if (c->tls_in_tpm && c->ssl != NULL && c->tls_pid != getpid()) {
+        c->ssl = NULL;
+        for (size_t i = 0; i < DKM_CLIENT_URLS_MAX; i++)
+            c->sessions[i] = NULL;
+    }
     if (c->ssl != NULL) {
         *ret = c->ssl;
         return 0;
     }
+    c->tls_in_tpm = c->tls_key != NULL && dkm_tls_key_in_tpm(c->tls_key);
+    c->tls_pid = getpid();
     ctx = SSL_CTX_new_ex(c->libctx, c->propq, TLS_client_method());
     if (ctx == NULL) {
         r = tls_error(DKM_E_CRYPTO, "cannot create a TLS context");
@@ -91,10 +130,11 @@ static int ssl_ctx(struct dkm_client *c, SSL_CTX **ret)
             r = tls_error(DKM_E_CONFIG, "tls_cert: cannot load the certificate");
             goto done;
         }
-        if (SSL_CTX_use_PrivateKey_file(ctx, c->tls_key, SSL_FILETYPE_PEM) != 1 ||
-            SSL_CTX_check_private_key(ctx) != 1) {
-            r = tls_error(DKM_E_CONFIG, "tls_key: cannot load the key or it does not "
-                                        "match tls_cert");
+        r = use_key(c, ctx);
+        if (r < 0)
+            goto done;
+        if (SSL_CTX_check_private_key(ctx) != 1) {
+            r = tls_error(DKM_E_CONFIG, "tls_key does not match tls_cert");
             goto done;
         }
     }
@@ -190,7 +230,7 @@ static int exchange(struct dkm_client *c, const struct dkm_http_url *url,
     struct dkm_http_io io;
     char host[DKM_HTTP_HOST_MAX + 16];
     SSL_CTX *ctx = NULL;
-    size_t body_len = body != NULL ? strlen(body) : 0;
+    size_t body_len = body != NULL ? strlen(body) : 0, slot = DKM_CLIENT_URLS_MAX;
     int r;
 
     ERR_set_mark();
@@ -219,6 +259,10 @@ static int exchange(struct dkm_client *c, const struct dkm_http_url *url,
             r = tls_error(DKM_E_CRYPTO, "cannot set the expected server name");
             goto done;
         }
+        slot = (size_t)(url - c->urls);
+        if (slot < DKM_CLIENT_URLS_MAX && c->sessions[slot] != NULL &&
+            SSL_set_session(t.ssl, c->sessions[slot]) != 1)
+            log_debug("cannot offer the kept TLS session to %s", url->host);
         for (;;) {
             int ok = SSL_connect(t.ssl);
 
@@ -231,6 +275,11 @@ static int exchange(struct dkm_client *c, const struct dkm_http_url *url,
                 goto done;
             }
         }
+        c->handshakes++;
+        if (SSL_session_reused(t.ssl))
+            c->resumed++;
+        log_debug("TLS handshake with %s: %s", url->host,
+                  SSL_session_reused(t.ssl) ? "resumed" : "full");
         io = (struct dkm_http_io){.read = tls_read, .write = tls_write, .ctx = &t};
         if (strchr(url->host, ':') != NULL)
             snprintf(host, sizeof(host), "[%s]:%u", url->host, (unsigned)url->port);
@@ -241,6 +290,18 @@ static int exchange(struct dkm_client *c, const struct dkm_http_url *url,
     if (r < 0)
         goto done;
     r = dkm_http_read_response(&io, NULL, ret);
+    /* TLS 1.3 tickets come after the handshake: the session is complete
+     * once the answer has been read. */
+    if (r == 0 && t.ssl != NULL && slot < DKM_CLIENT_URLS_MAX) {
+        SSL_SESSION *s = SSL_get1_session(t.ssl);
+
+        if (s != NULL && SSL_SESSION_is_resumable(s)) {
+            SSL_SESSION_free(c->sessions[slot]);
+            c->sessions[slot] = s;
+        } else {
+            SSL_SESSION_free(s);
+        }
+    }
 done:
     if (t.ssl != NULL) {
         SSL_shutdown(t.ssl);
@@ -410,4 +471,13 @@ int dkm_client_report(struct dkm_client *c, bool admin, const char *path, int *r
     if (r == 0)
         *ret_status = status;
     return r;
+}
+
+void dkm_client_tls_stats(struct dkm_client *c, unsigned long *ret_handshakes,
+                          unsigned long *ret_resumed)
+{
+    pthread_mutex_lock(&c->lock);
+    *ret_handshakes = c->handshakes;
+    *ret_resumed = c->resumed;
+    pthread_mutex_unlock(&c->lock);
 }

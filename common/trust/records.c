@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Signed records shared by dkmd, its database and the provider: server
- * list, node entry, group policy, sealed copy, fetch response. See
+ * list, node entry, group policy, sealed copy, grant, state head, fetch
+ * response. See
  * include/dkm/trust/records.h for the framing and docs/formats.md for bytes.
  */
 #include "dkm/trust/records.h"
@@ -17,6 +18,7 @@
 #include "dkm/base/codec.h"
 #include "dkm/tpm/dup.h"
 #include "dkm/tpm/tpm.h"
+#include "dkm/trust/nodecard.h"
 
 /* signer id + signature closing every record */
 #define TAIL_SIZE (DKM_NODE_ID_SIZE + DKM_SIG_SIZE)
@@ -37,18 +39,24 @@ struct dkm_signer dkm_signer_signkey(struct dkm_signkey *sk, const struct dkm_no
 
 /* ---- framing helpers ---- */
 
+static bool put_header_v(struct dkm_writer *w, const char *magic, uint16_t version)
+{
+    return dkm_put_bytes(w, magic, 4) && dkm_put_u16be(w, version);
+}
+
 static bool put_header(struct dkm_writer *w, const char *magic)
 {
-    return dkm_put_bytes(w, magic, 4) && dkm_put_u16be(w, DKM_RECORD_VERSION);
+    return put_header_v(w, magic, DKM_RECORD_VERSION);
 }
 
 /*
  * Where every record decoder starts: refuse more than DKM_RECORD_MAX
- * bytes before reading any, then the magic and version. *c is left after
- * the header.
+ * bytes before reading any, then the magic and a version within
+ * min..max (*ret_version). *c is left after the header.
  */
-static int record_begin(const uint8_t *buf, size_t len, const char *magic,
-                        const char *what, struct dkm_cursor *c)
+static int record_begin_v(const uint8_t *buf, size_t len, const char *magic,
+                          const char *what, uint16_t min, uint16_t max,
+                          struct dkm_cursor *c, uint16_t *ret_version)
 {
     const uint8_t *m;
     uint16_t version;
@@ -61,10 +69,20 @@ static int record_begin(const uint8_t *buf, size_t len, const char *magic,
         return dkm_error_set(DKM_E_FORMAT, "%s: bad magic", what);
     if (!dkm_get_u16be(c, &version))
         return dkm_error_set(DKM_E_FORMAT, "%s: truncated header", what);
-    if (version != DKM_RECORD_VERSION)
+    if (version < min || version > max)
         return dkm_error_set(DKM_E_FORMAT, "%s: unsupported format version %u", what,
                              (unsigned)version);
+    *ret_version = version;
     return 0;
+}
+
+static int record_begin(const uint8_t *buf, size_t len, const char *magic,
+                        const char *what, struct dkm_cursor *c)
+{
+    uint16_t version;
+
+    return record_begin_v(buf, len, magic, what, DKM_RECORD_VERSION, DKM_RECORD_VERSION,
+                          c, &version);
 }
 
 /* Read signer id and signature, which must end the record. */
@@ -411,10 +429,16 @@ int dkm_node_entry_sign(struct dkm_node_entry *e, const struct dkm_signer *signe
 {
     struct dkm_node_id id;
     struct dkm_writer w;
+    size_t hlen;
     int r;
 
     if (dkm_role_name(e->role) == NULL)
         return dkm_error_set(-EINVAL, "node entry: invalid role");
+    if (e->serial == 0)
+        return dkm_error_set(-EINVAL, "node entry: serial must be at least 1");
+    hlen = strnlen(e->hostname, sizeof(e->hostname));
+    if (hlen == sizeof(e->hostname) || (hlen > 0 && dkm_hostname_check(e->hostname) < 0))
+        return dkm_error_set(-EINVAL, "node entry: invalid hostname");
     r = dkm_node_id_from_public(&e->ek, &id);
     if (r < 0)
         return r;
@@ -423,7 +447,10 @@ int dkm_node_entry_sign(struct dkm_node_entry *e, const struct dkm_signer *signe
     r = writer_new(&w);
     if (r < 0)
         return r;
-    put_header(&w, DKM_RECORD_MAGIC_NODE_ENTRY);
+    put_header_v(&w, DKM_RECORD_MAGIC_NODE_ENTRY, DKM_NODE_ENTRY_VERSION);
+    dkm_put_u64be(&w, e->serial);
+    dkm_put_u8(&w, (uint8_t)hlen);
+    dkm_put_bytes(&w, e->hostname, hlen);
     dkm_put_bytes(&w, e->node_id.bytes, DKM_NODE_ID_SIZE);
     put_ek(&w, &e->ek);
     dkm_put_u8(&w, (uint8_t)e->role);
@@ -434,6 +461,8 @@ int dkm_node_entry_sign(struct dkm_node_entry *e, const struct dkm_signer *signe
         dkm_put_bytes(&w, e->tls_key, DKM_TLS_KEY_ID_SIZE);
     r = finish_signed(&w, signer, DKM_SIGCTX_NODE_ENTRY, &e->signer, e->sig, ret,
                       ret_len);
+    if (r == 0)
+        e->format = DKM_NODE_ENTRY_VERSION;
     free(w.buf);
     return r;
 }
@@ -444,12 +473,27 @@ int dkm_node_entry_decode(const uint8_t *buf, size_t len, struct dkm_node_entry 
     struct dkm_node_entry e = {0};
     struct dkm_node_id id;
     struct dkm_cursor c;
-    uint8_t role, tls_len;
+    uint8_t role, tls_len, hlen;
+    const uint8_t *host;
     int r;
 
-    r = record_begin(buf, len, DKM_RECORD_MAGIC_NODE_ENTRY, what, &c);
+    r = record_begin_v(buf, len, DKM_RECORD_MAGIC_NODE_ENTRY, what, 1,
+                       DKM_NODE_ENTRY_VERSION, &c, &e.format);
     if (r < 0)
         return r;
+    if (e.format >= 2) {
+        if (!dkm_get_u64be(&c, &e.serial) || !dkm_get_u8(&c, &hlen) ||
+            !dkm_get_ref(&c, hlen, &host))
+            return dkm_error_set(DKM_E_FORMAT, "%s: truncated serial or hostname", what);
+        if (e.serial == 0)
+            return dkm_error_set(DKM_E_FORMAT, "%s: serial 0", what);
+        if (hlen > DKM_NODE_HOSTNAME_MAX || memchr(host, '\0', hlen) != NULL)
+            return dkm_error_set(DKM_E_FORMAT, "%s: invalid hostname", what);
+        memcpy(e.hostname, host, hlen);
+        e.hostname[hlen] = '\0';
+        if (hlen > 0 && dkm_hostname_check(e.hostname) < 0)
+            return dkm_error_set(DKM_E_FORMAT, "%s: invalid hostname", what);
+    }
     if (!dkm_get_bytes(&c, e.node_id.bytes, DKM_NODE_ID_SIZE))
         return dkm_error_set(DKM_E_FORMAT, "%s: truncated node id", what);
     r = get_ek(&c, &e.ek, &id, what);
@@ -625,6 +669,111 @@ int dkm_sealed_copy_decode(const uint8_t *buf, size_t len, struct dkm_sealed_cop
     if (r < 0)
         return r;
     *ret = s;
+    return 0;
+}
+
+/* ---- grant ---- */
+
+int dkm_grant_sign(struct dkm_grant *g, const struct dkm_signer *signer, uint8_t **ret,
+                   size_t *ret_len)
+{
+    struct dkm_writer w;
+    int r;
+
+    if (!dkm_group_valid(g->group, strnlen(g->group, DKM_GROUP_MAX + 1)) ||
+        (g->state != DKM_GRANT_GRANTED && g->state != DKM_GRANT_REVOKED) ||
+        g->serial == 0 || g->node_id.bytes[0] != 0x00 || g->node_id.bytes[1] != 0x0b)
+        return dkm_error_set(-EINVAL, "grant: invalid group, node id, state or serial");
+    r = writer_new(&w);
+    if (r < 0)
+        return r;
+    put_header(&w, DKM_RECORD_MAGIC_GRANT);
+    put_group(&w, g->group);
+    dkm_put_bytes(&w, g->node_id.bytes, DKM_NODE_ID_SIZE);
+    dkm_put_u8(&w, (uint8_t)g->state);
+    dkm_put_u64be(&w, g->serial);
+    dkm_put_u64be(&w, g->at);
+    r = finish_signed(&w, signer, DKM_SIGCTX_GRANT, &g->signer, g->sig, ret, ret_len);
+    free(w.buf);
+    return r;
+}
+
+int dkm_grant_decode(const uint8_t *buf, size_t len, struct dkm_grant *ret)
+{
+    static const char what[] = "grant";
+    struct dkm_grant g;
+    struct dkm_cursor c;
+    uint8_t state;
+    int r;
+
+    memset(&g, 0, sizeof(g));
+    r = record_begin(buf, len, DKM_RECORD_MAGIC_GRANT, what, &c);
+    if (r < 0)
+        return r;
+    r = get_group(&c, g.group, what);
+    if (r < 0)
+        return r;
+    if (!dkm_get_bytes(&c, g.node_id.bytes, DKM_NODE_ID_SIZE))
+        return dkm_error_set(DKM_E_FORMAT, "%s: truncated node id", what);
+    if (g.node_id.bytes[0] != 0x00 || g.node_id.bytes[1] != 0x0b)
+        return dkm_error_set(DKM_E_FORMAT, "%s: node id is not a SHA-256 name", what);
+    if (!dkm_get_u8(&c, &state))
+        return dkm_error_set(DKM_E_FORMAT, "%s: truncated state", what);
+    if (state != DKM_GRANT_GRANTED && state != DKM_GRANT_REVOKED)
+        return dkm_error_set(DKM_E_FORMAT, "%s: unknown state %u", what, (unsigned)state);
+    g.state = state;
+    if (!dkm_get_u64be(&c, &g.serial) || !dkm_get_u64be(&c, &g.at))
+        return dkm_error_set(DKM_E_FORMAT, "%s: truncated", what);
+    if (g.serial == 0)
+        return dkm_error_set(DKM_E_FORMAT, "%s: serial 0", what);
+    r = get_tail(&c, &g.signer, g.sig, what);
+    if (r < 0)
+        return r;
+    *ret = g;
+    return 0;
+}
+
+/* ---- state head ---- */
+
+int dkm_state_head_sign(struct dkm_state_head *h, const struct dkm_signer *signer,
+                        uint8_t **ret, size_t *ret_len)
+{
+    struct dkm_writer w;
+    int r;
+
+    if (h->counter == 0)
+        return dkm_error_set(-EINVAL, "state head: counter must be at least 1");
+    r = writer_new(&w);
+    if (r < 0)
+        return r;
+    put_header(&w, DKM_RECORD_MAGIC_STATE_HEAD);
+    dkm_put_u64be(&w, h->counter);
+    dkm_put_u64be(&w, h->issued_at);
+    r = finish_signed(&w, signer, DKM_SIGCTX_STATE_HEAD, &h->signer, h->sig, ret,
+                      ret_len);
+    free(w.buf);
+    return r;
+}
+
+int dkm_state_head_decode(const uint8_t *buf, size_t len, struct dkm_state_head *ret)
+{
+    static const char what[] = "state head";
+    struct dkm_state_head h;
+    struct dkm_cursor c;
+    int r;
+
+    memset(&h, 0, sizeof(h));
+    r = record_begin(buf, len, DKM_RECORD_MAGIC_STATE_HEAD, what, &c);
+    if (r < 0)
+        return r;
+    if (!dkm_get_u64be(&c, &h.counter) || !dkm_get_u64be(&c, &h.issued_at))
+        return dkm_error_set(DKM_E_FORMAT, "%s: truncated", what);
+    if (h.counter == 0)
+        return dkm_error_set(DKM_E_FORMAT, "%s: counter 0", what);
+    r = get_tail(&c, &h.signer, h.sig, what);
+    if (r < 0)
+        return r;
+    *ret = h;
     return 0;
 }
 

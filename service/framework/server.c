@@ -62,6 +62,18 @@ static void db_up_cb(void *arg);
 static void ready_cb(evutil_socket_t fd, short what, void *arg);
 
 static bool (*liveness_hook)(uint64_t max_ms, char *why, size_t why_size);
+static uint64_t (*refused_hook)(void);
+
+void svc_set_refused_hook(uint64_t (*fn)(void))
+{
+    refused_hook = fn;
+}
+
+static uint64_t refused_total(const struct svc *svc)
+{
+    return atomic_load(&((struct svc *)svc)->refused_rows) +
+           (refused_hook != NULL ? refused_hook() : 0);
+}
 
 void svc_set_liveness_hook(bool (*fn)(uint64_t max_ms, char *why, size_t why_size))
 {
@@ -117,7 +129,7 @@ void svc_get_status(const struct svc *svc, struct svc_status *ret)
     ret->workers = svc->nworkers;
     ret->schema_version = svc->schema_version;
     ret->uptime_s = (uint64_t)(now.tv_sec - svc->started.tv_sec);
-    ret->refused_rows = atomic_load(&((struct svc *)svc)->refused_rows);
+    ret->refused_rows = refused_total(svc);
     ret->connections = atomic_load(&((struct svc *)svc)->connections);
 }
 
@@ -212,7 +224,7 @@ static double gauge_notifications(void *arg)
 
 static double gauge_refused(void *arg)
 {
-    return (double)atomic_load(&((struct svc *)arg)->refused_rows);
+    return (double)refused_total(arg);
 }
 
 static double gauge_uptime(void *arg)

@@ -51,6 +51,13 @@ void svc_set_workers_stopped_hook(void (*fn)(void));
 void svc_set_liveness_hook(bool (*fn)(uint64_t max_ms, char *why, size_t why_size));
 
 /*
+ * Rows refused by a layer above the framework (the key service's state
+ * snapshot), added to the framework's own count in svc_get_status and in
+ * the dkmd_refused_rows gauge, so that both say the same total.
+ */
+void svc_set_refused_hook(uint64_t (*fn)(void));
+
+/*
  * Run the service until SIGTERM/SIGINT; returns 0 after a clean drain.
  * Under a service manager (NOTIFY_SOCKET) it sends READY=1 once the
  * workers run (the caller has loaded its state by then), STOPPING=1 at a

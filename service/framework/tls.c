@@ -65,9 +65,14 @@ int svc_tls_server_ctx(const char *cert, const char *key, SSL_CTX **ret)
         r = ossl_error("cannot set the TLS minimum version", NULL);
         goto done;
     }
-    /* No renegotiation, no compression, no tickets that outlive a key change. */
+    /* No renegotiation, no compression. Session tickets are stateless: a
+     * client resumes without a new certificate signature (a TPM-held
+     * client key signs once per process), whichever worker it reaches and
+     * however the previous connection ended (the session cache drops a
+     * session whose connection closed without close_notify). Ticket keys
+     * are random per context, so a reload (SIGHUP) ends every ticket. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
         r = ossl_error("cannot load the TLS certificate", cert);
         goto done;

@@ -13,7 +13,7 @@
 #include "metrics.h"
 #include "state.h"
 
-enum gauge { G_GROUPS, G_NODES, G_KEYS, G_BLOBS, G_BLOB_BYTES };
+enum gauge { G_GROUPS, G_NODES, G_KEYS, G_BLOBS, G_BLOB_BYTES, G_HEAD };
 #define GAUGE(g) ((void *)(uintptr_t)(g))
 
 static double snapshot_count(void *arg)
@@ -40,6 +40,9 @@ static double snapshot_count(void *arg)
         break;
     case G_BLOB_BYTES:
         ks_blobcache_size(s->blobs, &bytes, &n);
+        break;
+    case G_HEAD:
+        n = (size_t)s->head;
         break;
     }
     ks_snapshot_put(s);
@@ -89,6 +92,9 @@ int ks_gauges_register(struct svc_metrics *m)
         (r = svc_metrics_gauge(m, "dkmd_import_blob_cache_bytes",
                                "Bytes of import blobs kept in the current state",
                                snapshot_count, GAUGE(G_BLOB_BYTES))) < 0 ||
+        (r = svc_metrics_gauge(m, "dkmd_state_head",
+                               "Counter of the verified state head in the loaded state",
+                               snapshot_count, GAUGE(G_HEAD))) < 0 ||
         (r = svc_metrics_gauge(m, "dkmd_audit_queue",
                                "Audit records waiting to be written", audit_pending,
                                NULL)) < 0 ||

@@ -2,7 +2,9 @@
 /*
  * Admin endpoints for groups: create (signed policy and version 1), list,
  * show, rotate, policy update (a new serial, signed again), grant and
- * revoke a node's access, and the audit query. Reads come from the
+ * revoke a node's access (a signed grant record either way: a revocation
+ * is the next record of the same grant, kept in its place), and the audit
+ * query. Writes of policies and grants move the state head on (write.h). Reads come from the
  * snapshot; writes and the audit query run on the keeper thread, every
  * write in one transaction.
  */
@@ -26,6 +28,7 @@
 #include "json.h"
 #include "keeper.h"
 #include "rotate.h"
+#include "seen.h"
 #include "state.h"
 #include "write.h"
 
@@ -159,7 +162,8 @@ static void create_job(struct ks_ctx *ctx, struct ks_job *job)
     const char *name = json_string_value(json_object_get(job->req->body, "name"));
     struct dkm_group_policy p = {.serial = 1};
     struct ks_version_write w = {0};
-    uint8_t *rec = NULL;
+    struct ks_head_write hw = {0};
+    uint8_t *rec = NULL, key[KS_SEEN_KEY_SIZE];
     size_t len = 0;
     char actor[KS_ACTOR_MAX], target[SVC_ROUTE_PARAM_MAX + 8];
     int rc;
@@ -178,13 +182,25 @@ static void create_job(struct ks_ctx *ctx, struct ks_job *job)
         ks_audit(actor, "group.create", target, "denied", "exists");
         goto done;
     }
+    /* A group of this name whose policy row was refused still has a serial
+     * seen by this server: the new policy must be above it. */
+    ks_seen_key(p.group, strlen(p.group), NULL, 0, key);
+    p.serial = (uint32_t)ks_next_serial(ctx, KS_SEEN_POLICY, key, 0);
     rc = dkm_group_policy_sign(&p, &ctx->signer, &rec, &len);
+    if (rc == 0)
+        rc = ks_head_write(ctx, &hw, w.stmts);
     if (rc == 0) {
+        w.n = KS_HEAD_STMTS;
         w.stmts[w.n++] = policy_stmt(true, p.group, rec, len, &ctx->signer.id);
         rc = ks_new_version(ctx, &p, 1, &w);
     }
     if (rc == 0)
         rc = ks_db_write(ctx->conn, w.stmts, w.n);
+    if (rc == -ESTALE) {
+        ks_job_fail(job, 409, "conflict", "%s", dkm_error_detail());
+        job->wrote = true;
+        goto done;
+    }
     if (rc == -EEXIST) {
         ks_job_fail(job, 409, "conflict", "group %s exists", name);
         ks_audit(actor, "group.create", target, "denied", "exists");
@@ -203,6 +219,7 @@ static void create_job(struct ks_ctx *ctx, struct ks_job *job)
     ks_audit(actor, "group.create", target, "ok", "version 1");
 done:
     ks_version_write_clear(&w);
+    ks_head_write_clear(&hw);
     free(rec);
 }
 
@@ -245,44 +262,92 @@ void ks_groups_rotate_handler(struct svc_req *r)
     ks_submit(r, rotate_job);
 }
 
+/*
+ * Whether name is a group in the database that the snapshot left out (its
+ * policy row was refused) and the request sets every policy field; else
+ * the job failed (404, or 400 naming what is missing).
+ */
+static bool refused_group(struct ks_ctx *ctx, struct ks_job *job, const char *name)
+{
+    const char *values[1] = {name};
+    PGresult *res;
+    bool exists;
+
+    res = PQexecParams(ctx->conn, "SELECT 1 FROM groups WHERE name = $1", 1, NULL, values,
+                       NULL, NULL, 0);
+    exists = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    PQclear(res);
+    if (!exists || !dkm_group_valid(name, strlen(name))) {
+        ks_job_fail(job, 404, "not found", "no such group");
+        return false;
+    }
+    if (json_object_get(job->req->body, "rotation_period") == NULL ||
+        json_object_get(job->req->body, "version_lifetime") == NULL ||
+        json_object_get(job->req->body, "cache_ttl") == NULL) {
+        ks_job_fail(job, 400, "bad request",
+                    "the policy of group %s was refused (see /v1/health): a new one "
+                    "needs rotation_period, version_lifetime and cache_ttl",
+                    name);
+        return false;
+    }
+    return true;
+}
+
 static void policy_job(struct ks_ctx *ctx, struct ks_job *job)
 {
     const char *name = job->req->params[0];
     const struct ks_group *g = ks_snapshot_group(ctx->snap, name);
     struct dkm_group_policy p;
-    uint8_t *rec = NULL;
+    struct ks_head_write hw = {0};
+    uint8_t *rec = NULL, key[KS_SEEN_KEY_SIZE];
     size_t len = 0;
     char actor[KS_ACTOR_MAX], target[SVC_ROUTE_PARAM_MAX + 8];
-    struct ks_stmt st;
+    struct ks_stmt st[KS_HEAD_STMTS + 1];
+    int rc;
 
     ks_actor(job->req, actor, sizeof(actor));
     snprintf(target, sizeof(target), "group:%s", name);
-    if (g == NULL) {
-        ks_job_fail(job, 404, "not found", "no such group");
+    if (g != NULL) {
+        p = g->policy;
+    } else if (refused_group(ctx, job, name)) {
+        /* A group whose policy row was refused (altered, or an older one put
+         * back) gets a whole new policy: every field must be given. */
+        memset(&p, 0, sizeof(p));
+        /* refused_group checked the name: at most DKM_GROUP_MAX bytes. */
+        memcpy(p.group, name, strnlen(name, DKM_GROUP_MAX));
+    } else {
         return;
     }
-    p = g->policy;
-    p.serial++;
+    ks_seen_key(p.group, strlen(p.group), NULL, 0, key);
+    p.serial = (uint32_t)ks_next_serial(ctx, KS_SEEN_POLICY, key, p.serial);
     if (!apply_policy(job, &p))
         return;
-    if (dkm_group_policy_sign(&p, &ctx->signer, &rec, &len) < 0) {
+    if (dkm_group_policy_sign(&p, &ctx->signer, &rec, &len) < 0 ||
+        ks_head_write(ctx, &hw, st) < 0) {
         ks_job_fail(job, 503, "service unavailable", "cannot sign the policy");
-        return;
+        goto done;
     }
-    st = policy_stmt(false, p.group, rec, len, &ctx->signer.id);
-    if (ks_db_write(ctx->conn, &st, 1) < 0) {
+    st[KS_HEAD_STMTS] = policy_stmt(false, p.group, rec, len, &ctx->signer.id);
+    rc = ks_db_write(ctx->conn, st, KS_HEAD_STMTS + 1);
+    if (rc == -ESTALE) {
+        ks_job_fail(job, 409, "conflict", "%s", dkm_error_detail());
+        job->wrote = true;
+        goto done;
+    }
+    if (rc < 0) {
         log_event(DKM_LOG_ERR, "admin.failed action=group.policy target=%s reason=%s",
                   target, dkm_error_detail());
         ks_job_fail(job, 503, "service unavailable", "cannot store the policy");
         ks_audit(actor, "group.policy", target, "error", dkm_error_detail());
-        free(rec);
-        return;
+        goto done;
     }
-    free(rec);
     job->wrote = true;
     job->status = 200;
     job->reply = json_pack("{s:I}", "serial", (json_int_t)p.serial);
     ks_audit(actor, "group.policy", target, "ok", NULL);
+done:
+    ks_head_write_clear(&hw);
+    free(rec);
 }
 
 void ks_groups_policy_handler(struct svc_req *r)
@@ -295,8 +360,14 @@ static void access_job(struct ks_ctx *ctx, struct ks_job *job, bool grant)
     const char *name = job->req->params[0];
     const char *hex = json_string_value(json_object_get(job->req->body, "node_id"));
     const struct ks_group *g = ks_snapshot_group(ctx->snap, name);
+    const struct ks_grant *cur;
     const struct ks_node *n;
-    struct dkm_node_id id;
+    struct dkm_grant rec = {.state = grant ? DKM_GRANT_GRANTED : DKM_GRANT_REVOKED,
+                            .at = (uint64_t)time(NULL)};
+    struct ks_head_write hw = {0};
+    struct ks_stmt st[KS_HEAD_STMTS + 1];
+    uint8_t *buf = NULL, key[KS_SEEN_KEY_SIZE];
+    size_t len = 0;
     char actor[KS_ACTOR_MAX], target[SVC_ROUTE_PARAM_MAX + 8];
     const char *action = grant ? "group.grant" : "group.revoke";
     int rc;
@@ -307,46 +378,62 @@ static void access_job(struct ks_ctx *ctx, struct ks_job *job, bool grant)
         ks_job_fail(job, 404, "not found", "no such group");
         return;
     }
-    if (dkm_node_id_parse(hex, &id) < 0) {
+    if (dkm_node_id_parse(hex, &rec.node_id) < 0) {
         ks_job_fail(job, 400, "bad request", "node_id: 68 hex characters");
         return;
     }
-    n = ks_snapshot_node(ctx->snap, &id);
+    n = ks_snapshot_node(ctx->snap, &rec.node_id);
     if (grant && (n == NULL || n->entry.revoked_at != 0)) {
         ks_job_fail(job, 404, "not found", "no such authorized node");
         return;
     }
-    if (grant == ks_group_member(g, &id)) {
+    if (grant == ks_group_member(g, &rec.node_id)) {
         ks_job_fail(job, grant ? 409 : 404, grant ? "conflict" : "not found",
                     grant ? "the node is granted already" : "the node is not granted");
         return;
     }
-    {
-        struct ks_stmt st = {
-            .sql = grant ? "INSERT INTO group_access (group_name, node_id, granted_by) "
-                           "VALUES ($1, $2, $3)"
-                         : "DELETE FROM group_access WHERE group_name = $1 AND node_id = "
-                           "$2 AND $3::bytea IS NOT NULL",
-            .n = 3,
-            .values = {name, (const char *)id.bytes, (const char *)ctx->signer.id.bytes},
-            .lengths = {0, DKM_NODE_ID_SIZE, DKM_NODE_ID_SIZE},
+    strcpy(rec.group, g->name);
+    cur = ks_group_grant(g, &rec.node_id);
+    ks_seen_key(rec.group, strlen(rec.group), rec.node_id.bytes, DKM_NODE_ID_SIZE, key);
+    rec.serial = ks_next_serial(ctx, KS_SEEN_GRANT, key, cur != NULL ? cur->serial : 0);
+    rc = dkm_grant_sign(&rec, &ctx->signer, &buf, &len);
+    if (rc == 0)
+        rc = ks_head_write(ctx, &hw, st);
+    if (rc == 0) {
+        /* One row per group and node: the latest record, granted or revoked,
+         * replaces whatever the row held (also a row that was refused). */
+        st[KS_HEAD_STMTS] = (struct ks_stmt){
+            .sql = "INSERT INTO group_access (group_name, node_id, granted_by, record, "
+                   "signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (group_name, "
+                   "node_id) DO UPDATE SET granted_by = EXCLUDED.granted_by, record = "
+                   "EXCLUDED.record, signature = EXCLUDED.signature, granted_at = now()",
+            .n = 5,
+            .values = {rec.group, (const char *)rec.node_id.bytes,
+                       (const char *)ctx->signer.id.bytes, (const char *)buf,
+                       (const char *)buf + len - DKM_SIG_SIZE},
+            .lengths = {0, DKM_NODE_ID_SIZE, DKM_NODE_ID_SIZE, (int)(len - DKM_SIG_SIZE),
+                        DKM_SIG_SIZE},
         };
-
-        rc = ks_db_write(ctx->conn, &st, 1);
+        rc = ks_db_write(ctx->conn, st, KS_HEAD_STMTS + 1);
     }
     if (rc < 0) {
         log_event(DKM_LOG_ERR, "admin.failed action=%s target=group:%s reason=%s", action,
                   name, dkm_error_detail());
-        ks_job_fail(job, rc == -EEXIST ? 409 : 503,
-                    rc == -EEXIST ? "conflict" : "service unavailable",
-                    "cannot store the change");
+        ks_job_fail(job, rc == -ESTALE ? 409 : 503,
+                    rc == -ESTALE ? "conflict" : "service unavailable", "%s",
+                    rc == -ESTALE ? dkm_error_detail() : "cannot store the change");
         ks_audit(actor, action, target, "error", dkm_error_detail());
-        return;
+        job->wrote = rc == -ESTALE;
+        goto done;
     }
     job->wrote = true;
     job->status = 200;
-    job->reply = json_pack("{s:s, s:s}", "group", name, "node_id", hex);
+    job->reply = json_pack("{s:s, s:s, s:I}", "group", name, "node_id", hex, "serial",
+                           (json_int_t)rec.serial);
     ks_audit(actor, action, target, "ok", hex);
+done:
+    ks_head_write_clear(&hw);
+    free(buf);
 }
 
 static void grant_job(struct ks_ctx *ctx, struct ks_job *job)

@@ -66,14 +66,17 @@ int ks_identity_init(const struct svc_config *cfg,
     struct dkm_tpm *tpm = NULL;
     struct dkm_signkey *sk = NULL;
     struct dkm_server_list list = {.list_version = 1, .count = 1};
-    struct dkm_node_entry entry = {.role = DKM_ROLE_SERVER};
+    struct dkm_node_entry entry = {.role = DKM_ROLE_SERVER, .serial = 1};
+    struct dkm_state_head head = {.counter = 1};
     struct dkm_signer signer;
     TPM2B_PUBLIC ek;
     struct dkm_node_id id;
-    uint8_t *list_rec = NULL, *entry_rec = NULL, fpr[DKM_FINGERPRINT_SIZE];
+    uint8_t *list_rec = NULL, *entry_rec = NULL, *head_rec = NULL,
+            fpr[DKM_FINGERPRINT_SIZE];
     uint8_t ek_bytes[sizeof(TPM2B_PUBLIC)];
-    size_t list_len = 0, entry_len = 0, ek_len = 0;
-    char path[4096], hex[2 * DKM_FINGERPRINT_SIZE + 1], hostname[256] = "";
+    size_t list_len = 0, entry_len = 0, head_len = 0, ek_len = 0;
+    char path[4096], hex[2 * DKM_FINGERPRINT_SIZE + 1],
+        hostname[DKM_NODE_HOSTNAME_MAX + 1] = "";
     char authorized[32];
     PGconn *conn = NULL;
     bool created = false;
@@ -112,10 +115,18 @@ int ks_identity_init(const struct svc_config *cfg,
     if (r < 0)
         goto done;
 
+    if (gethostname(hostname, sizeof(hostname) - 1) < 0 ||
+        dkm_hostname_check(hostname) < 0)
+        hostname[0] = '\0';
     entry.node_id = id;
     entry.ek = ek;
     entry.authorized_at = now;
+    snprintf(entry.hostname, sizeof(entry.hostname), "%s", hostname);
     r = dkm_node_entry_sign(&entry, &signer, &entry_rec, &entry_len);
+    if (r < 0)
+        goto done;
+    head.issued_at = now;
+    r = dkm_state_head_sign(&head, &signer, &head_rec, &head_len);
     if (r < 0)
         goto done;
     if (Tss2_MU_TPM2B_PUBLIC_Marshal(&ek, ek_bytes, sizeof(ek_bytes), &ek_len) !=
@@ -123,9 +134,6 @@ int ks_identity_init(const struct svc_config *cfg,
         r = dkm_error_set(DKM_E_FORMAT, "cannot marshal the EK public area");
         goto done;
     }
-    if (gethostname(hostname, sizeof(hostname) - 1) < 0 ||
-        dkm_hostname_check(hostname) < 0)
-        hostname[0] = '\0';
     snprintf(authorized, sizeof(authorized), "%llu", (unsigned long long)now);
 
     r = svc_db_connect_blocking(cfg->db_conninfo, &conn);
@@ -148,9 +156,15 @@ int ks_identity_init(const struct svc_config *cfg,
                         hostname, authorized},
              .lengths = {DKM_NODE_ID_SIZE, (int)ek_len, DKM_NODE_ID_SIZE, DKM_SIG_SIZE,
                          (int)(entry_len - DKM_SIG_SIZE), 0, 0}},
+            {.sql = "INSERT INTO state_head (counter, body, signature, signer) "
+                    "VALUES (1, $1, $2, $3)",
+             .n = 3,
+             .values = {(char *)head_rec, (char *)head_rec + head_len - DKM_SIG_SIZE,
+                        (char *)id.bytes},
+             .lengths = {(int)(head_len - DKM_SIG_SIZE), DKM_SIG_SIZE, DKM_NODE_ID_SIZE}},
         };
 
-        r = ks_db_write(conn, stmts, 2);
+        r = ks_db_write(conn, stmts, 3);
         if (r == -EEXIST)
             r = dkm_error_set(-EEXIST, "the database has a server list v1 already: "
                                        "join this server to it instead of init");
@@ -177,6 +191,7 @@ done:
     PQfinish(conn);
     free(list_rec);
     free(entry_rec);
+    free(head_rec);
     dkm_signkey_free(sk);
     dkm_tpm_close(tpm);
     return r;

@@ -18,6 +18,7 @@
 #include "dkm/trust/records.h"
 #include "dkm/trust/sign.h"
 
+struct ks_seen;
 struct ks_snapshot;
 struct svc_req;
 
@@ -31,7 +32,9 @@ struct ks_ctx {
     struct dkm_tpm *tpm;
     struct dkm_signkey *sk;
     struct dkm_signer signer;
-    struct ks_snapshot *snap; /* current snapshot (reloaded after each write) */
+    struct ks_snapshot *snap;   /* current snapshot (reloaded after each write) */
+    const struct ks_seen *seen; /* what this server has seen (serials only rise) */
+    bool reload_failed;         /* the last reload failed: snap is behind */
 };
 struct ks_job;
 typedef void ks_job_fn(struct ks_ctx *ctx, struct ks_job *job);

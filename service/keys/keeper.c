@@ -43,9 +43,11 @@
 #include "keeper.h"
 #include "migrate.h"
 #include "rotate.h"
+#include "seen.h"
 #include "server.h"
 #include "state.h"
 #include "tpm_metrics.h"
+#include "upgrade.h"
 
 #define TIMER_PERIOD_MS 1000
 #define RECONNECT_MS 1000
@@ -69,6 +71,8 @@ static struct keeper {
     /* Keeper-thread only. */
     struct ks_loader loader;
     struct ks_ctx ctx;
+    struct ks_seen seen;
+    char seen_path[4096];
     char conninfo[1024];
 } K = {.wake_fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -166,6 +170,7 @@ static int reload(void)
     int r;
 
     r = ks_snapshot_load(&K.loader, K.ctx.snap, &s);
+    K.ctx.reload_failed = r < 0;
     if (r < 0) {
         log_event(DKM_LOG_ERR, "state.reload_failed reason=%s", dkm_error_detail());
         ks_health_loaded(false, false, (uint64_t)time(NULL));
@@ -440,6 +445,7 @@ int ks_start(const struct svc_config *cfg, struct svc_metrics *metrics)
     size_t len = 0;
     FILE *f = NULL;
     sigset_t all, old;
+    bool have_seen;
     int r;
 
     K.cfg = cfg;
@@ -485,7 +491,23 @@ int ks_start(const struct svc_config *cfg, struct svc_metrics *metrics)
     r = new_delegation();
     if (r < 0)
         goto done;
+    snprintf(K.seen_path, sizeof(K.seen_path), "%s/%s", cfg->state_dir, KS_SEEN_FILE);
+    r = ks_seen_load(K.seen_path, &K.seen);
+    if (r < 0 && r != -ENOENT) {
+        r = dkm_error_set(r,
+                          "%s (remove it only after checking the database, see "
+                          "docs/operations.md)",
+                          dkm_error_detail());
+        goto done;
+    }
+    have_seen = r == 0;
+    K.loader.seen = &K.seen;
+    K.loader.seen_path = K.seen_path;
+    K.ctx.seen = &K.seen;
     r = db_connect();
+    if (r < 0)
+        goto done;
+    r = ks_upgrade(&K.ctx, &K.loader, have_seen, &K.ctx.snap);
     if (r < 0)
         goto done;
     r = reload();
@@ -523,6 +545,7 @@ int ks_start(const struct svc_config *cfg, struct svc_metrics *metrics)
     ks_audit_enable(true);
     svc_set_tls_admin_hook(tls_admin);
     svc_set_liveness_hook(ks_keeper_alive);
+    svc_set_refused_hook(ks_refused_rows);
     log_event(DKM_LOG_NOTICE, "keys.on groups=%zu nodes=%zu refused=%llu",
               K.ctx.snap->ngroups, K.ctx.snap->nnodes,
               (unsigned long long)K.ctx.snap->refused);
@@ -565,6 +588,7 @@ void ks_stop(void)
     K.ctx.sk = NULL;
     dkm_tpm_close(K.ctx.tpm);
     K.ctx.tpm = NULL;
+    ks_seen_clear(&K.seen);
     if (K.wake_fd >= 0)
         close(K.wake_fd);
     K.wake_fd = -1;

@@ -24,6 +24,7 @@
 #include "json.h"
 #include "keeper.h"
 #include "nodes.h"
+#include "seen.h"
 #include "state.h"
 #include "tls.h"
 #include "write.h"
@@ -92,15 +93,22 @@ static json_t *tls_key_json(const struct dkm_node_entry *e)
     return json_string(hex);
 }
 
-/* Sign e and store it: INSERT for a new node, UPDATE for a change. */
-static int store_entry(struct ks_ctx *ctx, struct dkm_node_entry *e, const char *hostname,
-                       bool insert)
+/*
+ * Sign e with the next serial and store it with the next state head:
+ * INSERT for a new node, UPDATE for a change. -ESTALE when another
+ * server wrote meanwhile (try again after the reload).
+ */
+static int store_entry(struct ks_ctx *ctx, struct dkm_node_entry *e, bool insert)
 {
-    uint8_t *rec = NULL, ek[sizeof(TPM2B_PUBLIC)];
+    uint8_t *rec = NULL, ek[sizeof(TPM2B_PUBLIC)], key[KS_SEEN_KEY_SIZE];
     size_t len = 0, ek_len = 0;
+    struct ks_head_write hw = {0};
+    struct ks_stmt st[KS_HEAD_STMTS + 1];
     char at[32], revoked[32];
     int r;
 
+    ks_seen_key(e->node_id.bytes, DKM_NODE_ID_SIZE, NULL, 0, key);
+    e->serial = ks_next_serial(ctx, KS_SEEN_NODE, key, insert ? 0 : e->serial);
     r = dkm_node_entry_sign(e, &ctx->signer, &rec, &len);
     if (r < 0)
         goto done;
@@ -109,10 +117,13 @@ static int store_entry(struct ks_ctx *ctx, struct dkm_node_entry *e, const char 
         r = dkm_error_set(DKM_E_FORMAT, "cannot marshal the EK public area");
         goto done;
     }
+    r = ks_head_write(ctx, &hw, st);
+    if (r < 0)
+        goto done;
     snprintf(at, sizeof(at), "%llu", (unsigned long long)e->authorized_at);
     snprintf(revoked, sizeof(revoked), "%llu", (unsigned long long)e->revoked_at);
-    {
-        struct ks_stmt ins = {
+    if (insert)
+        st[KS_HEAD_STMTS] = (struct ks_stmt){
             .sql = "INSERT INTO nodes (node_id, ek_public, role, authorized_by, "
                    "signature, entry, hostname, created_at) VALUES ($1, $2, $3, $4, $5, "
                    "$6, NULLIF($7, ''), to_timestamp($8::bigint))",
@@ -120,25 +131,26 @@ static int store_entry(struct ks_ctx *ctx, struct dkm_node_entry *e, const char 
             .values = {(const char *)e->node_id.bytes, (const char *)ek,
                        dkm_role_name(e->role), (const char *)ctx->signer.id.bytes,
                        (const char *)rec + len - DKM_SIG_SIZE, (const char *)rec,
-                       hostname, at},
+                       e->hostname, at},
             .lengths = {DKM_NODE_ID_SIZE, (int)ek_len, 0, DKM_NODE_ID_SIZE, DKM_SIG_SIZE,
                         (int)(len - DKM_SIG_SIZE), 0, 0},
         };
-        struct ks_stmt upd = {
+    else
+        st[KS_HEAD_STMTS] = (struct ks_stmt){
             .sql = "UPDATE nodes SET authorized_by = $2, signature = $3, entry = $4, "
                    "revoked_at = CASE WHEN $5::bigint = 0 THEN NULL "
-                   "ELSE to_timestamp($5::bigint) END WHERE node_id = $1",
-            .n = 5,
+                   "ELSE to_timestamp($5::bigint) END, hostname = NULLIF($6, '') "
+                   "WHERE node_id = $1",
+            .n = 6,
             .values = {(const char *)e->node_id.bytes, (const char *)ctx->signer.id.bytes,
-                       (const char *)rec + len - DKM_SIG_SIZE, (const char *)rec,
-                       revoked},
+                       (const char *)rec + len - DKM_SIG_SIZE, (const char *)rec, revoked,
+                       e->hostname},
             .lengths = {DKM_NODE_ID_SIZE, DKM_NODE_ID_SIZE, DKM_SIG_SIZE,
-                        (int)(len - DKM_SIG_SIZE), 0},
+                        (int)(len - DKM_SIG_SIZE), 0, 0},
         };
-
-        r = ks_db_write(ctx->conn, insert ? &ins : &upd, 1);
-    }
+    r = ks_db_write(ctx->conn, st, KS_HEAD_STMTS + 1);
 done:
+    ks_head_write_clear(&hw);
     free(rec);
     return r;
 }
@@ -171,6 +183,7 @@ static void authorize_job(struct ks_ctx *ctx, struct ks_job *job)
     }
     e.node_id = card->id;
     e.ek = card->ek_public;
+    snprintf(e.hostname, sizeof(e.hostname), "%s", card->hostname);
     if (!tls_key_from_body(job, &e))
         goto done;
     dkm_node_id_hex(&e.node_id, hex);
@@ -184,7 +197,12 @@ static void authorize_job(struct ks_ctx *ctx, struct ks_job *job)
         ks_audit(actor, "node.authorize", hex, "denied", "TLS key of another node");
         goto done;
     }
-    rc = store_entry(ctx, &e, card->hostname, true);
+    rc = store_entry(ctx, &e, true);
+    if (rc == -ESTALE) {
+        ks_job_fail(job, 409, "conflict", "%s", dkm_error_detail());
+        job->wrote = true; /* the snapshot is behind: reload */
+        goto done;
+    }
     if (rc == -EEXIST) {
         ks_job_fail(job, 409, "conflict", "node %s is authorized already", hex);
         ks_audit(actor, "node.authorize", hex, "denied", "already authorized");
@@ -229,8 +247,16 @@ static bool store_change(struct ks_ctx *ctx, struct ks_job *job, const struct ks
                          struct dkm_node_entry *e, const char *action, const char *actor)
 {
     const char *hex = job->req->params[0];
+    int rc;
 
-    if (store_entry(ctx, e, n->hostname, false) < 0) {
+    (void)n;
+    rc = store_entry(ctx, e, false);
+    if (rc == -ESTALE) {
+        ks_job_fail(job, 409, "conflict", "%s", dkm_error_detail());
+        job->wrote = true;
+        return false;
+    }
+    if (rc < 0) {
         log_event(DKM_LOG_ERR, "admin.failed action=%s target=%s reason=%s", action, hex,
                   dkm_error_detail());
         ks_job_fail(job, 503, "service unavailable", "cannot store the node entry");
@@ -329,6 +355,8 @@ void ks_nodes_list_handler(struct svc_req *r)
             json_object_set_new(o, "hostname", json_string(n->hostname));
         if (o != NULL)
             json_object_set_new(o, "tls_key", tls_key_json(&n->entry));
+        if (o != NULL)
+            json_object_set_new(o, "serial", json_integer((json_int_t)n->entry.serial));
         if (o != NULL && n->entry.revoked_at != 0)
             json_object_set_new(o, "revoked_at",
                                 json_integer((json_int_t)n->entry.revoked_at));

@@ -26,7 +26,7 @@ DKM_MUSTCHECK int ks_rotate_group(struct ks_ctx *ctx, const char *group,
  * row with `state`, one key_copies row per server) to stmts. The records
  * are malloc'd into recs (free each with free()); *n counts statements.
  */
-#define KS_MAX_STMTS (DKM_SERVER_LIST_MAX + 4)
+#define KS_MAX_STMTS (DKM_SERVER_LIST_MAX + 8) /* with a state head (write.h) */
 struct ks_version_write {
     struct ks_stmt stmts[KS_MAX_STMTS];
     size_t n;

@@ -128,6 +128,20 @@ static void key_checks(const struct ks_health *h, uint64_t now, json_t *checks,
     *ret_why = why;
 }
 
+/* The current snapshot's refused rows by kind (their sum is in refused_rows). */
+static json_t *refused_json(void)
+{
+    uint64_t by[KS_REF_KINDS], rollbacks = 0;
+    json_t *o = json_object();
+
+    ks_refused_by(by, &rollbacks);
+    for (int i = 0; o != NULL && i < KS_REF_KINDS; i++)
+        json_object_set_new(o, ks_refusal_names[i], json_integer((json_int_t)by[i]));
+    if (o != NULL)
+        json_object_set_new(o, "rollbacks", json_integer((json_int_t)rollbacks));
+    return o;
+}
+
 static void health_reply(struct svc_req *r, bool db_ok, long db_version,
                          const char *db_why)
 {
@@ -157,10 +171,11 @@ static void health_reply(struct svc_req *r, bool db_ok, long db_version,
                   ready ? "ok" : "unavailable", "live", 1, "ready", ready, "checks",
                   checks, "database", db_ok, "schema_version",
                   (json_int_t)(db_ok ? db_version : (long)st.schema_version), "workers",
-                  (json_int_t)st.workers, "refused_rows",
-                  (json_int_t)(st.refused_rows + ks_refused_rows()), "uptime_s",
-                  (json_int_t)st.uptime_s, "connections", (json_int_t)st.connections,
-                  "version", DKM_VERSION);
+                  (json_int_t)st.workers, "refused_rows", (json_int_t)st.refused_rows,
+                  "uptime_s", (json_int_t)st.uptime_s, "connections",
+                  (json_int_t)st.connections, "version", DKM_VERSION);
+    if (o != NULL)
+        json_object_set_new(o, "refused", refused_json());
     if (o != NULL && !ready) {
         /* Same shape as every error, so clients need one error parser. */
         json_object_set_new(o, "error", json_string("service unavailable"));
@@ -387,6 +402,11 @@ const struct svc_route ks_routes[] = {
      .nbody = 1,
      .max_body = 8704, /* largest compact body 8203 */
      .handler = ks_servers_add_handler},
+    {.methods = SVC_DELETE,
+     .pattern = "/v1/servers/{node}",
+     .name = "servers_remove",
+     .flags = SVC_ROUTE_ADMIN | SVC_ROUTE_NEEDS_DB,
+     .handler = ks_servers_remove_handler},
     {.methods = SVC_GET,
      .pattern = "/v1/progress",
      .name = "progress",

@@ -12,6 +12,7 @@
 #include "json.h"
 
 void ks_servers_list_handler(struct svc_req *r);
+void ks_servers_remove_handler(struct svc_req *r);
 void ks_servers_add_handler(struct svc_req *r);
 extern const struct svc_json_field ks_servers_add_body[];
 extern const size_t ks_servers_add_nbody;

@@ -27,6 +27,7 @@
 #include "dkm/trust/sign.h"
 
 struct ks_blobcache;
+struct ks_seen;
 
 /* A key length: AES-256. */
 #define KS_KEY_SIZE 32
@@ -53,6 +54,16 @@ struct ks_version {
     struct ks_key *key;  /* NULL: no valid copy for this server */
 };
 
+/* One node's signed access to a group (granted or revoked). */
+struct ks_grant {
+    struct dkm_node_id node_id;
+    uint64_t serial;
+    uint64_t at;
+    enum dkm_grant_state state;
+    struct dkm_node_id signer;
+    bool legacy; /* a row of schema version 1 (no record), upgrade only */
+};
+
 struct ks_group {
     char name[DKM_GROUP_MAX + 1];
     struct dkm_group_policy policy;
@@ -62,14 +73,29 @@ struct ks_group {
     struct ks_version *versions; /* ascending */
     size_t nversions;
     uint32_t current;            /* the active version, 0 if none */
-    struct dkm_node_id *members; /* sorted */
+    struct dkm_node_id *members; /* granted nodes, sorted */
     size_t nmembers;
+    struct ks_grant *grants; /* every accepted grant record, sorted by node id */
+    size_t ngrants;
 };
 
 struct ks_node {
     struct dkm_node_entry entry;
     char hostname[256];
 };
+
+/* What a refused row was, for /v1/health and the metrics. */
+enum ks_refusal {
+    KS_REF_SERVER_LIST,
+    KS_REF_NODE,
+    KS_REF_POLICY,
+    KS_REF_COPY,
+    KS_REF_GRANT,
+    KS_REF_HEAD,
+    KS_REF_KINDS,
+};
+/* "server_list", "node", "policy", "sealed_copy", "grant", "state_head". */
+extern const char *const ks_refusal_names[KS_REF_KINDS];
 
 struct ks_deleg {
     atomic_int refs;
@@ -88,7 +114,16 @@ struct ks_snapshot {
     size_t ngroups;
     struct ks_deleg *deleg;
     uint64_t refused; /* rows refused while loading this snapshot */
+    uint64_t refused_by[KS_REF_KINDS];
+    uint64_t rollbacks; /* of those, older records put back (seen.h) */
+    /* Digests of the refusals logged for this snapshot: a reload logs only
+     * the ones its predecessor had not (each refusal is logged once). */
+    uint64_t *refusals;
+    size_t nrefusals;
     bool listed;      /* this server is on the last verified server list */
+    uint64_t head;    /* the verified state head counter, 0 if none */
+    int64_t head_raw; /* the state_head.counter column as read, -1: no row */
+    bool legacy;      /* loaded for the upgrade (schema version 1 rows taken) */
     /* Import blobs built for this snapshot's fetches: the one part of a
      * snapshot that changes after it is published (blobcache.c). */
     struct ks_blobcache *blobs;
@@ -101,6 +136,14 @@ struct ks_loader {
     struct dkm_node_id self;
     uint8_t pin[DKM_FINGERPRINT_SIZE];
     struct ks_deleg *deleg;
+    /* What this server has seen (seen.h), kept in seen_path; updated and
+     * saved by every load that sees something newer. */
+    struct ks_seen *seen;
+    const char *seen_path;
+    /* Upgrade mode: take node entries of format 1 and grants without a
+     * record (upgrade.c signs them); never set once a head exists. */
+    bool legacy;
+    const struct ks_snapshot *prev; /* set by ks_snapshot_load while it runs */
 };
 
 /*
@@ -121,6 +164,9 @@ const struct ks_group *ks_snapshot_group(const struct ks_snapshot *s, const char
 const struct ks_node *ks_snapshot_node_by_tls(const struct ks_snapshot *s,
                                               const uint8_t key_id[DKM_TLS_KEY_ID_SIZE]);
 bool ks_group_member(const struct ks_group *g, const struct dkm_node_id *id);
+/* The accepted grant record of id in g (granted or revoked), or NULL. */
+const struct ks_grant *ks_group_grant(const struct ks_group *g,
+                                      const struct dkm_node_id *id);
 const struct ks_version *ks_group_version(const struct ks_group *g, uint32_t version);
 
 /*
@@ -137,5 +183,7 @@ static inline void ks_snapshot_put(struct ks_snapshot *s)
 void ks_snapshot_publish(struct ks_snapshot *s);
 /* Rows refused in the current snapshot (for /v1/health). */
 uint64_t ks_refused_rows(void);
+/* The same by kind, and how many were rollbacks; zeros with no snapshot. */
+void ks_refused_by(uint64_t ret[KS_REF_KINDS], uint64_t *ret_rollbacks);
 
 #endif

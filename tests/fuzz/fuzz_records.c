@@ -9,7 +9,9 @@
  *                   fingerprint, as trust.c finds it) and as the
  *                   successor of the fixed list
  *   node entry,     decode and dkm_record_verify, as the key service
- *   group policy    loads them (service/keys/state.c)
+ *   group policy,   loads them (service/keys/state.c); a node entry of
+ *   grant,          format 1 also through the upgrade's signing again
+ *   state head      (service/keys/upgrade.c)
  *   sealed copy     the same, then the import blob it carries
  *                   (dkm_dup_decode), held by the fixed server
  *   fetch response  dkm_fetch_response_verify and _check for the fixed
@@ -20,10 +22,13 @@
  * the same bytes: every record signed by a server key is signed again
  * with the fixed key and compared up to its signer id and signature.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dkm/base/uri.h"
 #include "dkm/tpm/dup.h"
+#include "dkm/trust/nodecard.h"
 #include "dkm/trust/records.h"
 #include "fuzz.h"
 
@@ -69,6 +74,35 @@ static bool server_list(const uint8_t *data, size_t size)
     return ok;
 }
 
+/*
+ * A node entry of format 1 (schema version 1) is decoded only for the
+ * upgrade, which signs it again as format 2 with serial 1 and the
+ * hostname column (service/keys/upgrade.c): that must work for every
+ * entry that decodes, and keep every field.
+ */
+static void node_entry_upgrade(const struct dkm_node_entry *old)
+{
+    struct dkm_signer signer = dkm_fuzz_server_signer();
+    struct dkm_node_entry e = *old, back;
+    uint8_t *again = NULL;
+    size_t again_len = 0;
+
+    FUZZ_CHECK(e.serial == 0 && e.hostname[0] == '\0');
+    e.serial = 1;
+    snprintf(e.hostname, sizeof(e.hostname), "upgraded.example");
+    FUZZ_CHECK(dkm_node_entry_sign(&e, &signer, &again, &again_len) == 0);
+    FUZZ_CHECK(dkm_node_entry_decode(again, again_len, &back) == 0);
+    FUZZ_CHECK(back.format == DKM_NODE_ENTRY_VERSION && back.serial == 1 &&
+               strcmp(back.hostname, e.hostname) == 0 &&
+               dkm_node_id_equal(&back.node_id, &old->node_id) &&
+               back.role == old->role && back.authorized_at == old->authorized_at &&
+               back.revoked_at == old->revoked_at &&
+               back.has_tls_key == old->has_tls_key &&
+               (!old->has_tls_key ||
+                memcmp(back.tls_key, old->tls_key, DKM_TLS_KEY_ID_SIZE) == 0));
+    free(again);
+}
+
 static bool node_entry(const uint8_t *data, size_t size)
 {
     const struct dkm_fuzz_keys *k = dkm_fuzz_keys();
@@ -83,8 +117,15 @@ static bool node_entry(const uint8_t *data, size_t size)
     FUZZ_CHECK(dkm_role_name(e.role) != NULL);
     FUZZ_CHECK(dkm_node_id_from_public(&e.ek, &id) == 0 &&
                dkm_node_id_equal(&id, &e.node_id));
-    FUZZ_CHECK(dkm_node_entry_sign(&e, &signer, &again, &again_len) == 0);
-    check_same_body(data, size, again, again_len);
+    FUZZ_CHECK(e.format == 1 || e.format == DKM_NODE_ENTRY_VERSION);
+    if (e.format == 1) {
+        node_entry_upgrade(&e);
+    } else {
+        FUZZ_CHECK(e.serial >= 1);
+        FUZZ_CHECK(e.hostname[0] == '\0' || dkm_hostname_check(e.hostname) == 0);
+        FUZZ_CHECK(dkm_node_entry_sign(&e, &signer, &again, &again_len) == 0);
+        check_same_body(data, size, again, again_len);
+    }
     return dkm_record_verify(&k->trust, DKM_SIGCTX_NODE_ENTRY, data, size) == 0;
 }
 
@@ -102,6 +143,40 @@ static bool group_policy(const uint8_t *data, size_t size)
     FUZZ_CHECK(dkm_group_policy_sign(&p, &signer, &again, &again_len) == 0);
     check_same_body(data, size, again, again_len);
     return dkm_record_verify(&k->trust, DKM_SIGCTX_GROUP_POLICY, data, size) == 0;
+}
+
+static bool grant(const uint8_t *data, size_t size)
+{
+    const struct dkm_fuzz_keys *k = dkm_fuzz_keys();
+    struct dkm_signer signer = dkm_fuzz_server_signer();
+    struct dkm_grant g;
+    uint8_t *again = NULL;
+    size_t again_len = 0;
+
+    if (dkm_grant_decode(data, size, &g) < 0)
+        return false;
+    FUZZ_CHECK(dkm_group_valid(g.group, strlen(g.group)));
+    FUZZ_CHECK(g.state == DKM_GRANT_GRANTED || g.state == DKM_GRANT_REVOKED);
+    FUZZ_CHECK(g.serial >= 1);
+    FUZZ_CHECK(dkm_grant_sign(&g, &signer, &again, &again_len) == 0);
+    check_same_body(data, size, again, again_len);
+    return dkm_record_verify(&k->trust, DKM_SIGCTX_GRANT, data, size) == 0;
+}
+
+static bool state_head(const uint8_t *data, size_t size)
+{
+    const struct dkm_fuzz_keys *k = dkm_fuzz_keys();
+    struct dkm_signer signer = dkm_fuzz_server_signer();
+    struct dkm_state_head h;
+    uint8_t *again = NULL;
+    size_t again_len = 0;
+
+    if (dkm_state_head_decode(data, size, &h) < 0)
+        return false;
+    FUZZ_CHECK(h.counter >= 1);
+    FUZZ_CHECK(dkm_state_head_sign(&h, &signer, &again, &again_len) == 0);
+    check_same_body(data, size, again, again_len);
+    return dkm_record_verify(&k->trust, DKM_SIGCTX_STATE_HEAD, data, size) == 0;
 }
 
 static bool sealed_copy(const uint8_t *data, size_t size)
@@ -172,6 +247,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ok |= server_list(data, size);
     ok |= node_entry(data, size);
     ok |= group_policy(data, size);
+    ok |= grant(data, size);
+    ok |= state_head(data, size);
     ok |= sealed_copy(data, size);
     ok |= fetch_response(data, size);
     ok |= delegation(data, size);

@@ -5,7 +5,7 @@
  * (dkm_nodecard_encode, dkm_servercard_sign, dkm_*_sign of records.h,
  * dkm_dup_seal and dkm_dup_encode, dkm_sealed_encode, dkm_protect_seal,
  * the stream encryptor, dkm_diskcache_put, the client's keeping of the
- * trust chain, svc_json_error_body, ...) with the fixed keys of fuzz.h,
+ * trust chain, svc_json_error_body, ks_seen_encode, ...) with the fixed keys of fuzz.h,
  * so every seed verifies against the trust the targets hold. The signed
  * and TPM-shaped seeds are in gen_signed.c. Request bodies are built from
  * each route's own field table.
@@ -44,6 +44,7 @@
 #include "json.h"
 #include "router.h"
 #include "routes.h"
+#include "seen.h"
 
 static const char *outdir;
 
@@ -623,6 +624,52 @@ static void gen_ekfile(void)
     gen_put("ekfile", "rsa", buf, len);
 }
 
+/* One seen file (seen.h) of head, list and the observations in obs. */
+static void seen_file(const char *name, uint64_t head, uint32_t list,
+                      struct ks_seen_entry *obs, size_t n)
+{
+    struct ks_seen s = {.head = head, .list_version = list};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    bool changed = false;
+
+    CHECK(ks_seen_merge(&s, obs, n, &changed) == 0, "ks_seen_merge");
+    CHECK(ks_seen_encode(&s, &buf, &len) == 0, "ks_seen_encode");
+    gen_put("seen", name, buf, len);
+    free(buf);
+    ks_seen_clear(&s);
+}
+
+/* dkmd's seen file: before any state load, and after some, with each
+ * kind of record and repeated observations (the highest serial kept). */
+static void gen_seen(void)
+{
+    const struct dkm_fuzz_keys *k = dkm_fuzz_keys();
+    struct ks_seen_entry obs[6];
+
+    memset(obs, 0, sizeof(obs));
+    seen_file("empty", 0, 0, NULL, 0);
+    obs[0].kind = KS_SEEN_NODE;
+    ks_seen_key(k->node_id.bytes, DKM_NODE_ID_SIZE, NULL, 0, obs[0].key);
+    obs[0].serial = 2;
+    obs[1] = obs[0];
+    obs[1].serial = 1;
+    obs[2].kind = KS_SEEN_NODE;
+    ks_seen_key(k->server_id.bytes, DKM_NODE_ID_SIZE, NULL, 0, obs[2].key);
+    obs[2].serial = 1;
+    obs[3].kind = KS_SEEN_POLICY;
+    ks_seen_key("web", 3, NULL, 0, obs[3].key);
+    obs[3].serial = 5;
+    obs[4].kind = KS_SEEN_GRANT;
+    ks_seen_key("web", 3, k->node_id.bytes, DKM_NODE_ID_SIZE, obs[4].key);
+    obs[4].serial = 3;
+    obs[5].kind = KS_SEEN_GRANT;
+    ks_seen_key("db.prod", 7, k->node_id.bytes, DKM_NODE_ID_SIZE, obs[5].key);
+    obs[5].serial = UINT64_MAX;
+    seen_file("first-load", 1, 1, obs, 3);
+    seen_file("every-kind", 1234, 3, obs, 6);
+}
+
 int main(int argc, char **argv)
 {
     uint8_t *card = NULL, *v2 = NULL;
@@ -650,6 +697,7 @@ int main(int argc, char **argv)
     gen_tpmobject();
     gen_keyring();
     gen_ekfile();
+    gen_seen();
     free(card);
     free(v2);
     free(server_card);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <tss2/tss2_mu.h>
 
 #include "diskcache.h"
 #include "dkm/base/codec.h"
@@ -153,6 +154,8 @@ static void node_entry(const char *name, enum dkm_role role, bool tls, uint64_t 
     size_t len = 0;
 
     memset(&e, 0, sizeof(e));
+    e.serial = revoked != 0 ? 2 : 1;
+    snprintf(e.hostname, sizeof(e.hostname), "node-1.example");
     e.node_id = k->node_id;
     e.ek = k->node_ek;
     e.role = role;
@@ -161,6 +164,72 @@ static void node_entry(const char *name, enum dkm_role role, bool tls, uint64_t 
     e.has_tls_key = tls;
     memset(e.tls_key, 0x7b, sizeof(e.tls_key));
     CHECK(dkm_node_entry_sign(&e, &signer, &rec, &len) == 0, "dkm_node_entry_sign");
+    gen_put("records", name, rec, len);
+    free(rec);
+}
+
+/*
+ * A node entry of format 1, as a dkmd of schema version 1 signed it (no
+ * serial, no hostname): what the upgrade reads. No encoder writes format
+ * 1 any more, so its bytes are laid out here as docs/formats.md gives
+ * them (the fields of format 2 from the node id on).
+ */
+static void node_entry_v1(const char *name, bool tls)
+{
+    const struct dkm_fuzz_keys *k = dkm_fuzz_keys();
+    uint8_t buf[DKM_RECORD_MAX], ek[sizeof(TPM2B_PUBLIC)], tls_key[DKM_TLS_KEY_ID_SIZE];
+    struct dkm_writer w = dkm_writer_init(buf, sizeof(buf));
+    size_t ek_len = 0;
+
+    CHECK(Tss2_MU_TPM2B_PUBLIC_Marshal(&k->node_ek, ek, sizeof(ek), &ek_len) ==
+              TSS2_RC_SUCCESS,
+          "marshalling the node's EK");
+    memset(tls_key, 0x7b, sizeof(tls_key));
+    (void)dkm_put_bytes(&w, DKM_RECORD_MAGIC_NODE_ENTRY, 4);
+    (void)dkm_put_u16be(&w, 1);
+    (void)dkm_put_bytes(&w, k->node_id.bytes, DKM_NODE_ID_SIZE);
+    (void)dkm_put_bytes(&w, ek, ek_len);
+    (void)dkm_put_u8(&w, (uint8_t)DKM_ROLE_CLIENT);
+    (void)dkm_put_u64be(&w, NOW - 30 * 86400);
+    (void)dkm_put_u64be(&w, 0);
+    (void)dkm_put_u8(&w, tls ? DKM_TLS_KEY_ID_SIZE : 0);
+    if (tls)
+        (void)dkm_put_bytes(&w, tls_key, sizeof(tls_key));
+    (void)dkm_put_bytes(&w, k->server_id.bytes, DKM_NODE_ID_SIZE);
+    CHECK(dkm_writer_ok(&w) && w.len + DKM_SIG_SIZE <= sizeof(buf), "a format 1 entry");
+    CHECK(dkm_fuzz_sign(k->server_sk, DKM_SIGCTX_NODE_ENTRY, buf, w.len, buf + w.len) ==
+              0,
+          "signing a format 1 entry");
+    gen_put("records", name, buf, w.len + DKM_SIG_SIZE);
+}
+
+static void grant_record(const char *name, const char *group, enum dkm_grant_state state,
+                         uint64_t serial)
+{
+    struct dkm_signer signer = dkm_fuzz_server_signer();
+    struct dkm_grant g;
+    uint8_t *rec = NULL;
+    size_t len = 0;
+
+    memset(&g, 0, sizeof(g));
+    snprintf(g.group, sizeof(g.group), "%s", group);
+    g.node_id = dkm_fuzz_keys()->node_id;
+    g.state = state;
+    g.serial = serial;
+    g.at = NOW - 3600;
+    CHECK(dkm_grant_sign(&g, &signer, &rec, &len) == 0, "dkm_grant_sign");
+    gen_put("records", name, rec, len);
+    free(rec);
+}
+
+static void state_head_record(const char *name, uint64_t counter)
+{
+    struct dkm_signer signer = dkm_fuzz_server_signer();
+    struct dkm_state_head h = {.counter = counter, .issued_at = NOW - 60};
+    uint8_t *rec = NULL;
+    size_t len = 0;
+
+    CHECK(dkm_state_head_sign(&h, &signer, &rec, &len) == 0, "dkm_state_head_sign");
     gen_put("records", name, rec, len);
     free(rec);
 }
@@ -181,6 +250,12 @@ void gen_records(uint8_t **ret_v2, size_t *ret_v2_len)
     node_entry("node-entry-client", DKM_ROLE_CLIENT, false, 0);
     node_entry("node-entry-admin-tls", DKM_ROLE_ADMIN, true, 0);
     node_entry("node-entry-revoked", DKM_ROLE_SERVER, false, NOW - 86400);
+    node_entry_v1("node-entry-v1", false);
+    node_entry_v1("node-entry-v1-tls", true);
+
+    grant_record("grant", "web", DKM_GRANT_GRANTED, 1);
+    grant_record("grant-revoked", "db.prod", DKM_GRANT_REVOKED, 2);
+    state_head_record("state-head", 42);
 
     policy_record("web", 0, &rec, &len);
     gen_put("records", "group-policy", rec, len);

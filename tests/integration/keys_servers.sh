@@ -203,29 +203,113 @@ use A
 af() { [ "$(key_digest n1 fromb 1)" = "$bf" ]; }
 it_check "A serves B's new group with the same key" dkm_wait_for 10 af
 
-# --- a tampered list v2 ----------------------------------------------------------
+# --- B is removed ------------------------------------------------------------------
+use B
+# The node's own client fetches version 4 from B: its disk cache then holds
+# an entry B signed, and its kept chain ends at v2.
+CACHE=$IT_TMP/cache-n1
+fetch_b() {
+    "$KEYS_DKMCTL" key fetch --tcti "${NODE_TCTI[n1]}" --trust "$KEYS_TRUST" \
+        --cache-dir "$CACHE" --service "https://127.0.0.1:$B_PORT" "$@"
+}
+it_check_eq "n1's client fetches pay/4 from B" service \
+    "$(fetch_b pay/4 | sed -n 's/^source //p')"
+nonce=$(new_nonce)
+svc_curl /v1/keys/fetch -o "$IT_TMP/fetchB4.json" -H 'Content-Type: application/json' \
+    --data-binary "{\"group\":\"pay\",\"version\":\"4\",\"node_id\":\"${NODE_ID[n1]}\",\"nonce\":\"$nonce\"}"
+svc_curl /v1/trust >"$IT_TMP/trust-v2.json"
+use A
+copies_b=$(svc_psql "SELECT count(*) FROM key_copies WHERE encode(server_id, 'hex') = '$B_ID'")
+out=$("$KEYS_DKMCTL" server remove "$B_ID" --socket "$A_SOCK" 2>&1)
+it_check_eq "dkmctl server remove B on A: exit 0" 0 "$?"
+it_check "... prints list v3 and the copies deleted" \
+    grep -q "server $B_ID removed: server list v3, $copies_b sealed copies deleted" <<<"$out"
+it_check_eq "nothing B signed is left in force" 0 "$(svc_psql "SELECT
+    (SELECT count(*) FROM nodes WHERE encode(authorized_by, 'hex') = '$B_ID') +
+    (SELECT count(*) FROM groups WHERE encode(signer, 'hex') = '$B_ID') +
+    (SELECT count(*) FROM group_access WHERE encode(granted_by, 'hex') = '$B_ID')")"
+it_check_eq "... and A refuses nothing" 0 "$(svc_curl /v1/health | jq -r .refused_rows)"
+it_check_eq "list v3 is in the database" 3 "$(svc_psql 'SELECT max(version) FROM server_lists')"
+it_check_eq "B's sealed copies are gone with it" 0 \
+    "$(svc_psql "SELECT count(*) FROM key_copies WHERE encode(server_id, 'hex') = '$B_ID'")"
+it_check_eq "A's list v3 holds A alone" "3 1" \
+    "$(admin GET /v1/servers | jq -r '"\(.list_version) \(.servers|length)"')"
+it_check "the removal is audited" sh -c "curl -sS --unix-socket '$A_SOCK' \
+    'http://localhost/v1/audit?limit=1000' | jq -e '[.records[] | select(.action ==
+    \"server.remove\" and .outcome == \"ok\" and .target == \"$B_ID\")] | length == 1'"
+use B
+b_503() { [ "$(fetch_status n1 pay current)" = 503 ]; }
+it_check "B, removed, answers fetches 503 once it sees list v3" dkm_wait_for 10 b_503
+it_check "... and says why" grep -q 'event=state.not_listed' \
+    "$IT_TMP/dkmdB.log"
+it_check_eq "... B no longer holds any key" 0 \
+    "$(curl -sS --cacert "$B_STATE/tls.crt" "https://127.0.0.1:$B_PORT/metrics" |
+        sed -n 's/^dkmd_keys_held //p')"
+use A
+svc_curl /v1/trust >"$IT_TMP/trust-v3.json"
+it_check_eq "A hands out the chain v1..v3" 3 "$(jq '.lists|length' "$IT_TMP/trust-v3.json")"
+it_check "B's answer made before the removal verifies with the chain to v2" \
+    "$KEYS_FETCH_BIN" --tcti "${NODE_TCTI[n1]}" --pin "$KEYS_TRUST" \
+    --trust "$IT_TMP/trust-v2.json" --response "$IT_TMP/fetchB4.json" --group pay \
+    --version 4 --nonce "$nonce"
+it_check_fails "... and is refused by a node that has followed the chain to v3" \
+    "$KEYS_FETCH_BIN" --tcti "${NODE_TCTI[n1]}" --pin "$KEYS_TRUST" \
+    --trust "$IT_TMP/trust-v3.json" --response "$IT_TMP/fetchB4.json" --group pay \
+    --version 4 --nonce "$nonce"
+it_check_eq "A alone still serves pay/1" "$a1" "$(key_digest n1 pay 1)"
+it_check_eq "A alone still serves pay/2" "$a2" "$(key_digest n1 pay 2)"
+it_check_eq "A alone still serves pay/3, which B had sealed and signed" "$b3" \
+    "$(key_digest n1 pay 3)"
+it_check_eq "A alone still serves pay/4" "$a4" "$(key_digest n1 pay 4)"
+it_check_eq "A serves B's group too" "$bf" "$(key_digest n1 fromb 1)"
+# The node's client learns v3: its kept chain is refreshed once it is old.
+touch -d '-1 hour' "$CACHE/trust.lists"
+fetch_a() {
+    "$KEYS_DKMCTL" key fetch --tcti "${NODE_TCTI[n1]}" --trust "$KEYS_TRUST" \
+        --cache-dir "$CACHE" "$@"
+}
+it_check_eq "n1's client fetches pay/3 from A (and refreshes its old chain)" service \
+    "$(fetch_a --service "https://127.0.0.1:$A_PORT" pay/3 | sed -n 's/^source //p')"
+it_check_eq "... its kept chain now ends at v3" 3 \
+    "$(python3 -c "import sys; b = open(sys.argv[1], 'rb').read(); print(int.from_bytes(b[6:8], 'big'))" \
+        "$CACHE/trust.lists")"
+it_check "offline, n1's client uses A's cached pay/3" sh -c \
+    "'$KEYS_DKMCTL' key fetch --tcti '${NODE_TCTI[n1]}' --trust '$KEYS_TRUST' \
+     --cache-dir '$CACHE' --service https://127.0.0.1:1 pay/3 | grep -q '^source disk cache'"
+it_check_fails "... but refuses the pay/4 entry that B signed" \
+    "$KEYS_DKMCTL" key fetch --tcti "${NODE_TCTI[n1]}" --trust "$KEYS_TRUST" \
+    --cache-dir "$CACHE" --service https://127.0.0.1:1 pay/4
+admin DELETE "/v1/servers/$B_ID" >/dev/null
+it_check_eq "removing B again: 404" 404 "$(admin_code)"
+A_ID=$(admin GET /v1/servers | jq -r '.servers[0].node_id')
+admin DELETE "/v1/servers/$A_ID" >"$IT_TMP/last.out"
+it_check_eq "the last server cannot be removed: 409" 409 "$(admin_code)"
+it_check "... and the answer says so" grep -q 'last one on the list' "$IT_TMP/last.out"
+"$KEYS_DKMCTL" server remove "$A_ID" --socket "$A_SOCK" >/dev/null 2>&1
+it_check_eq "dkmctl: removing the last server exits 1" 1 "$?"
+it_check_eq "still list v3" 3 "$(svc_psql 'SELECT max(version) FROM server_lists')"
+
+# --- a tampered list ----------------------------------------------------------------
 svc_psql "ALTER TABLE server_lists DISABLE TRIGGER server_lists_no_update_delete;
           UPDATE server_lists SET body = set_byte(body, 20, get_byte(body, 20) # 1)
-              WHERE version = 2;
+              WHERE version = 3;
           ALTER TABLE server_lists ENABLE TRIGGER server_lists_no_update_delete"
 keys_notify
-refused() { [ "$(svc_curl /v1/health | jq -r .refused_rows)" -ge 1 ]; }
-it_check "A refuses the tampered list v2 on reload (health)" dkm_wait_for 10 refused
-it_check "A's log names it" grep -q 'event=state.refused kind=server_list which=v2 ' "$IT_TMP/dkmdA.log"
-it_check_eq "A's verified list is v1 again" 1 "$(admin GET /v1/servers | jq -r .list_version)"
-it_check_eq "... without B" 1 "$(admin GET /v1/servers | jq '.servers|length')"
-use B
-it_check "B refuses it too" dkm_wait_for 10 refused
-it_check_eq "B serves only list v1" 1 "$(svc_curl /v1/trust | jq '.lists|length')"
-it_check_eq "B, off the verified list, answers fetches with 503" 503 \
-    "$(fetch_status n1 pay current)"
-it_check "B's log says why" grep -q 'event=state.not_listed' \
-    "$IT_TMP/dkmdB.log"
-it_stop_pid "$B_PID"
-it_check_fails "B, on no verified list, cannot start" timeout 30 "$SVC_BIN" --config "$B_CONF"
-use A
+failing() { svc_curl /v1/health | jq -e .checks.state.reload_failing >/dev/null; }
+it_check "A, which has seen v3, refuses the tampered list: its reload fails" \
+    dkm_wait_for 10 failing
+it_check "A's log names the list and the rollback" grep -q 'event=state.refused kind=server_list which=v3 ' \
+    "$IT_TMP/dkmdA.log"
+it_check "... and that the chain now ends below what A has seen" grep -q \
+    'rollback: the verified server lists end at v2, but this server has seen v3' \
+    "$IT_TMP/dkmdA.log"
+it_check_eq "A keeps serving the state it verified (list v3)" 3 \
+    "$(admin GET /v1/servers | jq -r .list_version)"
 it_check_eq "A still serves n1" "$a4" "$(key_digest n1 pay 4)"
+it_stop_pid "$B_PID"
+it_check_fails "B, removed, cannot start" timeout 30 "$SVC_BIN" --config "$B_CONF"
 admin POST /v1/servers "$card_json" >/dev/null
-it_check_eq "adding a server over a refused list: 409" 409 "$(admin_code)"
+it_check_eq "adding a server while the list in the database is refused: 409" 409 \
+    "$(admin_code)"
 
 it_finish

@@ -19,6 +19,9 @@
 #   it_pg_start NAME          PostgreSQL in $IT_TMP/NAME; sets PGPORT, PGHOST,
 #                             PGUSER, PGPID, PGSOCKDIR, PGDATA (not exported)
 #   it_pg_stop NAME
+#   it_tpm_mux NAME           after it_swtpm_start NAME: a multiplexer in
+#                             front of it (tpm_mux.py), so that several TCTI
+#                             connections share it; sets MUX_TCTI
 #   it_daemon NAME CMD...     runs CMD in the background, output in
 #                             $IT_TMP/NAME.log; sets IT_PID
 #   it_stop_pid PID           SIGTERM (SIGKILL after 10 s) a process started
@@ -177,6 +180,15 @@ it_daemon() {
     "$@" >"$IT_TMP/$name.log" 2>&1 </dev/null &
     IT_PID=$!
     IT_DAEMONS+=("$IT_PID")
+}
+
+it_tpm_mux() {
+    local port
+    port=$(dkm_pick_ports 2) || it_fatal "no free ports for the TPM multiplexer"
+    it_daemon "mux-$1" python3 "$IT_SRC/tests/integration/tpm_mux.py" "$port" "$SWTPM_PORT"
+    dkm_wait_for 10 grep -q ready "$IT_TMP/mux-$1.log" ||
+        it_fatal "the TPM multiplexer for $1 did not start"
+    MUX_TCTI="swtpm:host=127.0.0.1,port=$port"
 }
 
 # it_keyring_ns: a user namespace of this test's own (uids and gids

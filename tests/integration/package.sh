@@ -67,7 +67,8 @@ it_check "dkm-provider: dkm.so in OpenSSL's MODULESDIR, the snippet, dkm(7)" has
     "$MODULESDIR/dkm.so" /etc/ssl/openssl.cnf.d/dkm.cnf /usr/share/man/man7/dkm.7.gz \
     /usr/share/doc/dkm-provider/copyright /usr/share/doc/dkm-provider/changelog.gz
 it_check "dkmd: the daemon, migrations, unit, sysusers entry, config, man pages" has "$DKMD" \
-    /usr/sbin/dkmd /usr/share/dkm/sql/001_initial.sql /lib/systemd/system/dkmd.service \
+    /usr/sbin/dkmd /usr/share/dkm/sql/001_initial.sql /usr/share/dkm/sql/002_signed_access.sql \
+    /lib/systemd/system/dkmd.service \
     /usr/lib/sysusers.d/dkmd.conf /etc/dkm/dkmd.conf /usr/share/man/man8/dkmd.8.gz \
     /usr/share/man/man5/dkmd.conf.5.gz /usr/share/doc/dkmd/copyright
 it_check "dkmctl: the CLI and dkmctl(1)" has "$CTLP" \
@@ -84,6 +85,8 @@ it_check "dkm-provider depends on libssl3 and tpm-udev" sh -c \
 it_check "dkmd depends on libsystemd0, libpq5 and tpm-udev" sh -c \
     "d=\$(dpkg-deb -f '$DKMD' Depends); case \$d in *libsystemd0*libpq5*|*libpq5*libsystemd0*) ;; *) exit 1;; esac
      echo \"\$d\" | grep -q tpm-udev"
+it_check_eq "dkm-provider and dkmctl suggest tpm2-openssl (TLS keys held in the TPM)" \
+    "tpm2-openssl tpm2-openssl" "$(field "$PROV" Suggests) $(field "$CTLP" Suggests)"
 it_check_eq "dkmd's conffiles" /etc/dkm/dkmd.conf "$(dpkg-deb -I "$DKMD" conffiles)"
 it_check_eq "dkm-provider's conffiles" /etc/ssl/openssl.cnf.d/dkm.cnf \
     "$(dpkg-deb -I "$PROV" conffiles)"
@@ -145,7 +148,7 @@ sed -e "s|^listen = .*|listen = 127.0.0.1:$SVC_PORT|" \
     "$R/etc/dkm/dkmd.conf" >"$CONF"
 it_check_eq "only those lines changed" 6 "$(diff "$R/etc/dkm/dkmd.conf" "$CONF" | grep -c '^>')"
 out=$("$R/usr/sbin/dkmd" init --config "$CONF" 2>"$IT_TMP/init.err")
-it_check "dkmd init with the packaged migrations" grep -q '^schema version 1$' <<<"$out"
+it_check "dkmd init with the packaged migrations" grep -q '^schema version 2$' <<<"$out"
 TRUST=$(sed -n 's/^trust fingerprint //p' <<<"$out")
 it_check "and prints the trust fingerprint" test ${#TRUST} -eq 64
 it_daemon dkmd "$R/usr/sbin/dkmd" --config "$CONF"

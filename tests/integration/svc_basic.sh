@@ -54,7 +54,7 @@ it_check_eq "health: database reachable" true "$(jq -r .database <<<"$health")"
 it_check_eq "health: the database check passes" true "$(jq -r .checks.database.ok <<<"$health")"
 it_check_eq "live: 200, live" "200 true" \
     "$(svc_code /v1/health/live) $(svc_curl /v1/health/live | jq -r .live)"
-it_check_eq "health: schema version 1" 1 "$(jq -r .schema_version <<<"$health")"
+it_check_eq "health: schema version 2" 2 "$(jq -r .schema_version <<<"$health")"
 it_check_eq "health: two workers" 2 "$(jq -r .workers <<<"$health")"
 it_check_eq "health: no refused rows" 0 "$(jq -r .refused_rows <<<"$health")"
 it_check "health: uptime is a number" test "$(jq -r '.uptime_s|type' <<<"$health")" = number

@@ -30,7 +30,7 @@ wait "$p1" || s1=$?
 wait "$p2" || s2=$?
 it_check_eq "first of two concurrent inits succeeds" 0 "$s1"
 it_check_eq "second of two concurrent inits succeeds" 0 "$s2"
-it_check_eq "the migration was recorded once" 1 \
+it_check_eq "each migration was recorded once" 2 \
     "$(svc_psql 'SELECT count(*) FROM schema_migrations')"
 it_check_eq "exactly one of them applied it" 1 \
     "$(cat "$IT_TMP/init1.out" "$IT_TMP/init2.out" | grep -c 'db.migration_applied version=1 name=initial')"
@@ -47,17 +47,18 @@ it_stop_pid "$SVC_PID"
 
 # --- a newer database is refused -------------------------------------------------
 svc_psql "INSERT INTO schema_migrations (version, name, checksum)
-          VALUES (2, 'from_the_future', repeat('a', 64))"
+          VALUES (3, 'from_the_future', repeat('a', 64))"
 status=0
 "$SVC_BIN" --config "$SVC_CONF" >"$IT_TMP/newer.log" 2>&1 || status=$?
 it_check_eq "dkmd refuses a newer schema (exit 1)" 1 "$status"
-it_check "the refusal says why" grep -q 'schema is at version 2, newer than this dkmd knows' \
+it_check "the refusal says why" grep -q 'schema is at version 3, newer than this dkmd knows' \
     "$IT_TMP/newer.log"
-svc_psql "DELETE FROM schema_migrations WHERE version = 2"
+svc_psql "DELETE FROM schema_migrations WHERE version = 3"
 
 # --- a changed migration file is refused --------------------------------------------
 mkdir "$IT_TMP/sql"
 sed 's/^-- SPDX/--  SPDX/' "$IT_SRC/sql/001_initial.sql" >"$IT_TMP/sql/001_initial.sql"
+cp "$IT_SRC/sql/002_signed_access.sql" "$IT_TMP/sql/"
 SVC_SQL_DIR=$IT_TMP/sql svc_write_conf
 status=0
 "$SVC_BIN" --config "$SVC_CONF" >"$IT_TMP/changed.log" 2>&1 || status=$?

@@ -145,6 +145,13 @@ void dkm_http_response_clear(struct dkm_http_response *r);
 #define DKM_CLIENT_TIMEOUT_DEFAULT_MS 10000u
 /* A fetch response may be issued up to this far in the client's future. */
 #define DKM_CLIENT_MAX_SKEW 300u
+/*
+ * A kept chain of server lists older than this is refreshed from the
+ * service before the next fetch (best effort), so that a node learns of a
+ * server's removal within this time even if every answer it gets still
+ * verifies.
+ */
+#define DKM_CLIENT_TRUST_REFRESH_S 300
 
 struct dkm_client_config {
     const char *service;      /* "https://h:p[,https://h2:p2...]", or NULL */
@@ -291,5 +298,12 @@ DKM_MUSTCHECK int dkm_client_keyring_list(struct dkm_client *c,
                                           void *arg);
 DKM_MUSTCHECK int dkm_client_keyring_flush(struct dkm_client *c, const char *group,
                                            size_t *ret_count);
+
+/*
+ * How many TLS handshakes this client made, and how many of them resumed
+ * a kept session (no certificate, no signature with the client's key).
+ */
+void dkm_client_tls_stats(struct dkm_client *c, unsigned long *ret_handshakes,
+                          unsigned long *ret_resumed);
 
 #endif

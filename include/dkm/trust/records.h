@@ -15,7 +15,13 @@
  *   node entry      DKNE   "dkm node entry v1"      SK of an authorized server
  *   group policy    DKGP   "dkm group policy v1"    SK of an authorized server
  *   sealed copy     DKSC   "dkm sealed copy v1"     SK of an authorized server
+ *   grant           DKGA   "dkm grant v1"           SK of an authorized server
+ *   state head      DKSH   "dkm state head v1"      SK of an authorized server
  *   fetch response  DKFR   "dkm response v1"        the server's delegated key
+ *
+ * Node entries are at format version 2 (serial and hostname added); a
+ * version 1 entry still decodes (format = 1), for the upgrade that signs
+ * it again, and is refused by dkmd after that.
  *
  * Decoders are strict: every length is bounded and checked against the
  * bytes left, trailing bytes are refused, and every field is validated;
@@ -39,6 +45,8 @@
 #define DKM_SIGCTX_NODE_ENTRY "dkm node entry v1"
 #define DKM_SIGCTX_GROUP_POLICY "dkm group policy v1"
 #define DKM_SIGCTX_SEALED_COPY "dkm sealed copy v1"
+#define DKM_SIGCTX_GRANT "dkm grant v1"
+#define DKM_SIGCTX_STATE_HEAD "dkm state head v1"
 
 /* Each record type's magic (docs/formats.md, "Signed records"). */
 #define DKM_RECORD_MAGIC_SERVER_LIST "DKSL"
@@ -46,10 +54,13 @@
 #define DKM_RECORD_MAGIC_GROUP_POLICY "DKGP"
 #define DKM_RECORD_MAGIC_SEALED_COPY "DKSC"
 #define DKM_RECORD_MAGIC_FETCH_RESPONSE "DKFR"
+#define DKM_RECORD_MAGIC_GRANT "DKGA"
+#define DKM_RECORD_MAGIC_STATE_HEAD "DKSH"
 
 #define DKM_RECORD_VERSION 1
-#define DKM_SERVER_LIST_MAX 16 /* servers on one list */
-#define DKM_EK_PUBLIC_MAX 1024 /* marshaled TPM2B_PUBLIC of an EK */
+#define DKM_NODE_ENTRY_VERSION 2 /* node entries: 1 had no serial, no hostname */
+#define DKM_SERVER_LIST_MAX 16   /* servers on one list */
+#define DKM_EK_PUBLIC_MAX 1024   /* marshaled TPM2B_PUBLIC of an EK */
 #define DKM_NONCE_MIN 16
 #define DKM_NONCE_MAX 64
 #define DKM_RECORD_MAX 32768    /* no record is larger */
@@ -140,7 +151,18 @@ DKM_MUSTCHECK int dkm_role_parse(const char *name, enum dkm_role *ret);
 
 #define DKM_TLS_KEY_ID_SIZE 32
 
+#define DKM_NODE_HOSTNAME_MAX 253
+
 struct dkm_node_entry {
+    /* 1 or 2, set by decode (sign always writes DKM_NODE_ENTRY_VERSION). */
+    uint16_t format;
+    /* 1, 2, ...: bumped by every change of the node's entry (revocation,
+     * a new TLS key); an entry with a lower serial than one seen is a
+     * rollback. 0 only in format 1. */
+    uint64_t serial;
+    /* The node's hostname from its card (or the server card), signed so
+     * that the database cannot change what listings show; "" for none. */
+    char hostname[DKM_NODE_HOSTNAME_MAX + 1];
     struct dkm_node_id node_id; /* must be the name of ek */
     TPM2B_PUBLIC ek;
     enum dkm_role role;
@@ -159,6 +181,54 @@ DKM_MUSTCHECK int dkm_node_entry_sign(struct dkm_node_entry *e,
                                       size_t *ret_len);
 DKM_MUSTCHECK int dkm_node_entry_decode(const uint8_t *buf, size_t len,
                                         struct dkm_node_entry *ret);
+
+/* ---- grant: one node's access to one group ---- */
+
+enum dkm_grant_state {
+    DKM_GRANT_GRANTED = 1,
+    DKM_GRANT_REVOKED = 2,
+};
+
+/*
+ * The signed access of a node to a group's keys. A revocation is a
+ * record too (state revoked, the next serial), kept in place of the
+ * grant, so that the grant cannot be put back without a higher serial,
+ * which only a server's signature can make.
+ */
+struct dkm_grant {
+    char group[DKM_GROUP_MAX + 1];
+    struct dkm_node_id node_id;
+    enum dkm_grant_state state;
+    uint64_t serial; /* 1, 2, ...: bumped by every change of this node's access */
+    uint64_t at;     /* when the change was made */
+    struct dkm_node_id signer;
+    uint8_t sig[DKM_SIG_SIZE];
+};
+
+DKM_MUSTCHECK int dkm_grant_sign(struct dkm_grant *g, const struct dkm_signer *signer,
+                                 uint8_t **ret, size_t *ret_len);
+DKM_MUSTCHECK int dkm_grant_decode(const uint8_t *buf, size_t len, struct dkm_grant *ret);
+
+/* ---- state head: the counter of every access-deciding write ---- */
+
+/*
+ * Every write of an access-deciding record (node entry, grant, group
+ * policy, server list) also writes the next state head, in the same
+ * transaction. Each server keeps the highest counter it has seen in its
+ * state directory and refuses a database whose head is below it.
+ */
+struct dkm_state_head {
+    uint64_t counter; /* >= 1 */
+    uint64_t issued_at;
+    struct dkm_node_id signer;
+    uint8_t sig[DKM_SIG_SIZE];
+};
+
+DKM_MUSTCHECK int dkm_state_head_sign(struct dkm_state_head *h,
+                                      const struct dkm_signer *signer, uint8_t **ret,
+                                      size_t *ret_len);
+DKM_MUSTCHECK int dkm_state_head_decode(const uint8_t *buf, size_t len,
+                                        struct dkm_state_head *ret);
 
 /* ---- group policy ---- */
 
