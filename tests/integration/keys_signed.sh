@@ -87,7 +87,7 @@ svc_psql "UPDATE group_access SET (record, signature) = (SELECT record, signatur
 keys_notify
 it_check "a grant record copied onto another node's row is refused" wait_refused grant 1
 it_check "... because it names another node" grep -q \
-    "refused grant alpha/${NODE_ID[other]}: the grant record is for another group or node" \
+    "event=state.refused kind=grant which=alpha/${NODE_ID[other]} reason=\"the grant record is for another group or node" \
     "$IT_TMP/dkmd1.log"
 it_check_eq "... not honoured" 403 "$(fetch_status other alpha current)"
 # A flipped byte of a genuine record (its state byte: granted <-> revoked).
