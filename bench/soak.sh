@@ -11,7 +11,8 @@
 # growth from the first sample after a warm-up (30 s, or a quarter of a
 # short run) to the last; errors counts failed fetches, failed round
 # trips and failed rotations. Exits non-zero when a descriptor count grew,
-# anything failed, or the audit queue was 10,000 or more at the end (the
+# anything failed, more than 20 keys were held at the end (expired
+# versions must leave memory), or the audit queue was 10,000 or more at the end (the
 # writer fell behind the fetches); memory growth is reported, not judged
 # (a short run measures allocator warm-up).
 #
@@ -145,6 +146,11 @@ queue=$(awk '/^dkmd_audit_queue / {print int($2)}' <<<"$metrics")
 # Regression: a writer that falls behind the fetches grows this by about a
 # thousand records a second (and loses records at 100,000).
 it_check "the audit writer keeps up (queue ${queue:-?} at the end)" test "${queue:-999999}" -lt 10000 \
+    >/dev/null
+# Versions live 30 s and come every 3 s or so: an expired version's key
+# must leave memory (before, every version ever made stayed held).
+held=$(awk '/^dkmd_keys_held / {print int($2)}' <<<"$metrics")
+it_check "dkmd holds only versions in use (${held:-?} keys at the end)" test "${held:-999999}" -le 20 \
     >/dev/null
 it_check_eq "no errors" 0 "$errors" >/dev/null
 it_check_eq "dkmd's descriptors did not grow" "${first_dkmd#* }" "${last_dkmd#* }" >/dev/null

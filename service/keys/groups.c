@@ -344,7 +344,12 @@ static void policy_job(struct ks_ctx *ctx, struct ks_job *job)
     job->wrote = true;
     job->status = 200;
     job->reply = json_pack("{s:I}", "serial", (json_int_t)p.serial);
-    ks_audit(actor, "group.policy", target, "ok", NULL);
+    {
+        char detail[48];
+
+        snprintf(detail, sizeof(detail), "serial %u", p.serial);
+        ks_audit(actor, "group.policy", target, "ok", detail);
+    }
 done:
     ks_head_write_clear(&hw);
     free(rec);

@@ -680,6 +680,13 @@ done:
     return r;
 }
 
+/* Whether a version may still be served: not expired or destroyed. */
+static bool in_use(const struct ks_version *v)
+{
+    return v->state != KS_EXPIRED && v->state != KS_DESTROYED &&
+           (v->expires_at == 0 || (uint64_t)time(NULL) < v->expires_at);
+}
+
 /* Whether prev holds the key of group/version unsealed already. */
 static bool held(const struct ks_snapshot *prev, const char *group, uint32_t version)
 {
@@ -709,7 +716,10 @@ static int load_copies(struct ks_loader *l, const struct ks_snapshot *prev,
     for (int i = 0; i < n; i++) {
         const struct ks_group *g = ks_snapshot_group(s, PQgetvalue(res, i, 0));
 
-        if (g != NULL && ks_group_version(g, get_u32(res, i, 1)) != NULL &&
+        const struct ks_version *v =
+            g != NULL ? ks_group_version(g, get_u32(res, i, 1)) : NULL;
+
+        if (v != NULL && v->state != KS_EXPIRED && v->state != KS_DESTROYED &&
             !held(prev, g->name, get_u32(res, i, 1)))
             unseal++;
     }
@@ -750,6 +760,11 @@ static int load_copies(struct ks_loader *l, const struct ks_snapshot *prev,
         }
         v->created_at = c.created_at;
         v->expires_at = c.expires_at;
+        if (!in_use(v)) {
+            /* An expired version is never served: its key is not held. */
+            free(rec);
+            continue;
+        }
         v->key = prev_key(prev, name, version);
         if (v->key == NULL) {
             r = unseal_copy(l, &c, &v->key);

@@ -160,7 +160,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
     want_ttl=$(last_ack "policy g2" | awk '{print $3}')
     flight_ttl=$(in_flight "policy g2" | awk '{print $3}')
     if [ -n "$want_ttl" ] && [ "$ttl" != "$want_ttl" ] && [ "$ttl" != "$flight_ttl" ]; then
-        fail+=("g2's cache_ttl is $ttl, acknowledged $want_ttl (in flight: ${flight_ttl:-none})")
+        fail+=("g2's cache_ttl is $ttl, acknowledged $want_ttl (in flight: ${flight_ttl:-none});" \
+            "policy audit: $(svc_psql "SELECT string_agg(detail, ',' ORDER BY id) FROM audit_log WHERE action = 'group.policy' AND outcome = 'ok'")")
     fi
 
     # Authorized nodes: every acknowledged one is listed.
