@@ -12,8 +12,9 @@
 # short run) to the last; errors counts failed fetches, failed round
 # trips and failed rotations. Exits non-zero when a descriptor count grew,
 # anything failed, more than 20 keys were held at the end (expired
-# versions must leave memory), or the audit queue was 10,000 or more at the end (the
-# writer fell behind the fetches); memory growth is reported, not judged
+# versions must leave memory), or the audit queue was not under 1,000
+# within 10 s of the load's end (the writer fell behind for good); memory
+# growth is reported, not judged
 # (a short run measures allocator warm-up).
 #
 # Usage: bench/soak.sh [BUILD_DIR] MINUTES
@@ -124,6 +125,16 @@ metrics=$(svc_curl /metrics 2>/dev/null)
 # Both print their counts when told to stop (SIGTERM).
 it_stop_pid "$client_pid" >/dev/null 2>&1
 it_stop_pid "$load_pid" >/dev/null 2>&1
+# The writer must keep up: once the load stops, what is queued goes within
+# seconds. (The queue at the end of the load itself depends on how much
+# CPU the database got meanwhile; it is reported, not judged.)
+drained() {
+    [ "$(svc_curl /metrics 2>/dev/null | awk '/^dkmd_audit_queue / {print int($2)}')" -lt 1000 ]
+}
+drain_start=$(date +%s)
+dkm_wait_for 10 drained
+drain_s=$(($(date +%s) - drain_start))
+queue_after=$(svc_curl /metrics 2>/dev/null | awk '/^dkmd_audit_queue / {print int($2)}')
 wait_out=$(tail -n 1 "$IT_TMP/client.log")
 client_errors=$(sed -n 's/^rounds [0-9]* errors \([0-9]*\)$/\1/p' <<<"$wait_out")
 load_errors=$(grep -oE 'errors[: ]+[0-9]+' "$IT_TMP/fetch_load.log" | grep -oE '[0-9]+' | tail -n 1)
@@ -143,17 +154,24 @@ dkmd_growth=$(growth "$first_dkmd" "$last_dkmd")
 client_growth=$(growth "$first_client" "$last_client")
 echo "soak: dkmd ${dkmd_growth/rss /rss }, provider ${client_growth}, errors $errors"
 queue=$(awk '/^dkmd_audit_queue / {print int($2)}' <<<"$metrics")
-# Regression: a writer that falls behind the fetches grows this by about a
-# thousand records a second (and loses records at 100,000).
-it_check "the audit writer keeps up (queue ${queue:-?} at the end)" test "${queue:-999999}" -lt 10000 \
-    >/dev/null
+echo "  audit queue: ${queue:-?} at the end of the load, ${queue_after:-?} ${drain_s} s later"
+# Regression: a writer that falls behind the fetches for good (it loses
+# records at 100,000) cannot drain within 10 s once they stop.
+it_check "the audit writer keeps up (queue ${queue_after:-?} ${drain_s} s after the load)" \
+    test "${queue_after:-999999}" -lt 1000 >/dev/null
 # Versions live 30 s and come every 3 s or so: an expired version's key
 # must leave memory (before, every version ever made stayed held).
 held=$(awk '/^dkmd_keys_held / {print int($2)}' <<<"$metrics")
 it_check "dkmd holds only versions in use (${held:-?} keys at the end)" test "${held:-999999}" -le 20 \
     >/dev/null
 it_check_eq "no errors" 0 "$errors" >/dev/null
-it_check_eq "dkmd's descriptors did not grow" "${first_dkmd#* }" "${last_dkmd#* }" >/dev/null
-it_check_eq "the provider process's descriptors did not grow" "${first_client#* }" \
-    "${last_client#* }" >/dev/null
+# A sample may fall while an admin request (a rotation) or a fetch holds
+# a connection open: a leak shows in every sample, so the fewest
+# descriptors of the last three samples are compared with the first.
+low_dkmd=$(tail -n 3 "$IT_TMP/samples" | awk '{print $4}' | sort -n | head -n 1)
+low_client=$(tail -n 3 "$IT_TMP/samples" | awk '{print $7}' | sort -n | head -n 1)
+it_check "dkmd's descriptors did not grow (${first_dkmd#* } -> ${low_dkmd:-?})" \
+    test "${low_dkmd:-999}" -le "${first_dkmd#* }" >/dev/null
+it_check "the provider process's descriptors did not grow (${first_client#* } -> ${low_client:-?})" \
+    test "${low_client:-999}" -le "${first_client#* }" >/dev/null
 it_finish

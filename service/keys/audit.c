@@ -27,9 +27,11 @@
 #define AUDIT_QUEUE_MAX 100000
 /* Records per COPY; a single record goes by INSERT. */
 #define AUDIT_BATCH 5000
-/* After a batch smaller than AUDIT_BATCH the writer waits this long for
- * more, so that a steady trickle of fetches still goes in batches. */
+/* After a batch, with few records left, the writer waits this long for
+ * more, so that a steady trickle of fetches still goes in batches... */
 #define AUDIT_GATHER_MS 100
+/* ... unless this many are waiting already. */
+#define AUDIT_GATHER_MIN 500
 /* A lost connection is tried again this often. */
 #define AUDIT_RECONNECT_MS 1000
 
@@ -349,7 +351,8 @@ static void *writer_main(void *arg)
                 (void)pause_unless_stop(AUDIT_RECONNECT_MS);
             continue;
         }
-        if (r >= 0 && r < AUDIT_BATCH && !stopping)
+        /* Gather only when the queue is short: behind, write on. */
+        if (r >= 0 && !stopping && ks_audit_pending() < AUDIT_GATHER_MIN)
             (void)pause_unless_stop(AUDIT_GATHER_MS);
     }
     if (ks_audit_pending() > 0)
