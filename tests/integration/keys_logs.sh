@@ -273,8 +273,11 @@ elapsed=$(events text "$B_LOG" progress.end | jq -r 'select(.op == "state.load")
 if [ "${elapsed:-0}" -ge 2500 ]; then
     periodic=$(events text "$B_LOG" progress |
         jq -c 'select(.op == "state.load" and .done != "0")' | wc -l)
-    it_check "... a line per second of it ($periodic in $elapsed ms)" \
-        test "$periodic" -ge $((elapsed / 1000 - 1))
+    # At most one a second; at least one every 3 s (a step, one TPM
+    # unseal, can itself take over a second on a loaded machine).
+    it_check "... a line a second at most ($periodic in $elapsed ms)" \
+        test "$periodic" -le $((elapsed / 1000 + 1))
+    it_check "... and it keeps reporting" test "$periodic" -ge $((elapsed / 3000))
 fi
 it_check_eq "B holds every key" "$VERSIONS" \
     "$(svc_curl /metrics | sed -n 's/^dkmd_keys_held //p')"
