@@ -248,8 +248,7 @@ void ks_fetch_handler(struct svc_req *r)
         svc_reply_error(r, 404, "not found", "no such version of the group");
         goto done;
     }
-    if (v->state == KS_EXPIRED || v->state == KS_DESTROYED ||
-        (v->expires_at != 0 && (uint64_t)time(NULL) >= v->expires_at)) {
+    if (!ks_version_servable(v, (uint64_t)time(NULL))) {
         ks_audit(idtext, "key.fetch", target, "denied", "version expired");
         svc_reply_error(r, 410, "expired", "version %u is past its lifetime", version);
         goto done;

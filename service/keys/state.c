@@ -629,14 +629,26 @@ done:
 }
 
 /* The key of (group, version) in the previous snapshot, with a new reference. */
-static struct ks_key *prev_key(const struct ks_snapshot *prev, const char *group,
-                               uint32_t version)
+/* The version of group/version in prev whose key is unsealed, or NULL. */
+static const struct ks_version *held_version(const struct ks_snapshot *prev,
+                                             const char *group, uint32_t version)
 {
     const struct ks_group *g;
     const struct ks_version *v;
 
     if (prev == NULL || (g = ks_snapshot_group(prev, group)) == NULL ||
         (v = ks_group_version(g, version)) == NULL || v->key == NULL)
+        return NULL;
+    return v;
+}
+
+/* prev's key of group/version with a reference taken, or NULL. */
+static struct ks_key *prev_key(const struct ks_snapshot *prev, const char *group,
+                               uint32_t version)
+{
+    const struct ks_version *v = held_version(prev, group, version);
+
+    if (v == NULL)
         return NULL;
     atomic_fetch_add(&v->key->refs, 1);
     return v->key;
@@ -680,21 +692,10 @@ done:
     return r;
 }
 
-/* Whether a version may still be served: not expired or destroyed. */
-static bool in_use(const struct ks_version *v)
+bool ks_version_servable(const struct ks_version *v, uint64_t now)
 {
     return v->state != KS_EXPIRED && v->state != KS_DESTROYED &&
-           (v->expires_at == 0 || (uint64_t)time(NULL) < v->expires_at);
-}
-
-/* Whether prev holds the key of group/version unsealed already. */
-static bool held(const struct ks_snapshot *prev, const char *group, uint32_t version)
-{
-    const struct ks_group *g;
-    const struct ks_version *v;
-
-    return prev != NULL && (g = ks_snapshot_group(prev, group)) != NULL &&
-           (v = ks_group_version(g, version)) != NULL && v->key != NULL;
+           (v->expires_at == 0 || now < v->expires_at);
 }
 
 static int load_copies(struct ks_loader *l, const struct ks_snapshot *prev,
@@ -715,12 +716,11 @@ static int load_copies(struct ks_loader *l, const struct ks_snapshot *prev,
     /* A TPM unseal per copy not held yet: the first load at start, mostly. */
     for (int i = 0; i < n; i++) {
         const struct ks_group *g = ks_snapshot_group(s, PQgetvalue(res, i, 0));
-
         const struct ks_version *v =
             g != NULL ? ks_group_version(g, get_u32(res, i, 1)) : NULL;
 
-        if (v != NULL && v->state != KS_EXPIRED && v->state != KS_DESTROYED &&
-            !held(prev, g->name, get_u32(res, i, 1)))
+        if (v != NULL && ks_version_servable(v, (uint64_t)time(NULL)) &&
+            held_version(prev, g->name, v->version) == NULL)
             unseal++;
     }
     if (unseal > 0)
@@ -760,7 +760,7 @@ static int load_copies(struct ks_loader *l, const struct ks_snapshot *prev,
         }
         v->created_at = c.created_at;
         v->expires_at = c.expires_at;
-        if (!in_use(v)) {
+        if (!ks_version_servable(v, (uint64_t)time(NULL))) {
             /* An expired version is never served: its key is not held. */
             free(rec);
             continue;

@@ -169,6 +169,10 @@ const struct ks_grant *ks_group_grant(const struct ks_group *g,
                                       const struct dkm_node_id *id);
 const struct ks_version *ks_group_version(const struct ks_group *g, uint32_t version);
 
+/* Whether v may be served at now (Unix time): not expired, not destroyed,
+ * not past its signed expiry. A version that may not holds no key. */
+bool ks_version_servable(const struct ks_version *v, uint64_t now);
+
 /*
  * The current snapshot: a read reference to it, or NULL (then answer
  * 503); ks_snapshot_put gives the reference back. ks_snapshot_publish
