@@ -22,6 +22,7 @@
 
 #include "dkm/base/error.h"
 #include "dkm/base/log.h"
+#include "clock.h"
 #include "migrate.h"
 
 #define AUDIT_QUEUE_MAX 100000
@@ -119,6 +120,15 @@ fail:
     free(a);
 }
 
+/* One record, for a batch of one and an admin write's own records. */
+static PGresult *insert_one(PGconn *conn, const struct audit_rec *a)
+{
+    return PQexecParams(conn,
+                        "INSERT INTO audit_log (actor, action, target, outcome, detail) "
+                        "VALUES ($1, $2, $3, $4, $5)",
+                        5, NULL, (const char *const *)a->f, NULL, NULL, 0);
+}
+
 static void audit_free_list(struct audit_rec *a)
 {
     while (a != NULL) {
@@ -214,8 +224,6 @@ static PGresult *copy_batch(PGconn *conn, struct audit_rec *a, size_t n)
 static int flush_once(PGconn *conn)
 {
     static bool one_by_one;
-    static const char insert[] = "INSERT INTO audit_log (actor, action, target, outcome, "
-                                 "detail) VALUES ($1, $2, $3, $4, $5)";
     struct audit_rec *batch, *a;
     size_t n = 0, limit = one_by_one ? 1 : AUDIT_BATCH;
     PGresult *res = NULL;
@@ -232,8 +240,7 @@ static int flush_once(PGconn *conn)
         return 0;
     }
     if (n == 1)
-        res = PQexecParams(conn, insert, 5, NULL, (const char *const *)batch->f, NULL,
-                           NULL, 0);
+        res = insert_one(conn, batch);
     else
         res = copy_batch(conn, batch, n);
     if (res == NULL)
@@ -293,17 +300,17 @@ static void timed_wait(pthread_cond_t *cond, unsigned ms)
     (void)pthread_cond_timedwait(cond, &A.lock, &ts);
 }
 
-/* Sleep ms unless stop is asked for; returns whether it is. */
-static bool pause_unless_stop(unsigned ms)
+/* Sleep ms, or until stop is asked for. Records queued meanwhile do not
+ * cut it short (they signal the same condition): that is the point of
+ * gathering, and of waiting between connection attempts. */
+static void pause_unless_stop(unsigned ms)
 {
-    bool stop;
+    uint64_t end = svc_mono_ms() + ms, now;
 
     pthread_mutex_lock(&A.lock);
-    if (!A.stop)
-        timed_wait(&A.more, ms);
-    stop = A.stop;
+    while (!A.stop && (now = svc_mono_ms()) < end)
+        timed_wait(&A.more, (unsigned)(end - now));
     pthread_mutex_unlock(&A.lock);
-    return stop;
 }
 
 static void *writer_main(void *arg)
@@ -338,7 +345,7 @@ static void *writer_main(void *arg)
                 PQfinish(conn);
                 conn = NULL;
                 if (!stopping)
-                    (void)pause_unless_stop(AUDIT_RECONNECT_MS);
+                    pause_unless_stop(AUDIT_RECONNECT_MS);
                 continue;
             }
             down = false;
@@ -348,12 +355,12 @@ static void *writer_main(void *arg)
             log_event(DKM_LOG_ERR, "audit.write_failed reason=%s", dkm_error_detail());
             down = true;
             if (!stopping)
-                (void)pause_unless_stop(AUDIT_RECONNECT_MS);
+                pause_unless_stop(AUDIT_RECONNECT_MS);
             continue;
         }
         /* Gather only when the queue is short: behind, write on. */
         if (r >= 0 && !stopping && ks_audit_pending() < AUDIT_GATHER_MIN)
-            (void)pause_unless_stop(AUDIT_GATHER_MS);
+            pause_unless_stop(AUDIT_GATHER_MS);
     }
     if (ks_audit_pending() > 0)
         log_event(DKM_LOG_ERR, "audit.unwritten records=%zu", ks_audit_pending());
@@ -399,21 +406,13 @@ void ks_audit_stop(void)
 
 bool ks_audit_sync(unsigned timeout_ms)
 {
-    struct timespec start, now;
-    uint64_t target;
+    uint64_t end = svc_mono_ms() + timeout_ms, now, target;
     bool ok;
 
-    clock_gettime(CLOCK_MONOTONIC, &start);
     pthread_mutex_lock(&A.lock);
     target = A.queued;
-    while (A.done < target && A.started) {
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if ((now.tv_sec - start.tv_sec) * 1000 +
-                (now.tv_nsec - start.tv_nsec) / 1000000 >=
-            (long)timeout_ms)
-            break;
-        timed_wait(&A.wrote, 50);
-    }
+    while (A.done < target && A.started && (now = svc_mono_ms()) < end)
+        timed_wait(&A.wrote, (unsigned)(end - now));
     ok = A.done >= target;
     pthread_mutex_unlock(&A.lock);
     return ok;
@@ -426,14 +425,11 @@ void ks_audit_hold(void)
 
 void ks_audit_write_held(PGconn *conn)
 {
-    static const char insert[] = "INSERT INTO audit_log (actor, action, target, outcome, "
-                                 "detail) VALUES ($1, $2, $3, $4, $5)";
     struct audit_rec *a;
 
     H.on = false;
     while ((a = H.head) != NULL) {
-        PGresult *res =
-            PQexecParams(conn, insert, 5, NULL, (const char *const *)a->f, NULL, NULL, 0);
+        PGresult *res = insert_one(conn, a);
         bool ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
 
         if (!ok && PQstatus(conn) == CONNECTION_OK) {
