@@ -129,6 +129,18 @@ try_start() {
     return 0
 }
 
+# write_env DIR PORT PID: the cluster's libpq variables into DIR/env (and
+# on stdout, for eval).
+write_env() {
+    local dir=$1
+    # Read by name in dkm_env_write.
+    # shellcheck disable=SC2034
+    local PGPORT=$2 PGHOST=127.0.0.1 PGUSER=postgres PGPID=$3 PGSOCKDIR=$1/sock \
+        PGDATA=$1/data
+    dkm_env_write "$dir/env" PGPORT PGHOST PGUSER PGPID PGSOCKDIR PGDATA ||
+        dkm_die "cannot write $dir/env"
+}
+
 cmd_start() {
     local dir bindir port pid attempt rc
     dir=$(dkm_abspath "$1")
@@ -164,12 +176,7 @@ cmd_start() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
 
-    # Read by name in dkm_env_write.
-    # shellcheck disable=SC2034
-    PGPORT=$port PGHOST=127.0.0.1 PGUSER=postgres PGPID=$started_pid \
-        PGSOCKDIR=$dir/sock PGDATA=$dir/data
-    dkm_env_write "$dir/env" PGPORT PGHOST PGUSER PGPID PGSOCKDIR PGDATA ||
-        dkm_die "cannot write $dir/env"
+    write_env "$dir" "$port" "$started_pid"
     trap - EXIT INT TERM
 }
 
@@ -231,12 +238,7 @@ cmd_resume() {
         esac
     done
     [ "$rc" = 0 ] || dkm_die "port $port stayed taken; PostgreSQL in $dir not resumed"
-    # Read by name in dkm_env_write.
-    # shellcheck disable=SC2034
-    PGPORT=$port PGHOST=127.0.0.1 PGUSER=postgres PGPID=$started_pid \
-        PGSOCKDIR=$dir/sock PGDATA=$dir/data
-    dkm_env_write "$dir/env" PGPORT PGHOST PGUSER PGPID PGSOCKDIR PGDATA ||
-        dkm_die "cannot write $dir/env"
+    write_env "$dir" "$port" "$started_pid"
 }
 
 case "${1:-}" in
