@@ -35,23 +35,7 @@ admin POST /v1/groups '{"name":"bench","rotation_period":3600,"version_lifetime"
     >/dev/null
 admin POST /v1/groups/bench/grant "{\"node_id\":\"${NODE_ID[n1]}\"}" >/dev/null
 
-cat >"$IT_TMP/openssl.cnf" <<CNF
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-[provider_sect]
-default = default_sect
-dkm = dkm_sect
-[default_sect]
-activate = 1
-[dkm_sect]
-module = $DKM_BUILD_DIR/provider/dkm.so
-activate = 1
-service = https://127.0.0.1:$SVC_PORT
-trust = $KEYS_TRUST
-tcti = ${NODE_TCTI[n1]}
-cache_dir = $IT_TMP/cache
-CNF
+keys_provider_conf "$IT_TMP/openssl.cnf" "${NODE_TCTI[n1]}" "$IT_TMP/cache"
 export OPENSSL_CONF=$IT_TMP/openssl.cnf
 it_keyring_ns
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$IT_TMP/rsa.pem" 2>/dev/null

@@ -56,23 +56,7 @@ admin POST /v1/groups '{"name":"soak","rotation_period":10,"version_lifetime":30
 admin POST /v1/groups/soak/grant "{\"node_id\":\"${NODE_ID[n1]}\"}" >/dev/null
 [ "$(admin_code)" = 200 ] || it_fatal "granting the group failed"
 
-cat >"$IT_TMP/openssl.cnf" <<CNF
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-[provider_sect]
-default = default_sect
-dkm = dkm_sect
-[default_sect]
-activate = 1
-[dkm_sect]
-module = $DKM_BUILD_DIR/provider/dkm.so
-activate = 1
-service = https://127.0.0.1:$SVC_PORT
-trust = $KEYS_TRUST
-tcti = ${NODE_TCTI[n1]}
-cache_dir = $IT_TMP/cache
-CNF
+keys_provider_conf "$IT_TMP/openssl.cnf" "${NODE_TCTI[n1]}" "$IT_TMP/cache"
 export OPENSSL_CONF=$IT_TMP/openssl.cnf
 unset DKM_SERVICE DKM_TRUST DKM_TCTI DKM_CACHE_DIR
 
@@ -94,7 +78,7 @@ rot_errors=0
 start=$(date +%s)
 next_sample=$start
 next_rotate=$((start + 3))
-first_dkmd= first_client= last_dkmd= last_client=
+first_dkmd='' first_client='' last_dkmd='' last_client=''
 : >"$IT_TMP/samples"
 while :; do
     now=$(date +%s)

@@ -109,23 +109,7 @@ admin POST /v1/groups/bench/rotate >/dev/null
 admin POST /v1/groups/bench/rotate >/dev/null
 cp "$DKM_TCTI_COUNT_FILE" "$IT_TMP/dkmd.rotate"
 
-cat >"$IT_TMP/openssl.cnf" <<CNF
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-[provider_sect]
-default = default_sect
-dkm = dkm_sect
-[default_sect]
-activate = 1
-[dkm_sect]
-module = $DKM_BUILD_DIR/provider/dkm.so
-activate = 1
-service = https://127.0.0.1:$SVC_PORT
-trust = $KEYS_TRUST
-tcti = $COUNT_TCTI:${NODE_TCTI[n1]}
-cache_dir = $IT_TMP/cache
-CNF
+keys_provider_conf "$IT_TMP/openssl.cnf" "$COUNT_TCTI:${NODE_TCTI[n1]}" "$IT_TMP/cache"
 export OPENSSL_CONF=$IT_TMP/openssl.cnf
 unset DKM_SERVICE DKM_TRUST DKM_TCTI DKM_CACHE_DIR
 export DKM_TCTI_COUNT_FILE=$IT_TMP/node.count

@@ -58,23 +58,7 @@ done
 # One openssl.cnf per node.
 node_conf() {
     local name=$1
-    cat >"$IT_TMP/$name.cnf" <<CNF
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-[provider_sect]
-default = default_sect
-dkm = dkm_sect
-[default_sect]
-activate = 1
-[dkm_sect]
-module = $MODDIR/dkm.so
-activate = 1
-service = https://127.0.0.1:$SVC_PORT
-trust = $KEYS_TRUST
-tcti = ${NODE_TCTI[$name]}
-cache_dir = $IT_TMP/cache-$name
-CNF
+    keys_provider_conf "$IT_TMP/$name.cnf" "${NODE_TCTI[$name]}" "$IT_TMP/cache-$name"
 }
 node_conf n1
 node_conf n2

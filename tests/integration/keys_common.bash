@@ -17,6 +17,9 @@
 #                           and unseal on its TPM; prints dkm-test-fetch's
 #                           lines, or "status N" when dkmd refused
 #   key_digest NAME GROUP VERSION  only the key's SHA-256 (empty on refusal)
+#   keys_provider_conf FILE TCTI CACHE_DIR  an openssl.cnf that loads the
+#                           default provider and dkm's, pointed at this
+#                           test's dkmd (append sections with cat >>)
 
 KEYS_FETCH_BIN=${DKM_BUILD_DIR:-$IT_SRC/build}/tests/tools/dkm-test-fetch
 KEYS_DKMCTL=${DKM_BUILD_DIR:-$IT_SRC/build}/tools/dkmctl
@@ -100,6 +103,27 @@ fetch_status() {
     else
         echo "unverified"
     fi
+}
+
+keys_provider_conf() {
+    local file=$1 tcti=$2 cache=$3
+    cat >"$file" <<CNF
+openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+[provider_sect]
+default = default_sect
+dkm = dkm_sect
+[default_sect]
+activate = 1
+[dkm_sect]
+module = ${DKM_BUILD_DIR:-$IT_SRC/build}/provider/dkm.so
+activate = 1
+service = https://127.0.0.1:$SVC_PORT
+trust = $KEYS_TRUST
+tcti = $tcti
+cache_dir = $cache
+CNF
 }
 
 # Ask dkmd to reload now (what any writer's NOTIFY does).

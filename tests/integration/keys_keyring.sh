@@ -58,22 +58,8 @@ it_check_eq "the groups are granted" 200 "$(cat "$IT_TMP/admin.code")"
 # cache directory (one per uid: it must be owned by its user).
 node_conf() {
     local file=$1 cache=$2
-    cat >"$file" <<CNF
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-[provider_sect]
-default = default_sect
-dkm = dkm_sect
-[default_sect]
-activate = 1
-[dkm_sect]
-module = $BUILD/provider/dkm.so
-activate = 1
-service = https://127.0.0.1:$SVC_PORT
-trust = $KEYS_TRUST
-tcti = $COUNT_TCTI:${NODE_TCTI[n1]}
-cache_dir = $cache
+    keys_provider_conf "$file" "$COUNT_TCTI:${NODE_TCTI[n1]}" "$cache"
+    cat >>"$file" <<CNF
 [dkmctl]
 service = https://127.0.0.1:$SVC_PORT
 trust = $KEYS_TRUST

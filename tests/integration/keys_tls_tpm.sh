@@ -96,22 +96,8 @@ it_check_ne "the key file copied to another machine's TPM does not work" 0 "$?"
 it_check "... the TPM refuses to load it" grep -q "does not load the TLS key" <<<"$err"
 
 # --- the provider's client: dkm: lists the node's groups over mTLS --------------------
-cat >"$IT_TMP/adm.cnf" <<CNF
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-[provider_sect]
-default = default_sect
-dkm = dkm_sect
-[default_sect]
-activate = 1
-[dkm_sect]
-module = $MODDIR/dkm.so
-activate = 1
-service = https://127.0.0.1:$SVC_PORT
-trust = $KEYS_TRUST
-tcti = $ADM_TCTI
-cache_dir = $IT_TMP/cache-adm
+keys_provider_conf "$IT_TMP/adm.cnf" "$ADM_TCTI" "$IT_TMP/cache-adm"
+cat >>"$IT_TMP/adm.cnf" <<CNF
 tls_key = $K
 tls_cert = $C
 CNF

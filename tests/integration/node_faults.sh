@@ -38,23 +38,7 @@ it_check_eq "the group is granted" 200 "$(cat "$IT_TMP/admin.code")"
 
 CACHE=$IT_TMP/cache
 write_conf() {
-    cat >"$IT_TMP/openssl.cnf" <<CNF
-openssl_conf = openssl_init
-[openssl_init]
-providers = provider_sect
-[provider_sect]
-default = default_sect
-dkm = dkm_sect
-[default_sect]
-activate = 1
-[dkm_sect]
-module = $BUILD/provider/dkm.so
-activate = 1
-service = https://127.0.0.1:$SVC_PORT
-trust = $KEYS_TRUST
-tcti = $COUNT_TCTI:${NODE_TCTI[n1]}
-cache_dir = $CACHE
-CNF
+    keys_provider_conf "$IT_TMP/openssl.cnf" "$COUNT_TCTI:${NODE_TCTI[n1]}" "$CACHE"
 }
 write_conf
 export OPENSSL_CONF=$IT_TMP/openssl.cnf
